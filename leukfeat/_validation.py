@@ -1,0 +1,129 @@
+"""Argument checks shared by every module (private).
+
+One place converts and checks array arguments so that every public function
+raises the same clear, typed error naming the offending argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_image", "check_mask"]
+
+
+def check_image(image, name: str = "image", *, ndim=(2, 3), min_size: int = 2,
+                allow_float: bool = True) -> np.ndarray:
+    """Validate an image array argument and return it as a numpy array.
+
+    Parameters
+    ----------
+    image : array_like
+        The argument to check.
+    name : str
+        Argument name used in error messages.
+    ndim : tuple of int
+        Accepted numbers of dimensions. A 3-D image must have 3 channels
+        (RGB); a 4-channel array is accepted and its alpha channel dropped.
+    min_size : int
+        Smallest accepted height and width.
+    allow_float : bool
+        Whether floating point images are accepted (they must be finite).
+
+    Returns
+    -------
+    numpy.ndarray
+        The image, without copying when possible.
+
+    Raises
+    ------
+    ValueError
+        If the argument is not a finite numeric image of the accepted shape.
+    """
+    try:
+        arr = np.asarray(image)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{name}: cannot be converted to an array ({exc})") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected a numeric image array, got dtype {arr.dtype}")
+    if arr.ndim not in ndim:
+        raise ValueError(
+            f"{name}: expected an array with ndim in {tuple(ndim)}, got shape {arr.shape}")
+    if arr.ndim == 3:
+        if arr.shape[2] == 4:
+            arr = arr[..., :3]
+        elif arr.shape[2] != 3:
+            raise ValueError(
+                f"{name}: expected 3 (RGB) channels in the last axis, got shape {arr.shape}")
+    if arr.size == 0 or arr.shape[0] < min_size or arr.shape[1] < min_size:
+        raise ValueError(
+            f"{name}: image is too small, shape {arr.shape} (need at least "
+            f"{min_size}x{min_size} pixels)")
+    if np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.complexfloating):
+        if not allow_float:
+            raise ValueError(f"{name}: expected an integer image, got dtype {arr.dtype}")
+        if np.iscomplexobj(arr):
+            raise ValueError(f"{name}: complex images are not supported")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: image contains NaN or infinite values")
+    return arr
+
+
+def check_mask(mask, shape, name: str = "mask") -> np.ndarray:
+    """Validate a mask argument against an image shape and return it as bool.
+
+    Parameters
+    ----------
+    mask : array_like
+        Boolean or 0/1 array.
+    shape : tuple of int
+        The (H, W) shape the mask must have.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+
+    Raises
+    ------
+    ValueError
+        If the mask has the wrong shape or is not numeric.
+    """
+    arr = np.asarray(mask)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected a boolean mask, got dtype {arr.dtype}")
+    if arr.shape != tuple(shape[:2]):
+        raise ValueError(f"{name}: expected shape {tuple(shape[:2])}, got {arr.shape}")
+    return arr.astype(bool, copy=False)
+
+
+def as_uint8_rgb(image, name: str = "image") -> np.ndarray:
+    """Return an RGB uint8 copy-or-view of a validated image.
+
+    Grayscale is stacked to 3 channels; floats in [0, 1] are scaled by 255;
+    other integer types are rescaled by their real range.
+    """
+    arr = check_image(image, name)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0.0 and hi <= 1.0:
+            return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+        if lo >= 0.0 and hi <= 255.0:
+            return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        raise ValueError(f"{name}: float image values must lie in [0, 1] or [0, 255], "
+                         f"got range [{lo:g}, {hi:g}]")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo >= 0 and hi <= 255:
+        return arr.astype(np.uint8)
+    if hi == lo:
+        return np.zeros(arr.shape, np.uint8)
+    return np.rint((arr.astype(np.float64) - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+__all__.append("as_uint8_rgb")

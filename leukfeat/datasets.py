@@ -1,0 +1,1 @@
+"""leukfeat.datasets (being written)."""

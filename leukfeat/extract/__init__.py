@@ -1,0 +1,1 @@
+"""Handcrafted features (being written)."""

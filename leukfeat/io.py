@@ -1,0 +1,1 @@
+"""leukfeat.io (being written)."""

@@ -1,0 +1,1 @@
+"""leukfeat.preprocess (being written)."""

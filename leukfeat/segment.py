@@ -1,0 +1,1 @@
+"""leukfeat.segment (being written)."""
