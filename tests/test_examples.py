@@ -1,0 +1,28 @@
+"""The examples in examples/ run as a user would run them."""
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_runs(path, tmp_path, monkeypatch, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [str(path)])
+    runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "IoU with the ground truth" in out or "Segmentation" in out
+
+
+def test_demo_command(tmp_path):
+    from leukfeat.__main__ import main
+
+    assert main(["demo", "--out", str(tmp_path / "d"), "--n", "4", "--size", "128"]) == 0
+    assert (tmp_path / "d" / "contact_sheet.png").is_file()
+    assert len(list((tmp_path / "d").glob("overlay_*.png"))) == 4
