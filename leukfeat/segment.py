@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._filters import _log, _zero_crossings
 from ._validation import as_uint8_rgb, check_image, check_mask
 
 __all__ = [
@@ -1069,10 +1070,11 @@ def log_edges(image, sigma: float = 2.0, *, threshold: float | None = None) -> t
     """Laplacian-of-Gaussian response and its zero-crossing edges.
 
     The response is the scale-normalised LoG ``sigma**2 * (G_sigma * I)''`` of
-    the image as float in [0, 1] (grey, BT.601, for RGB), computed with
-    :func:`scipy.ndimage.gaussian_laplace`. A pixel is an edge when the
-    response changes sign between it and its right or lower neighbour and the
-    absolute difference across the crossing exceeds ``threshold``.
+    the image as float in [0, 1] (grey, BT.601, for RGB), equal to
+    ``sigma**2 * scipy.ndimage.gaussian_laplace`` (computed with separable
+    OpenCV filters). Edges are the zero-crossings of the response whose jump
+    exceeds ``threshold`` (see :func:`leukfeat.extract.edges.zero_crossings`;
+    of each crossing pair the pixel nearer to zero is marked).
 
     Parameters
     ----------
@@ -1098,18 +1100,8 @@ def log_edges(image, sigma: float = 2.0, *, threshold: float | None = None) -> t
         gray = img.astype(np.float64) / 255.0
     else:
         gray = img.astype(np.float64)
-    resp = ndi.gaussian_laplace(gray, sigma) * sigma ** 2
+    resp = _log(np.ascontiguousarray(gray), float(sigma))
     if threshold is None:
         threshold = 0.1 * float(resp.std())
-    edges = np.zeros(resp.shape, bool)
-    for axis in (0, 1):
-        a = resp[:-1, :] if axis == 0 else resp[:, :-1]
-        b = resp[1:, :] if axis == 0 else resp[:, 1:]
-        cross = (np.sign(a) != np.sign(b)) & (np.abs(a - b) > threshold)
-        if axis == 0:
-            edges[:-1, :] |= cross & (np.abs(a) <= np.abs(b))
-            edges[1:, :] |= cross & (np.abs(a) > np.abs(b))
-        else:
-            edges[:, :-1] |= cross & (np.abs(a) <= np.abs(b))
-            edges[:, 1:] |= cross & (np.abs(a) > np.abs(b))
+    edges = _zero_crossings(resp, float(threshold))
     return resp, edges
