@@ -1,1 +1,280 @@
-"""Handcrafted features (being written)."""
+"""Handcrafted features of white cells.
+
+:func:`features` measures one white cell of an image and returns an ordered
+mapping ``name -> float``; :func:`feature_names` gives the same names for a
+configuration without an image; :func:`features_per_cell` measures every
+cell of a field.
+
+Feature groups (names are stable, ``group_feature[_suffix]``, documented in
+each module):
+
+=========  ==========================  ============================================
+group      name prefixes               module
+=========  ==========================  ============================================
+texture    ``glcm_``, ``lbp_``         :mod:`leukfeat.extract.texture` (Haralick on
+                                       the GLCM of the cell, LBP histograms)
+shape      ``shape_cell_``,            :mod:`leukfeat.extract.shape` (morphometry,
+           ``shape_nucleus_``,         Feret, Hu, Fourier, Zernike, lobes, N:C)
+           ``shape_nc_ratio``, ...
+colour     ``colour_<compartment>_``   :mod:`leukfeat.extract.colour` (RGB, LAB, HSV
+                                       statistics per nucleus/cytoplasm/cell)
+edges      ``edges_``                  :mod:`leukfeat.extract.edges` (LoG, edge
+                                       density, gradient)
+=========  ==========================  ============================================
+
+Which cell: a smear field can hold several white cells. :func:`features`
+measures one of them, by default the **largest** (``cell="largest"``; also
+``"central"``, nearest to the image centre, or an integer label), which is
+the cell a single-cell data set is centred on and the most informative one
+in a field. Use :func:`features_per_cell` for one row per cell.
+
+Undefined values are NaN, never inf and never an exception: an image in
+which no white cell is found gives a row of NaN (``features`` still returns
+every name), an empty nucleus gives NaN nucleus features, a constant region
+gives NaN texture statistics that need a variance.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+
+from .._validation import as_uint8_rgb, check_image
+from ..segment import Segmentation, segment as _segment
+from . import colour, edges, shape, texture
+from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
+
+__all__ = ["features", "features_per_cell", "feature_names", "GROUPS", "DEFAULTS",
+           "haralick", "glcm", "glcm_props", "lbp_histogram",
+           "texture", "shape", "colour", "edges"]
+
+#: Feature groups in the order their columns appear.
+GROUPS = ("texture", "shape", "colour", "edges")
+
+#: Default configuration of every group (keyword arguments of :func:`features`).
+DEFAULTS = {
+    "glcm_distances": (1, 3),
+    "glcm_levels": 32,
+    "glcm_quantization": "minmax",
+    "lbp_radii": (1, 2, 3),
+    "n_fourier": 10,
+    "zernike_degree": 8,
+    "colour_spaces": ("rgb", "lab", "hsv"),
+    "percentiles": (10, 50, 90),
+    "histogram_bins": None,
+    "edge_sigmas": (1.0, 2.0),
+}
+
+_CROP_MARGIN_EXTRA = 2
+
+
+def _config(overrides: dict) -> dict:
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown feature option(s) {sorted(unknown)}; "
+                        f"known: {sorted(DEFAULTS)}")
+    cfg = dict(DEFAULTS)
+    cfg.update(overrides)
+    return cfg
+
+
+def _check_groups(groups) -> tuple:
+    if isinstance(groups, str):
+        groups = (groups,)
+    groups = tuple(groups)
+    bad = [g for g in groups if g not in GROUPS]
+    if bad or not groups:
+        raise ValueError(f"groups: expected a non-empty subset of {GROUPS}, got {groups!r}")
+    # keep the canonical order so that columns never depend on argument order
+    return tuple(g for g in GROUPS if g in groups)
+
+
+def feature_names(groups=GROUPS, **options) -> list:
+    """Names of the features :func:`features` returns for a configuration.
+
+    Parameters
+    ----------
+    groups : sequence of str
+        Subset of :data:`GROUPS`.
+    **options
+        Group options, see :data:`DEFAULTS`.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> names = feature_names()
+    >>> len(names) >= 150
+    True
+    >>> names[:2]
+    ['glcm_asm_d1_mean', 'glcm_asm_d1_range']
+    """
+    groups = _check_groups(groups)
+    cfg = _config(options)
+    out = []
+    for g in groups:
+        if g == "texture":
+            out += texture.texture_feature_names(cfg["glcm_distances"], cfg["lbp_radii"])
+        elif g == "shape":
+            out += shape.shape_feature_names(True, n_fourier=cfg["n_fourier"],
+                                             zernike_degree=cfg["zernike_degree"])
+        elif g == "colour":
+            out += colour.colour_feature_names(True, spaces=cfg["colour_spaces"],
+                                               percentiles=cfg["percentiles"],
+                                               histogram_bins=cfg["histogram_bins"])
+        elif g == "edges":
+            out += edges.edge_feature_names(sigmas=cfg["edge_sigmas"])
+    return out
+
+
+def _pick_cell(seg: Segmentation, cell) -> int:
+    if seg.n_cells == 0:
+        return 0
+    if cell == "largest":
+        return seg.largest()
+    if cell == "central":
+        h, w = seg.shape
+        best, best_d = 0, np.inf
+        for lab in seg.cell_ids():
+            ys, xs = np.nonzero(seg.labels == lab)
+            d = (ys.mean() - (h - 1) / 2) ** 2 + (xs.mean() - (w - 1) / 2) ** 2
+            if d < best_d:
+                best, best_d = lab, d
+        return best
+    if isinstance(cell, (int, np.integer)) and not isinstance(cell, bool):
+        if not 1 <= int(cell) <= seg.n_cells:
+            raise ValueError(f"cell: label {cell} is not a cell of the segmentation "
+                             f"(1..{seg.n_cells})")
+        return int(cell)
+    raise ValueError(f"cell: expected 'largest', 'central' or an integer label, got {cell!r}")
+
+
+def _measure(rgb, cell_mask, nucleus_mask, groups, cfg) -> "OrderedDict[str, float]":
+    """Features of one cell given full-size masks (cropped here once)."""
+    rows = np.flatnonzero(cell_mask.any(axis=1))
+    cols = np.flatnonzero(cell_mask.any(axis=0))
+    margin = int(4.0 * max(cfg["edge_sigmas"]) + 0.5) + _CROP_MARGIN_EXTRA
+    h, w = cell_mask.shape
+    sl = (slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h)),
+          slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)))
+    img = np.ascontiguousarray(rgb[sl])
+    cm = np.ascontiguousarray(cell_mask[sl])
+    nm = np.ascontiguousarray(nucleus_mask[sl]) & cm
+    out = OrderedDict()
+    for g in groups:
+        if g == "texture":
+            gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+            out.update(texture.texture_features(
+                gray, cm, distances=cfg["glcm_distances"], levels=cfg["glcm_levels"],
+                lbp_radii=cfg["lbp_radii"], quantization=cfg["glcm_quantization"]))
+        elif g == "shape":
+            out.update(shape.shape_features(cm, nm, n_fourier=cfg["n_fourier"],
+                                            zernike_degree=cfg["zernike_degree"]))
+        elif g == "colour":
+            out.update(colour.colour_features(img, cm, nm, spaces=cfg["colour_spaces"],
+                                              percentiles=cfg["percentiles"],
+                                              histogram_bins=cfg["histogram_bins"]))
+        elif g == "edges":
+            out.update(edges.edge_features(img, cm, sigmas=cfg["edge_sigmas"]))
+    return out
+
+
+def _prepare(image, segmentation, segmenter):
+    arr = check_image(image, "image", ndim=(3,))
+    rgb = as_uint8_rgb(arr, "image")
+    if segmentation is None:
+        segmentation = _segment(rgb, segmenter)
+    elif not isinstance(segmentation, Segmentation):
+        raise TypeError(f"segmentation: expected a leukfeat.segment.Segmentation, "
+                        f"got {type(segmentation).__name__}")
+    if segmentation.shape != rgb.shape[:2]:
+        raise ValueError(f"segmentation: shape {segmentation.shape} does not match the "
+                         f"image {rgb.shape[:2]}")
+    return rgb, segmentation
+
+
+def features(image, segmentation=None, groups=GROUPS, *, cell="largest",
+             segmenter="lab_kmeans", **options) -> "OrderedDict[str, float]":
+    """Measure one white cell of an image.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3)
+        RGB image (uint8; floats in [0, 1] are accepted and converted).
+    segmentation : Segmentation, optional
+        Precomputed segmentation; default: ``segment(image, segmenter)``.
+    groups : sequence of str
+        Feature groups, a subset of :data:`GROUPS`; columns always come in
+        the canonical group order.
+    cell : {"largest", "central"} or int
+        Which cell of the field to measure (see the module docstring).
+    segmenter : str or callable
+        Segmenter used when ``segmentation`` is None.
+    **options
+        Group options overriding :data:`DEFAULTS`.
+
+    Returns
+    -------
+    OrderedDict of str to float
+        In the order of :func:`feature_names` (same ``groups`` and
+        ``options``). All NaN when the image has no white cell.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not an RGB image, an option is invalid or ``cell`` is
+        not a label of the segmentation.
+
+    Examples
+    --------
+    >>> from leukfeat.datasets import make_cells
+    >>> img = make_cells(1, random_state=0).images[0]
+    >>> f = features(img)
+    >>> 0.0 < f["shape_nucleus_fraction"] < 1.0
+    True
+    """
+    groups = _check_groups(groups)
+    cfg = _config(options)
+    rgb, seg = _prepare(image, segmentation, segmenter)
+    lab = _pick_cell(seg, cell)
+    if lab == 0:
+        return OrderedDict.fromkeys(feature_names(groups, **options), np.nan)
+    cm = seg.labels == lab
+    return _measure(rgb, cm, seg.nucleus & cm, groups, cfg)
+
+
+def features_per_cell(image, segmentation=None, groups=GROUPS, *, segmenter="lab_kmeans",
+                      exclude_border: bool = False, **options) -> list:
+    """Measure every white cell of a field.
+
+    Parameters
+    ----------
+    image, segmentation, groups, segmenter, **options
+        As in :func:`features`.
+    exclude_border : bool
+        Skip cells touching the image border (they may be cut).
+
+    Returns
+    -------
+    list of OrderedDict
+        One mapping per cell, in label order, each starting with
+        ``cell_label`` (the label in the segmentation) followed by the
+        features. Empty when no cell is found.
+    """
+    groups = _check_groups(groups)
+    cfg = _config(options)
+    rgb, seg = _prepare(image, segmentation, segmenter)
+    h, w = seg.shape
+    rows = []
+    for lab in seg.cell_ids():
+        cm = seg.labels == lab
+        if exclude_border and (cm[0].any() or cm[-1].any() or cm[:, 0].any() or cm[:, -1].any()):
+            continue
+        row = OrderedDict(cell_label=float(lab))
+        row.update(_measure(rgb, cm, seg.nucleus & cm, groups, cfg))
+        rows.append(row)
+    return rows

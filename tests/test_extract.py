@@ -1,0 +1,195 @@
+"""Tests for leukfeat.extract.features / feature_names (the assembled vector)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from leukfeat import extract, segment
+from leukfeat.datasets import make_cells
+from leukfeat.extract import colour, edges, shape, texture
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return make_cells(12, n_classes=2, size=160, random_state=5)
+
+
+def test_feature_names_stable_unique_and_many():
+    names = extract.feature_names()
+    assert len(names) >= 150
+    assert len(set(names)) == len(names)
+    assert names == extract.feature_names()
+    # canonical group order whatever the argument order
+    assert extract.feature_names(["edges", "shape"]) == extract.feature_names(["shape", "edges"])
+    for n in names:
+        assert n == n.lower() and " " not in n
+        assert n.split("_")[0] in {"glcm", "lbp", "shape", "colour", "edges"}
+
+
+@pytest.mark.parametrize("groups", [("texture",), ("shape",), ("colour",), ("edges",),
+                                    ("shape", "colour"), extract.GROUPS])
+def test_features_keys_match_names(cells, groups):
+    f = extract.features(cells.images[0], groups=groups)
+    assert list(f) == extract.feature_names(groups)
+    vals = np.array(list(f.values()), float)
+    assert not np.isinf(vals).any()
+
+
+def test_options_change_names_consistently(cells):
+    opts = dict(glcm_distances=(1,), lbp_radii=(1,), edge_sigmas=(1.5,), percentiles=(50,),
+                histogram_bins=4, n_fourier=5)
+    f = extract.features(cells.images[1], **opts)
+    assert list(f) == extract.feature_names(**opts)
+    assert "edges_log_s1p5_mean" in f and "glcm_contrast_d3_mean" not in f
+    with pytest.raises(TypeError, match="unknown feature option"):
+        extract.features(cells.images[1], glcm_distance=2)
+
+
+def test_features_equal_group_functions_on_full_image(cells):
+    """Cropping inside features() must not change any value."""
+    img = cells.images[2]
+    seg = segment.lab_kmeans(img)
+    lab = seg.largest()
+    cm = seg.labels == lab
+    nm = seg.nucleus & cm
+    f = extract.features(img, seg)
+    d = extract.DEFAULTS
+    ref = {}
+    ref.update(texture.texture_features(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cm,
+                                        distances=d["glcm_distances"], levels=d["glcm_levels"],
+                                        lbp_radii=d["lbp_radii"],
+                                        quantization=d["glcm_quantization"]))
+    ref.update(shape.shape_features(cm, nm))
+    ref.update(colour.colour_features(img, cm, nm))
+    ref.update(edges.edge_features(img, cm, sigmas=d["edge_sigmas"]))
+    assert set(ref) == set(f)
+    for k, v in ref.items():
+        if math.isnan(v):
+            assert math.isnan(f[k]), k
+        else:
+            assert f[k] == pytest.approx(v, rel=1e-9, abs=1e-9), k
+
+
+def test_features_measure_ground_truth_masks(cells):
+    """With the generator's masks the shape features equal hand counts."""
+    for img, m, nuc in zip(cells.images[:4], cells.masks, cells.nucleus):
+        seg = segment.Segmentation.from_masks(m, nuc)
+        f = extract.features(img, seg, groups=("shape",))
+        assert f["shape_cell_area"] == m.sum()
+        assert f["shape_nucleus_area"] == nuc.sum()
+        assert f["shape_nucleus_fraction"] == pytest.approx(nuc.sum() / m.sum())
+        assert f["shape_nc_ratio"] == pytest.approx(nuc.sum() / (m & ~nuc).sum())
+
+
+def test_nc_ratio_separates_make_cells_classes():
+    data = make_cells(40, n_classes=2, size=160, random_state=9)
+    frac = np.array([extract.features(im, groups=("shape",))["shape_nucleus_fraction"]
+                     for im in data.images])
+    by_class = [frac[data.labels == c].mean() for c in range(2)]
+    assert by_class[1] > by_class[0] + 0.1
+
+
+def test_cell_choice():
+    data = make_cells(1, size=256, n_white_cells=3, random_state=2)
+    img = data.images[0]
+    seg = segment.lab_kmeans(img)
+    assert seg.n_cells == 3
+    largest = extract.features(img, seg, groups=("shape",))
+    areas = seg.areas()
+    assert largest["shape_cell_area"] == pytest.approx(areas.max(), rel=0.01)
+    for lab in (1, 2, 3):
+        f = extract.features(img, seg, groups=("shape",), cell=lab)
+        assert f["shape_cell_area"] == pytest.approx(areas[lab - 1], rel=0.01)
+    with pytest.raises(ValueError, match="cell"):
+        extract.features(img, seg, cell=4)
+    with pytest.raises(ValueError, match="cell"):
+        extract.features(img, seg, cell="smallest")
+    rows = extract.features_per_cell(img, seg, groups=("shape",))
+    assert [r["cell_label"] for r in rows] == [1.0, 2.0, 3.0]
+    assert [r["shape_cell_area"] for r in rows] == pytest.approx(list(areas), rel=0.01)
+
+
+def test_central_cell_is_nearest_to_centre():
+    img = np.full((120, 120, 3), (236, 232, 228), np.uint8)
+    yy, xx = np.mgrid[:120, :120]
+    big = (yy - 25) ** 2 + (xx - 25) ** 2 <= 18 ** 2
+    small = (yy - 62) ** 2 + (xx - 60) ** 2 <= 10 ** 2
+    img[big | small] = (120, 60, 160)
+    seg = segment.lab_kmeans(img)
+    assert seg.n_cells == 2
+    f = extract.features(img, seg, groups=("shape",), cell="central")
+    assert f["shape_cell_area"] == pytest.approx(small.sum(), rel=0.05)
+    f = extract.features(img, seg, groups=("shape",))
+    assert f["shape_cell_area"] == pytest.approx(big.sum(), rel=0.05)
+
+
+# ----------------------------------------------------------- undefined inputs
+def _all_finite_or_nan(f):
+    vals = np.array(list(f.values()), float)
+    return not np.isinf(vals).any()
+
+
+def test_no_cell_gives_nan_row():
+    blank = np.full((64, 64, 3), 230, np.uint8)
+    f = extract.features(blank)
+    assert list(f) == extract.feature_names()
+    assert all(math.isnan(v) for v in f.values())
+    assert extract.features_per_cell(blank) == []
+
+
+def test_empty_one_pixel_constant_and_border_masks():
+    img = np.full((40, 40, 3), 200, np.uint8)
+    img[10:30, 10:30] = (120, 60, 160)
+    # empty mask
+    empty = segment.Segmentation.empty((40, 40))
+    f = extract.features(img, empty)
+    assert all(math.isnan(v) for v in f.values())
+    # one-pixel cell, no nucleus
+    one = np.zeros((40, 40), bool)
+    one[20, 20] = True
+    f = extract.features(img, segment.Segmentation.from_masks(one))
+    assert _all_finite_or_nan(f) and f["shape_cell_area"] == 1
+    assert math.isnan(f["shape_nucleus_area"]) or f["shape_nucleus_area"] == 0
+    # constant image inside the cell
+    m = np.zeros((40, 40), bool)
+    m[12:28, 12:28] = True
+    f = extract.features(img, segment.Segmentation.from_masks(m, m))
+    assert _all_finite_or_nan(f)
+    assert f["colour_cell_rgb_r_std"] == 0
+    assert math.isnan(f["colour_cell_rgb_r_skewness"]) or "colour_cell_rgb_r_skewness" not in f
+    # cell touching the border
+    b = np.zeros((40, 40), bool)
+    b[0:15, 0:15] = True
+    f = extract.features(img, segment.Segmentation.from_masks(b, b & (np.arange(40) < 8)))
+    assert _all_finite_or_nan(f) and f["shape_cell_area"] == 225
+
+
+@pytest.mark.parametrize("bad", [np.zeros((20, 20), np.uint8), np.full((20, 20, 3), np.nan),
+                                 np.zeros((1, 1, 3), np.uint8), np.zeros((0, 5, 3))])
+def test_bad_image(bad):
+    with pytest.raises(ValueError, match="image"):
+        extract.features(bad)
+
+
+def test_bad_arguments(cells):
+    img = cells.images[0]
+    with pytest.raises(ValueError, match="groups"):
+        extract.features(img, groups=("texture", "nope"))
+    with pytest.raises(ValueError, match="groups"):
+        extract.feature_names(groups=())
+    with pytest.raises(TypeError, match="segmentation"):
+        extract.features(img, segmentation=np.zeros(img.shape[:2], bool))
+    with pytest.raises(ValueError, match="segmentation"):
+        extract.features(img, segmentation=segment.Segmentation.empty((10, 10)))
+
+
+def test_haralick_reexported():
+    mahotas = pytest.importorskip("mahotas")
+    rng = np.random.default_rng(0)
+    im = rng.integers(0, 64, (40, 50)).astype(np.uint8)
+    np.testing.assert_allclose(extract.haralick(im, distance=2),
+                               mahotas.features.haralick(im, distance=2), rtol=1e-6)
