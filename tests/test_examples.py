@@ -17,7 +17,9 @@ def test_example_runs(path, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", [str(path)])
     runpy.run_path(str(path), run_name="__main__")
     out = capsys.readouterr().out
-    assert "IoU with the ground truth" in out or "Segmentation" in out
+    expected = {"plot_segment_smear.py": "IoU with the ground truth",
+                "plot_cell_features.py": "422 features"}
+    assert expected.get(path.name, "") in out and out.strip()
 
 
 def test_demo_command(tmp_path):
