@@ -46,12 +46,12 @@ thread), prints the ratio of medians and asserts the issue's >= 20x target.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from _timing import median_time
 
 from leukfeat import extract, segment
 from leukfeat.datasets import make_cells
@@ -206,16 +206,6 @@ def test_bench_features_taleghani_pyradiomics(benchmark):
 
 
 # ------------------------------------------------------------------- the ratio
-def _median_time(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-
 @pytest.mark.benchmark(group="features ratio of medians, one thread")
 def test_speedup_ratio(benchmark, capsys):
     """Ratio of medians in one process on one thread; the issue's target is >= 20x.
@@ -245,9 +235,9 @@ def test_speedup_ratio(benchmark, capsys):
                 # interleave the sides so that load changes hit all of them
                 a, b, c = [], [], []
                 for _ in range(5):
-                    a.append(_median_time(lambda: ours(rgb), 15))
-                    b.append(_median_time(lambda: ex.execute(img, mask), 10))
-                    c.append(_median_time(lambda: ex_default.execute(img, mask), 5))
+                    a.append(median_time(lambda: ours(rgb), 15))
+                    b.append(median_time(lambda: ex.execute(img, mask), 10))
+                    c.append(median_time(lambda: ex_default.execute(img, mask), 5))
                 t_ours, t_theirs, t_default = (float(np.median(x)) for x in (a, b, c))
                 ratios[group] = t_theirs / t_ours
                 benchmark.extra_info[group] = {

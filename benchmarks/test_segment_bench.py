@@ -18,12 +18,12 @@ baseline; the default-baseline ratio is printed and reported as measured.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from _timing import median_time
 
 from leukfeat import segment as S
 from leukfeat.datasets import make_cells
@@ -112,25 +112,15 @@ def test_bench_lab_kmeans_sklearn_n_init_10(benchmark):
                        iterations=1, warmup_rounds=1)
 
 
-def _median_time(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-
 def test_speedup_ratio(capsys):
     """Ratio of medians in one process; the issue's target is >= 20x."""
     import threadpoolctl
 
     with threadpoolctl.threadpool_limits(1):  # one core for both sides
-        ours = _median_time(lambda: leukfeat_recipe(IMAGE), 60)
-        full = _median_time(lambda: S.lab_kmeans(IMAGE), 60)
-        default = _median_time(lambda: sklearn_recipe(IMAGE), 15)
-        ten = _median_time(lambda: sklearn_recipe(IMAGE, n_init=10), 7)
+        ours = median_time(lambda: leukfeat_recipe(IMAGE), 60)
+        full = median_time(lambda: S.lab_kmeans(IMAGE), 60)
+        default = median_time(lambda: sklearn_recipe(IMAGE), 15)
+        ten = median_time(lambda: sklearn_recipe(IMAGE, n_init=10), 7)
     with capsys.disabled():
         print(f"\n[lab_kmeans 450x450, {SOURCE}, one thread] leukfeat recipe "
               f"{ours * 1e3:.2f} ms (with nucleus split {full * 1e3:.2f} ms); sklearn "
