@@ -568,6 +568,181 @@ def test_lbp_histogram_names_methods_and_nan():
         T.lbp_histogram(img, radii=(0,))
 
 
+LBP_SETTINGS = [(8, 1), (16, 2), (24, 3)]
+
+
+def _lbp_images():
+    """Random, smooth, flat and real images (codes depend on absolute positions)."""
+    import skimage.data
+
+    rng = np.random.default_rng(21)
+    flat = np.full((40, 50), 128, np.uint8)
+    flat[10:30, 20:35] = 130          # plateaus: many samples equal the centre
+    return [
+        ("random", rng.integers(0, 256, (61, 77), dtype=np.uint8)),
+        ("few levels", rng.integers(0, 3, (45, 38), dtype=np.uint8)),
+        ("smooth", smooth_gray(3, (70, 90), noise=4.0)),
+        ("flat", flat),
+        ("camera", skimage.data.camera()),
+    ]
+
+
+@pytest.mark.parametrize("points,radius", LBP_SETTINGS)
+def test_lbp_kernel_codes_equal_skimage(points, radius):
+    """Every code of the compiled kernel equals scikit-image's, pixel by pixel."""
+    for name, img in _lbp_images():
+        ours = T._lbp_code_image(img, radius, "uniform")
+        ref = local_binary_pattern(img, points, radius, "uniform")
+        mismatch = np.argwhere(ours != ref)
+        assert mismatch.size == 0, (name, mismatch[:5])
+        # crops: same codes as skimage on the same (cropped) array
+        crop = img[3:, 5:]
+        np.testing.assert_array_equal(T._lbp_code_image(crop, radius),
+                                      local_binary_pattern(crop, points, radius, "uniform"))
+
+
+def test_lbp_kernel_codes_other_methods_and_dtypes():
+    import skimage.data
+
+    img = skimage.data.camera()[100:260, 50:270]
+    for method, radii in [("nri_uniform", (1, 2, 3)), ("default", (1, 2)), ("ror", (1, 2))]:
+        for r in radii:
+            np.testing.assert_array_equal(T._lbp_code_image(img, r, method),
+                                          local_binary_pattern(img, 8 * r, r, method),
+                                          err_msg=f"{method} r={r}")
+    # wider integer types are used as they are (float64, like scikit-image)
+    rng = np.random.default_rng(4)
+    for arr in (rng.integers(0, 4000, (40, 52)).astype(np.uint16),
+                rng.integers(-300, 300, (33, 47)).astype(np.int32)):
+        for r in (1, 2, 3):
+            np.testing.assert_array_equal(T._lbp_code_image(arr, r),
+                                          local_binary_pattern(arr, 8 * r, r, "uniform"))
+
+
+@pytest.mark.parametrize("points,radius", LBP_SETTINGS)
+def test_lbp_histogram_masked_crops_equal_skimage(points, radius):
+    """Histograms inside masks (cells near borders, thin, scattered) equal
+    scikit-image's codes of the whole image counted inside the mask."""
+    import skimage.data
+
+    cam = skimage.data.camera()
+    crops = [cam[100:324, 150:374], cam[:224, -224:], smooth_gray(8, (224, 224), noise=6.0)]
+    rng = np.random.default_rng(radius)
+    for img in crops:
+        ref_codes = local_binary_pattern(img, points, radius, "uniform")
+        masks = [blob_mask(img.shape, s) for s in range(3)]
+        masks.append(rng.random(img.shape) < 0.05)          # scattered pixels
+        thin = np.zeros(img.shape, bool)
+        thin[:, -1] = True                                   # a border column
+        masks.append(thin)
+        for mask in masks:
+            h = T.lbp_histogram(img, mask, radii=(radius,), as_dict=False)[0]
+            ref = np.bincount(ref_codes[mask].astype(np.int64), minlength=points + 2)
+            np.testing.assert_array_equal(np.rint(h * mask.sum()).astype(np.int64), ref)
+            np.testing.assert_allclose(h, ref / mask.sum(), rtol=0, atol=1e-15)
+
+
+def test_lbp_many_points_falls_back_to_skimage():
+    """P = 8 r above the kernel's 64-bit patterns goes through scikit-image."""
+    img = smooth_gray(9, (30, 34), noise=20.0)
+    mask = blob_mask(img.shape, 1)
+    h = T.lbp_histogram(img, mask, radii=(8,), as_dict=False)[0]
+    np.testing.assert_allclose(h, _lbp_by_hand(img, mask, 8), rtol=0, atol=1e-15)
+
+
+@pytest.mark.shared_data
+def test_lbp_taleghani_equal_skimage():
+    for name, gray in taleghani_gray(2):
+        g1 = np.maximum(gray, 1)
+        thr, _ = cv2.threshold(g1, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        mask = g1 < thr
+        for r in (1, 2, 3):
+            np.testing.assert_array_equal(T._lbp_code_image(gray, r),
+                                          local_binary_pattern(gray, 8 * r, r, "uniform"),
+                                          err_msg=name)
+        hists = T.lbp_histogram(gray, mask, as_dict=False)
+        for r, h in zip((1, 2, 3), hists):
+            np.testing.assert_allclose(h, _lbp_by_hand(gray, mask, r), rtol=0, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- #
+# compiled kernels: laziness, state, threads
+# --------------------------------------------------------------------------- #
+
+def test_import_does_not_import_numba():
+    import subprocess
+    import sys
+
+    code = ("import sys, leukfeat, leukfeat.extract, leukfeat.extract.texture; "
+            "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_warm_kernels_runs():
+    T._warm_kernels()
+    assert not T._count_table().any()
+
+
+def test_count_table_is_clean_between_calls():
+    """The per-thread count table is cleared by the kernel after every call."""
+    rng = np.random.default_rng(12)
+    a = rng.integers(0, 256, (50, 60), dtype=np.uint8)
+    b = smooth_gray(2, (70, 40), noise=3.0)
+    mask = blob_mask(b.shape, 4)
+    first = T.haralick(a)
+    for img, m, d in [(b, None, 1), (b, mask, 2), (a[:5, :3], None, 4), (b, ~mask, 1),
+                      (np.full((9, 9), 200, np.uint8), None, 1)]:
+        T.haralick(img, distance=d, mask=m, return_14=True)
+    np.testing.assert_array_equal(T.haralick(a), first)
+    assert not T._count_table().any()
+
+
+def test_threads_give_the_same_results():
+    from concurrent.futures import ThreadPoolExecutor
+
+    imgs = [smooth_gray(s, (120, 150), noise=5.0) for s in range(6)]
+    masks = [blob_mask(im.shape, s) if s % 2 else None for s, im in enumerate(imgs)]
+    serial = [T.haralick(im, mask=m) for im, m in zip(imgs, masks)]
+    serial_lbp = [T.lbp_histogram(im, m, as_dict=False) for im, m in zip(imgs, masks)]
+    with ThreadPoolExecutor(4) as ex:
+        par = list(ex.map(lambda im_m: T.haralick(im_m[0], mask=im_m[1]), zip(imgs, masks)))
+        par_lbp = list(ex.map(lambda im_m: T.lbp_histogram(im_m[0], im_m[1], as_dict=False),
+                              zip(imgs, masks)))
+    for a, b in zip(serial, par):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(serial_lbp, par_lbp):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("distance", [4, 5, 9])
+def test_haralick_larger_distances_match_mahotas(distance):
+    """Distances without a specialised kernel (and wider than some masks)."""
+    img = smooth_gray(distance, (83, 97), noise=9.0)
+    assert_matches(T.haralick(img, distance=distance),
+                   mahotas.features.haralick(img, distance=distance))
+    img1 = np.maximum(img, 1)
+    mask = blob_mask(img.shape, distance)
+    assert_matches(T.haralick(img1, distance=distance, mask=mask),
+                   mahotas_masked(img1, mask, distance))
+
+
+def test_haralick_large_image_and_large_counts_match_mahotas():
+    """450x450 images (counts above the x log x lookup table), masked too."""
+    import skimage.data
+
+    cam = cv2.resize(skimage.data.camera(), (450, 450), interpolation=cv2.INTER_AREA)
+    flat = np.full((450, 450), 90, np.uint8)
+    flat[100:300, 50:400] = 91
+    for img in (cam, flat):
+        assert_matches(T.haralick(img), mahotas.features.haralick(img))
+    img1 = np.maximum(cam, 1)
+    mask = img1 < 120
+    assert_matches(T.haralick(img1, mask=mask), mahotas_masked(img1, mask))
+
+
 # --------------------------------------------------------------------------- #
 # texture_features
 # --------------------------------------------------------------------------- #
