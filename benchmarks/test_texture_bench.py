@@ -29,13 +29,13 @@ compiled by the first call (``test_same_results``), outside the timings.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
 import mahotas
 import numpy as np
 import pytest
+from _timing import median_time
 import skimage.data
 
 from leukfeat.extract import texture as T
@@ -155,16 +155,6 @@ def test_bench_haralick_taleghani_masked_mahotas(benchmark):
 
 
 # ------------------------------------------------------------------- the ratio
-def _median_time(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-
 @pytest.mark.benchmark(group="haralick ratio of medians, one thread")
 def test_speedup_ratio(benchmark, capsys):
     """Ratio of medians in one process; the issue's target is >= 10x.
@@ -188,8 +178,8 @@ def test_speedup_ratio(benchmark, capsys):
                 # interleave the two sides so that load changes hit both
                 a, b = [], []
                 for _ in range(5):
-                    a.append(_median_time(lambda: ours(img), 40))
-                    b.append(_median_time(lambda: theirs(img), 8))
+                    a.append(median_time(lambda: ours(img), 40))
+                    b.append(median_time(lambda: theirs(img), 8))
                 t_ours, t_theirs = float(np.median(a)), float(np.median(b))
                 ratios[name] = t_theirs / t_ours
                 benchmark.extra_info[name] = {"leukfeat_ms": t_ours * 1e3,
@@ -247,8 +237,8 @@ def test_lbp_speed(benchmark, capsys):
     for name, m in (("whole", None), ("dark mask", mask)):
         for a, b in zip(ours_lbp(LBP_IMAGE, m), theirs_lbp(LBP_IMAGE, m)):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-15)
-        t_ours = _median_time(lambda: ours_lbp(LBP_IMAGE, m), 40)
-        t_theirs = _median_time(lambda: theirs_lbp(LBP_IMAGE, m), 8)
+        t_ours = median_time(lambda: ours_lbp(LBP_IMAGE, m), 40)
+        t_theirs = median_time(lambda: theirs_lbp(LBP_IMAGE, m), 8)
         benchmark.extra_info[name] = {"leukfeat_ms": t_ours * 1e3,
                                       "skimage_ms": t_theirs * 1e3}
         lines.append(f"  {name}: leukfeat {t_ours * 1e3:.3f} ms, scikit-image "
