@@ -1,0 +1,370 @@
+"""Classifier presets with sound defaults, and the image-to-label pipeline.
+
+:func:`make_classifier` returns an unfitted scikit-learn estimator for a
+numeric feature matrix that **may contain NaN** (the rows of images without
+a white cell, or failed images with ``on_error="nan"``)::
+
+    SimpleImputer(median) -> VarianceThreshold -> [StandardScaler] -> classifier
+
+=========== ================================================================
+name        final estimator
+=========== ================================================================
+``knn``     ``KNeighborsClassifier(n_neighbors=5, weights="distance")``, scaled
+``svm``     ``SVC(kernel="rbf", C=10, gamma="scale", class_weight="balanced")``
+            inside ``CalibratedClassifierCV(ensemble=False)`` (Platt
+            probabilities), scaled
+``rf``      ``RandomForestClassifier(n_estimators=500, class_weight="balanced",
+            n_jobs=1)``
+``xgboost`` ``XGBClassifier(n_estimators=400, learning_rate=0.1, max_depth=6,
+            subsample=0.9, colsample_bytree=0.5, tree_method="hist",
+            n_jobs=1)`` inside :class:`LabelEncodedClassifier`
+``logreg``  ``LogisticRegression(max_iter=5000, class_weight="balanced")``,
+            scaled
+=========== ================================================================
+
+Every preset accepts string or integer class labels alike (``classes_`` are
+the labels as given), has ``predict_proba`` and is deterministic for a fixed
+``random_state``.
+
+The svm preset gets its probabilities from
+``CalibratedClassifierCV(SVC(...), ensemble=False)``: Platt scaling fitted on
+5-fold cross-validated decision values, then one SVC refitted on all the
+data. That is what ``SVC(probability=True)`` did, which scikit-learn 1.9
+deprecates (removal in 1.11) in favour of exactly this; unlike it,
+``predict`` is the argmax of ``predict_proba``.
+Classifier threads default to one (``n_jobs=1``): parallelism is over images
+in :class:`~leukfeat.transformers.FeatureExtractor` and over folds in
+cross-validation, which do not oversubscribe a small machine.
+
+:func:`make_pipeline` puts a :class:`~leukfeat.transformers.FeatureExtractor`
+(optionally after a :class:`~leukfeat.transformers.StainNormalizer`) in front
+of a preset: a Pipeline from image paths to labels.
+
+xgboost is imported only when the ``"xgboost"`` preset is built.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.feature_selection import VarianceThreshold
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import get_tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import extract
+from .transformers import FeatureExtractor, StainNormalizer
+
+__all__ = ["CLASSIFIERS", "LabelEncodedClassifier", "make_classifier", "make_pipeline"]
+
+#: Names accepted by :func:`make_classifier`.
+CLASSIFIERS = ("knn", "svm", "rf", "xgboost", "logreg")
+
+_SCALED = frozenset({"knn", "svm", "logreg"})
+
+
+# --------------------------------------------------------------------------- #
+# LabelEncodedClassifier
+# --------------------------------------------------------------------------- #
+
+def _estimator_has(attr):
+    def check(self):
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        return hasattr(self.estimator, attr)
+    return check
+
+
+class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
+    """Let a classifier that needs labels ``0..K-1`` take any class labels.
+
+    ``fit`` encodes ``y`` to ``0..K-1`` (sorted order, as
+    :class:`~sklearn.preprocessing.LabelEncoder`) and fits a clone of
+    ``estimator`` on the codes; ``predict`` decodes back to the original
+    labels; ``predict_proba`` (columns in the order of ``classes_``),
+    ``predict_log_proba`` and ``decision_function`` pass through. This is what
+    :class:`xgboost.XGBClassifier` (which rejects string labels) needs.
+
+    Parameters
+    ----------
+    estimator : classifier
+        Unfitted classifier trained on integer codes.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels, sorted.
+    estimator_ : classifier
+        The fitted clone of ``estimator``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` was a DataFrame with string column names.
+    feature_importances_ : ndarray
+        ``estimator_.feature_importances_``, when the estimator has them.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> clf = LabelEncodedClassifier(LogisticRegression())
+    >>> clf.fit([[0.0], [1.0], [2.0], [3.0]], ["no", "no", "yes", "yes"]).classes_
+    array(['no', 'yes'], dtype='<U3')
+    >>> clf.predict([[0.2], [2.9]])
+    array(['no', 'yes'], dtype='<U3')
+    """
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def _allow_nan(self) -> bool:
+        try:
+            return bool(get_tags(self.estimator).input_tags.allow_nan)
+        except Exception:
+            return False
+
+    def _validate_X(self, X, *, reset: bool):
+        return validate_data(self, X, reset=reset, accept_sparse=["csr", "csc"],
+                             ensure_all_finite="allow-nan" if self._allow_nan() else True)
+
+    def fit(self, X, y, **fit_params):
+        """Fit ``estimator`` on the label codes.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix, shape (n_samples, n_features)
+        y : array-like, shape (n_samples,)
+            Class labels of any type (str, int, ...).
+        **fit_params
+            Passed to ``estimator.fit`` (e.g. ``sample_weight``).
+
+        Returns
+        -------
+        self
+        """
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
+                             ensure_all_finite="allow-nan" if self._allow_nan() else True)
+        check_classification_targets(y)
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y: needs samples of at least 2 classes, got 1 class "
+                             f"({classes[0]!r})")
+        self.estimator_ = clone(self.estimator).fit(X, codes, **fit_params)
+        self.classes_ = classes
+        return self
+
+    def predict(self, X):
+        """Predicted class labels (decoded), shape (n_samples,)."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        codes = np.asarray(self.estimator_.predict(X))
+        return self.classes_[codes.astype(np.intp, copy=False)]
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns as ``classes_``."""
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(self._validate_X(X, reset=False))
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`."""
+        check_is_fitted(self)
+        return self.estimator_.predict_log_proba(self._validate_X(X, reset=False))
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """``estimator_.decision_function`` (columns as ``classes_``)."""
+        check_is_fitted(self)
+        return self.estimator_.decision_function(self._validate_X(X, reset=False))
+
+    @property
+    def feature_importances_(self):
+        """Feature importances of the fitted estimator."""
+        check_is_fitted(self)
+        return self.estimator_.feature_importances_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            inner = get_tags(self.estimator)
+        except Exception:
+            return tags
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.non_deterministic = inner.non_deterministic
+        if inner.classifier_tags is not None:
+            tags.classifier_tags.poor_score = inner.classifier_tags.poor_score
+            tags.classifier_tags.multi_class = inner.classifier_tags.multi_class
+        return tags
+
+
+# --------------------------------------------------------------------------- #
+# presets
+# --------------------------------------------------------------------------- #
+
+def _final_estimator(name: str, random_state):
+    if name == "knn":
+        from sklearn.neighbors import KNeighborsClassifier
+        return KNeighborsClassifier(n_neighbors=5, weights="distance")
+    if name == "svm":
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC
+        return CalibratedClassifierCV(
+            SVC(kernel="rbf", C=10, gamma="scale", class_weight="balanced",
+                random_state=random_state),
+            method="sigmoid", ensemble=False)
+    if name == "rf":
+        from sklearn.ensemble import RandomForestClassifier
+        return RandomForestClassifier(n_estimators=500, class_weight="balanced", n_jobs=1,
+                                      random_state=random_state)
+    if name == "logreg":
+        from sklearn.linear_model import LogisticRegression
+        return LogisticRegression(max_iter=5000, class_weight="balanced",
+                                  random_state=random_state)
+    if name == "xgboost":
+        from xgboost import XGBClassifier
+        return LabelEncodedClassifier(XGBClassifier(
+            n_estimators=400, learning_rate=0.1, max_depth=6, subsample=0.9,
+            colsample_bytree=0.5, tree_method="hist", n_jobs=1, random_state=random_state))
+    raise AssertionError(name)  # pragma: no cover
+
+
+def make_classifier(name, *, random_state=0, variance_threshold=0.0, **params):
+    """An unfitted classifier preset for a numeric feature matrix with NaN.
+
+    Parameters
+    ----------
+    name : {"knn", "svm", "rf", "xgboost", "logreg"}
+        The preset (see the module docstring and :data:`CLASSIFIERS`).
+    random_state : int, RandomState instance or None, default 0
+        Seed of the final estimator (ignored by ``knn``).
+    variance_threshold : float or None, default 0.0
+        Threshold of the :class:`~sklearn.feature_selection.VarianceThreshold`
+        step (0 drops constant features); None leaves the step out.
+    **params
+        Parameters of the final estimator overriding the preset, e.g.
+        ``make_classifier("svm", C=1.0)`` or ``make_classifier("xgboost",
+        max_depth=4)`` (for svm and xgboost, parameters of the
+        :class:`~sklearn.svm.SVC` inside the calibration and of the
+        :class:`~xgboost.XGBClassifier` inside the label encoder:
+        ``set_params(classifier__estimator__C=1.0)`` after construction).
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Steps ``impute`` (median), ``variance`` (unless
+        ``variance_threshold=None``), ``scale`` (knn, svm, logreg) and
+        ``classifier``; after fitting, ``classes_`` are the labels as given.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a preset (the message lists them) or a parameter
+        in ``params`` does not exist (the message names it).
+
+    Examples
+    --------
+    >>> clf = make_classifier("knn", n_neighbors=3)
+    >>> [name for name, _ in clf.steps]
+    ['impute', 'variance', 'scale', 'classifier']
+    >>> clf.fit([[0, 1], [1, float("nan")], [2, 0], [3, 1]], ["a", "a", "b", "b"]).predict([[2.5, 1]])
+    array(['b'], dtype='<U1')
+    """
+    if not isinstance(name, str) or name not in CLASSIFIERS:
+        raise ValueError(f"classifier: unknown name {name!r}; expected one of "
+                         f"{', '.join(CLASSIFIERS)}")
+    final = _final_estimator(name, random_state)
+    # parameters go to the model itself, inside the label encoder / calibration
+    target = final.estimator if name in ("svm", "xgboost") else final
+    valid = target.get_params(deep=False)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for {type(target).__name__} "
+                         f"(classifier {name!r}); valid parameters: {sorted(valid)}")
+    target.set_params(**params)
+    steps = [("impute", SimpleImputer(strategy="median"))]
+    if variance_threshold is not None:
+        steps.append(("variance", VarianceThreshold(threshold=variance_threshold)))
+    if name in _SCALED:
+        steps.append(("scale", StandardScaler()))
+    steps.append(("classifier", final))
+    return Pipeline(steps)
+
+
+def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extract.GROUPS,
+                  cell="largest", options=None, embedder=None, n_jobs=None, cache=None,
+                  stain=None, on_error="raise", progress=False, random_state=0, **params):
+    """A Pipeline from images (paths or arrays) to class labels.
+
+    ``Pipeline([("features", FeatureExtractor(...)), ("classifier",
+    make_classifier(...))])``, with a first ``("stain", StainNormalizer(...))``
+    step when ``stain`` is given.
+
+    Parameters
+    ----------
+    classifier : str or estimator, default "xgboost"
+        A :func:`make_classifier` preset name, or any unfitted classifier for
+        a NaN-containing feature matrix (``params`` must then be empty).
+    segmenter, groups, cell, options, n_jobs, cache, on_error, progress
+        Parameters of :class:`~leukfeat.transformers.FeatureExtractor`
+        (``n_jobs`` is the number of extraction processes, not classifier
+        threads).
+    embedder : None
+        Reserved for pretrained-CNN embeddings added as extra columns; not
+        implemented yet (issue #6): anything but None raises
+        :class:`NotImplementedError`.
+    stain : {"reinhard", "macenko"}, optional
+        Add a :class:`~leukfeat.transformers.StainNormalizer` learning its
+        target from the training images. (The normalised images are then
+        passed to the extractor as arrays, so reading is no longer parallel.)
+    random_state : int, RandomState instance or None, default 0
+        Seed of the classifier and of the stain reference subset.
+    **params
+        Overrides of the classifier preset (see :func:`make_classifier`).
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Unfitted; e.g. ``fit(paths, labels)``, ``predict(paths)``. Parameters
+        are reachable as ``features__groups``,
+        ``classifier__classifier__max_depth``, ...
+
+    Raises
+    ------
+    ValueError
+        For an unknown classifier name or parameter, or an invalid ``stain``.
+    NotImplementedError
+        If ``embedder`` is not None.
+
+    Examples
+    --------
+    >>> pipe = make_pipeline("rf", stain="reinhard", n_estimators=100)
+    >>> [name for name, _ in pipe.steps]
+    ['stain', 'features', 'classifier']
+    """
+    if embedder is not None:
+        raise NotImplementedError("CNN embeddings are issue #6")
+    if stain is not None and stain not in ("reinhard", "macenko"):
+        raise ValueError(f"stain: expected None, 'reinhard' or 'macenko', got {stain!r}")
+    if isinstance(classifier, str):
+        clf = make_classifier(classifier, random_state=random_state, **params)
+    else:
+        if params:
+            raise ValueError(f"unknown parameter(s) {sorted(params)}: classifier "
+                             "overrides are only accepted with a preset name")
+        if not hasattr(classifier, "fit"):
+            raise ValueError(f"classifier: expected a preset name ({', '.join(CLASSIFIERS)}) "
+                             f"or an estimator, got {classifier!r}")
+        clf = clone(classifier)
+    steps = []
+    if stain is not None:
+        steps.append(("stain", StainNormalizer(method=stain, random_state=random_state)))
+    steps.append(("features", FeatureExtractor(
+        segmenter=segmenter, groups=groups, cell=cell, options=options, n_jobs=n_jobs,
+        on_error=on_error, cache=cache, progress=progress)))
+    steps.append(("classifier", clf))
+    return Pipeline(steps)

@@ -1,0 +1,796 @@
+"""scikit-learn estimators for images: feature extraction and image preprocessing.
+
+Every estimator here takes ``X`` as a **batch of images**: a sequence (list,
+tuple, 1-D array, :class:`pandas.Series`) whose items are image file paths
+(``str`` or :class:`os.PathLike`) or image arrays, or a 4-D array
+``(n_images, H, W, 3)``. A 2-D numeric matrix is not a batch of images and is
+rejected with a :class:`ValueError`.
+
+:class:`FeatureExtractor`
+    images -> feature matrix ``(n_images, n_features)`` of float64 with named
+    columns (:func:`leukfeat.extract.features` on each image), in parallel,
+    with an error policy and an optional on-disk cache.
+:class:`ImageReader`, :class:`Resize`, :class:`Equalize`, :class:`StainNormalizer`
+    images -> images: each returns a **list of RGB uint8 arrays**, so they
+    chain in a :class:`~sklearn.pipeline.Pipeline` before the extractor::
+
+        Pipeline([("stain", StainNormalizer("reinhard")),
+                  ("features", FeatureExtractor()),
+                  ("classifier", make_classifier("rf"))])
+
+scikit-learn conventions are followed (``__init__`` only stores parameters,
+parameters are validated in ``fit``, fitted attributes end in ``_``,
+:meth:`~FeatureExtractor.get_feature_names_out`, ``set_output``). Because
+``X`` holds images, the estimator tags say so (``input_tags.two_d_array =
+False``, ``input_tags.string = True`` for paths); the image transformers
+also declare ``transformer_tags.preserves_dtype = []`` since their output is
+a list of images, not an array (scikit-learn 1.9 has no tag for the output
+type).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+import warnings
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import __version__
+from . import extract, io, preprocess, segment
+from ._parallel import _map
+from ._validation import as_uint8_rgb, check_image
+
+__all__ = [
+    "FeatureExtractor",
+    "ImageReader",
+    "Resize",
+    "Equalize",
+    "StainNormalizer",
+]
+
+_PATH_TYPES = (str, bytes, os.PathLike)
+
+
+# --------------------------------------------------------------------------- #
+# input handling shared by every estimator
+# --------------------------------------------------------------------------- #
+
+def _as_items(X, name: str = "X") -> list:
+    """A batch of images (paths and/or arrays) as a list of items.
+
+    Accepts a sequence of paths/arrays, a 1-D object or string array, a
+    pandas Series (or one-column DataFrame) and a 4-D array
+    ``(n_images, H, W, C)``. Items themselves are checked when they are used.
+    """
+    if isinstance(X, _PATH_TYPES):
+        raise ValueError(f"{name}: expected a sequence of image paths or arrays, got a "
+                         f"single path {X!r}; wrap it in a list")
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name}: sparse input is not supported; expected a sequence of "
+                        "image paths or arrays")
+    if hasattr(X, "columns") and hasattr(X, "iloc"):  # pandas DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(f"{name}: a DataFrame must have exactly one column of image "
+                             f"paths or arrays, got {X.shape[1]} columns")
+        X = X.iloc[:, 0]
+    if hasattr(X, "iloc") and hasattr(X, "to_numpy"):  # pandas Series
+        X = list(X.to_numpy(dtype=object))
+    if isinstance(X, np.ndarray) or (hasattr(X, "__array__")
+                                     and not isinstance(X, (list, tuple))):
+        arr = np.asarray(X)
+        if arr.dtype == object or arr.dtype.kind in "USV":
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            if arr.ndim != 1:
+                raise ValueError(f"{name}: an array of paths or images must be 1-D, got "
+                                 f"shape {arr.shape}")
+            items = arr.tolist() if arr.dtype.kind in "US" else list(arr)
+        elif arr.ndim == 4:
+            items = list(arr)
+        else:
+            raise ValueError(
+                f"{name}: a numeric array of shape {arr.shape} is not a batch of images; "
+                "expected a sequence of image paths or arrays, or a 4-D stack "
+                "(n_images, height, width, 3). (Image estimators do not take a feature "
+                "matrix; a single image must be wrapped in a list.)")
+    else:
+        try:
+            items = list(X)
+        except TypeError:
+            raise ValueError(f"{name}: expected a sequence of image paths or arrays, got "
+                             f"{type(X).__name__}") from None
+    if not items:
+        raise ValueError(f"{name}: expected at least one image, got 0 (empty batch)")
+    return items
+
+
+def _load(item) -> np.ndarray:
+    """Read a path with :func:`leukfeat.io.read_image`; return arrays as arrays."""
+    if isinstance(item, _PATH_TYPES):
+        return io.read_image(item)
+    if isinstance(item, np.ndarray):
+        return item
+    try:
+        arr = np.asarray(item)
+    except Exception:  # pragma: no cover - exotic objects
+        arr = None
+    if arr is None or arr.dtype == object:
+        raise TypeError(f"expected an image file path or an image array, got "
+                        f"{type(item).__name__}")
+    return arr
+
+
+def _load_rgb(item) -> np.ndarray:
+    """An item as an RGB uint8 array (grayscale stacked, other dtypes converted)."""
+    return as_uint8_rgb(check_image(_load(item), "image"), "image")
+
+
+def _check_n_jobs(n_jobs) -> None:
+    if n_jobs is not None and (not isinstance(n_jobs, Integral) or isinstance(n_jobs, bool)
+                               or n_jobs == 0):
+        raise ValueError(f"n_jobs: expected None or a non-zero int, got {n_jobs!r}")
+
+
+def _check_choice(value, name: str, choices) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+
+
+def _image_tags(tags, *, requires_fit: bool):
+    tags.input_tags.two_d_array = False
+    tags.input_tags.string = True  # file paths
+    tags.requires_fit = requires_fit
+    return tags
+
+
+# --------------------------------------------------------------------------- #
+# FeatureExtractor
+# --------------------------------------------------------------------------- #
+
+def _callable_id(fn) -> dict:
+    """A stable description of a callable for the cache key."""
+    import functools
+    if isinstance(fn, functools.partial):
+        return {"partial": _callable_id(fn.func), "args": repr(fn.args),
+                "keywords": repr(sorted(fn.keywords.items()))}
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        h = hashlib.sha256(code.co_code)
+        h.update(repr(code.co_consts).encode())
+        h.update(repr(getattr(fn, "__defaults__", None)).encode())
+        h.update(repr(getattr(fn, "__kwdefaults__", None)).encode())
+        return {"name": name, "code": h.hexdigest()}
+    try:
+        import joblib
+        return {"name": name, "state": joblib.hash(fn)}
+    except Exception:
+        return {"name": name}
+
+
+_FINGERPRINT_MODULES = ("io.py", "preprocess.py", "segment.py", "_filters.py",
+                        "_validation.py", "extract")
+
+
+def _code_fingerprint() -> str:
+    """sha256 of the source of the modules that determine feature values.
+
+    Part of the cache key, so that a cache written by other code (another
+    version, or the same version number during development) is never reused.
+    """
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for entry in _FINGERPRINT_MODULES:
+        p = root / entry
+        files = sorted(p.glob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            try:
+                h.update(f.relative_to(root).as_posix().encode())
+                h.update(f.read_bytes())
+            except OSError:  # pragma: no cover - e.g. zipped installs
+                h.update(b"?")
+    return h.hexdigest()
+
+
+def _content_key(item):
+    """sha256 of a file's bytes or of an array's dtype, shape and bytes; None if unreadable."""
+    h = hashlib.sha256()
+    if isinstance(item, _PATH_TYPES):
+        try:
+            with open(item, "rb") as fh:
+                h.update(b"file:")
+                h.update(fh.read())
+        except (OSError, TypeError, ValueError):
+            return None  # the reader reports the error
+        return h.hexdigest()
+    try:
+        arr = np.ascontiguousarray(np.asarray(item))
+    except Exception:
+        return None
+    if arr.dtype == object:
+        return None
+    h.update(f"array:{arr.dtype.str}:{arr.shape}:".encode())
+    h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
+
+
+class _ExtractTask:
+    """Picklable per-image work of :class:`FeatureExtractor` (runs in workers)."""
+
+    def __init__(self, kwargs: dict, names: list, cache_dir):
+        self.kwargs = kwargs
+        self.names = names
+        self.cache_dir = cache_dir
+
+    def __call__(self, item) -> np.ndarray:
+        cached = None
+        if self.cache_dir is not None:
+            key = _content_key(item)
+            if key is not None:
+                cached = Path(self.cache_dir) / key[:2] / f"{key}.npy"
+                row = self._read(cached)
+                if row is not None:
+                    return row
+        feats = extract.features(_load(item), **self.kwargs)
+        if len(feats) != len(self.names) or list(feats) != self.names:
+            raise RuntimeError("extract.features returned other names than "
+                               "extract.feature_names for this configuration")
+        row = np.fromiter(feats.values(), dtype=np.float64, count=len(self.names))
+        if cached is not None:
+            self._write(cached, row)
+        return row
+
+    def _read(self, file: Path):
+        try:
+            row = np.load(file, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        if row.dtype != np.float64 or row.shape != (len(self.names),):
+            return None
+        return row
+
+    @staticmethod
+    def _write(file: Path, row: np.ndarray) -> None:
+        # Write then rename, so that concurrent workers never see half a file.
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f".{file.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+            with open(tmp, "wb") as fh:
+                np.save(fh, row, allow_pickle=False)
+            os.replace(tmp, file)
+        except OSError as exc:  # a read-only or full cache must not fail extraction
+            warnings.warn(f"could not write the feature cache file {file}: {exc}",
+                          RuntimeWarning, stacklevel=2)
+
+
+class FeatureExtractor(TransformerMixin, BaseEstimator):
+    """Handcrafted features of the white cell of each image, as a scikit-learn transformer.
+
+    Each image is read (paths, with :func:`leukfeat.io.read_image`),
+    segmented and measured with :func:`leukfeat.extract.features`; the result
+    is one row of named features per image, in input order.
+
+    Parameters
+    ----------
+    segmenter : str or callable, default "lab_kmeans"
+        Segmenter name (``"lab_kmeans"``, ``"hsv"``, ``"otsu"``, see
+        :data:`leukfeat.segment.METHODS`) or a callable ``image ->
+        Segmentation``. A callable must be picklable when ``n_jobs != 1``
+        (functions, lambdas and :func:`functools.partial` objects are).
+    groups : sequence of str, default ("texture", "shape", "colour", "edges")
+        Feature groups (a subset of :data:`leukfeat.extract.GROUPS`); columns
+        always come in the canonical group order.
+    cell : {"largest", "central"} or int, default "largest"
+        Which white cell of each image to measure.
+    options : dict, optional
+        Group options overriding :data:`leukfeat.extract.DEFAULTS`, e.g.
+        ``{"glcm_levels": 16, "lbp_radii": (1, 2)}``.
+    n_jobs : int, optional
+        Worker processes (joblib, loky backend); None means 1 unless inside a
+        :func:`joblib.parallel_config` context, -1 means all CPUs. Results
+        are identical for every ``n_jobs``.
+    on_error : {"raise", "nan"}, default "raise"
+        What a file that cannot be read, or an image that cannot be measured,
+        does: ``"raise"`` stops the batch with the error, its message naming
+        the file (or the index of the array); ``"nan"`` gives a row of NaN for
+        that image, records the failure in :attr:`errors_` and warns once
+        per batch. (An image in which no white cell is found is not an
+        error: it always gives a NaN row.)
+    cache : str or os.PathLike, optional
+        Directory of an on-disk feature cache. A row is stored per image under
+        a key made of the image content (sha256 of the file bytes, or of an
+        array's dtype, shape and bytes) and of the extraction configuration
+        (segmenter, groups, cell, the full options, the leukfeat version and
+        a hash of the feature and segmentation source code), so a
+        ``GridSearchCV`` over downstream parameters extracts each image only
+        once, renamed or copied files hit the cache, and a change of any
+        setting or of the code misses it. Safe with parallel workers.
+        ``n_jobs``, ``on_error`` and ``progress`` do not affect the key.
+    progress : bool, default False
+        Show a progress bar (tqdm).
+
+    Attributes
+    ----------
+    feature_names_out_ : ndarray of str
+        Column names, :func:`leukfeat.extract.feature_names` for ``groups``
+        and ``options``.
+    n_features_out_ : int
+        Number of columns.
+    cache_dir_ : pathlib.Path or None
+        The sub-folder of ``cache`` used for this configuration (None without
+        a cache); it holds a ``config.json`` describing the configuration.
+    errors_ : list of dict
+        Failures of the last :meth:`transform` (empty after :meth:`fit`), one
+        ``{"index", "item", "error_type", "message"}`` dict per failed image,
+        ``item`` being the path (or a description of the array). Only filled
+        with ``on_error="nan"``.
+
+    See Also
+    --------
+    leukfeat.extract.features : the per-image function.
+    leukfeat.models.make_pipeline : extractor + classifier in one Pipeline.
+
+    Notes
+    -----
+    ``fit`` does not look at the images (the transformer is stateless); it
+    validates the parameters and fixes the column names.
+
+    Examples
+    --------
+    >>> from leukfeat.datasets import make_cells
+    >>> images = list(make_cells(3, size=96, random_state=0).images)
+    >>> fx = FeatureExtractor(groups=("shape",))
+    >>> X = fx.fit_transform(images)
+    >>> X.shape == (3, len(fx.get_feature_names_out()))
+    True
+    >>> fx.set_output(transform="pandas").transform(images).columns[0]
+    'shape_cell_area'
+    """
+
+    def __init__(self, segmenter="lab_kmeans", groups=extract.GROUPS, cell="largest",
+                 options=None, n_jobs=None, on_error="raise", cache=None, progress=False):
+        self.segmenter = segmenter
+        self.groups = groups
+        self.cell = cell
+        self.options = options
+        self.n_jobs = n_jobs
+        self.on_error = on_error
+        self.cache = cache
+        self.progress = progress
+
+    # -- parameters ------------------------------------------------------------
+    def _configuration(self):
+        """Validate the parameters; return (features() kwargs, names, cache key dict)."""
+        seg = self.segmenter
+        if not callable(seg) and not (isinstance(seg, str) and seg in segment.METHODS):
+            raise ValueError(f"segmenter: expected one of {sorted(segment.METHODS)} or a "
+                             f"callable, got {seg!r}")
+        try:
+            groups = extract._check_groups(self.groups)
+        except TypeError:
+            raise ValueError(f"groups: expected a non-empty subset of {extract.GROUPS}, "
+                             f"got {self.groups!r}") from None
+        cell = self.cell
+        if not (cell in ("largest", "central") if isinstance(cell, str) else
+                isinstance(cell, Integral) and not isinstance(cell, bool) and cell >= 1):
+            raise ValueError(f"cell: expected 'largest', 'central' or a positive int label, "
+                             f"got {cell!r}")
+        options = {} if self.options is None else self.options
+        if not isinstance(options, dict):
+            raise ValueError(f"options: expected None or a dict, got {type(options).__name__}")
+        try:
+            names = extract.feature_names(groups, **options)
+        except TypeError as exc:
+            raise ValueError(f"options: {exc}") from None
+        _check_n_jobs(self.n_jobs)
+        _check_choice(self.on_error, "on_error", ("raise", "nan"))
+        if self.cache is not None and not isinstance(self.cache, (str, os.PathLike)):
+            raise ValueError(f"cache: expected None or a directory path, got {self.cache!r}")
+        if not isinstance(self.progress, (bool, np.bool_)):
+            raise ValueError(f"progress: expected a bool, got {self.progress!r}")
+        kwargs = dict(groups=groups, cell=cell, segmenter=seg, **options)
+        full_options = extract._config(options)
+        key = {
+            "leukfeat": __version__,
+            "segmenter": seg if isinstance(seg, str) else _callable_id(seg),
+            "groups": list(groups),
+            "cell": cell if isinstance(cell, str) else int(cell),
+            "options": {k: full_options[k] for k in sorted(full_options)},
+            "n_features": len(names),
+        }
+        return kwargs, names, key
+
+    def _cache_dir(self, key: dict):
+        if self.cache is None:
+            return None
+        key = dict(key, code=_code_fingerprint())
+        text = json.dumps(key, sort_keys=True, default=repr)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+        folder = Path(self.cache) / f"features-{digest}"
+        config = folder / "config.json"
+        if not config.is_file():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = folder / f".config.{uuid.uuid4().hex}.tmp"
+                tmp.write_text(json.dumps(key, sort_keys=True, indent=1, default=repr) + "\n")
+                os.replace(tmp, config)
+            except OSError as exc:
+                raise ValueError(f"cache: cannot create the cache folder {folder}: "
+                                 f"{exc}") from exc
+        return folder
+
+    # -- estimator API ---------------------------------------------------------
+    def fit(self, X, y=None):
+        """Validate the parameters and the batch; fix the output columns.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray, or ndarray (n, H, W, 3)
+            Image paths or images. Not read by ``fit``.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        _, names, key = self._configuration()
+        _as_items(X)
+        self.feature_names_out_ = np.asarray(names, dtype=object)
+        self.n_features_out_ = len(names)
+        self.cache_dir_ = self._cache_dir(key)
+        self.errors_ = []
+        return self
+
+    def transform(self, X):
+        """Extract the features of every image.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray, or ndarray (n, H, W, 3)
+            Image paths and/or RGB images (uint8, or any dtype
+            :func:`leukfeat.extract.features` accepts).
+
+        Returns
+        -------
+        ndarray of float64, shape (n_images, n_features_out_)
+            One row per image, in input order (a DataFrame with
+            ``set_output(transform="pandas")``). Rows of images without a
+            white cell, and with ``on_error="nan"`` of failed images, are NaN.
+
+        Raises
+        ------
+        leukfeat.io.ImageReadError, ValueError, ...
+            With ``on_error="raise"``, the first failure, its message naming
+            the item (``item <index> (<path>): ...``).
+        """
+        check_is_fitted(self, "feature_names_out_")
+        kwargs, names, key = self._configuration()
+        if names != list(self.feature_names_out_):
+            raise ValueError("the feature configuration (groups/options) changed since fit; "
+                             "call fit again")
+        items = _as_items(X)
+        cache_dir = self._cache_dir(key)
+        task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir))
+        if self.n_jobs not in (None, 1) and len(items) > 1 and "texture" in kwargs["groups"]:
+            # load (or, on a cold numba cache, compile once) the texture kernels
+            # here, so that workers find them cached instead of each compiling
+            from .extract import texture
+            texture._warm_kernels()
+        rows, failures = _map(task, items, n_jobs=self.n_jobs, progress=bool(self.progress),
+                              desc="features",
+                              on_error="raise" if self.on_error == "raise" else "collect")
+        out = np.full((len(items), len(names)), np.nan, dtype=np.float64)
+        for i, row in enumerate(rows):
+            if row is not None:
+                out[i] = row
+        self.errors_ = [{"index": f.index, "item": f.item, "error_type": f.error_type,
+                         "message": f.message} for f in failures]
+        if failures:
+            first = failures[0]
+            warnings.warn(f"{len(failures)} of {len(items)} images failed and gave NaN rows "
+                          f"(see errors_); first: item {first.index} ({first.item}): "
+                          f"{first.error_type}: {first.message}", UserWarning, stacklevel=2)
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        Parameters
+        ----------
+        input_features : ignored
+            Images have no input feature names.
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_.copy()
+
+    def __sklearn_tags__(self):
+        tags = _image_tags(super().__sklearn_tags__(), requires_fit=True)
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags
+
+
+# --------------------------------------------------------------------------- #
+# image -> image transformers
+# --------------------------------------------------------------------------- #
+
+class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Base of the image-to-image transformers (list of RGB uint8 arrays out).
+
+    ``set_output`` is accepted (so that ``Pipeline.set_output`` works) but has
+    no effect: a list of images cannot be a DataFrame. ``get_feature_names_out``
+    passes its input through, so that a Pipeline starting with image
+    transformers still reports the names of its :class:`FeatureExtractor`.
+    """
+
+    _requires_fit = False
+
+    def _validate(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def fit(self, X, y=None):
+        """Validate the parameters and the batch (stateless: nothing is learned).
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray, or ndarray (n, H, W, C)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate()
+        _as_items(X)
+        return self
+
+    def _transform_one(self, image: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _apply(self, item) -> np.ndarray:
+        return self._transform_one(_load_rgb(item))
+
+    def transform(self, X):
+        """Transform every image.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray, or ndarray (n, H, W, C)
+            Image paths (read with :func:`leukfeat.io.read_image`) or images
+            (any dtype :func:`leukfeat._validation.as_uint8_rgb` accepts;
+            grayscale is stacked to RGB).
+
+        Returns
+        -------
+        list of ndarray of uint8, shape (H', W', 3)
+            One RGB image per input, in order.
+
+        Raises
+        ------
+        leukfeat.io.ImageReadError, ValueError
+            For a file that cannot be read or an invalid image; the message
+            names the item.
+        """
+        if self._requires_fit:
+            check_is_fitted(self)
+        self._validate()
+        items = _as_items(X)
+        results, _ = _map(self._apply, items, n_jobs=1, on_error="raise")
+        return results
+
+    def set_output(self, *, transform=None):
+        """Accept ``set_output`` for Pipeline compatibility; the output stays a list of images.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None
+
+        Returns
+        -------
+        self
+        """
+        if transform not in (None, "default", "pandas", "polars"):
+            raise ValueError(f"transform: expected 'default', 'pandas', 'polars' or None, "
+                             f"got {transform!r}")
+        return self
+
+    def get_feature_names_out(self, input_features=None):
+        """Pass ``input_features`` through (images have no feature names).
+
+        Returns
+        -------
+        ndarray of str or None
+        """
+        return None if input_features is None else np.asarray(input_features, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = _image_tags(super().__sklearn_tags__(), requires_fit=self._requires_fit)
+        tags.transformer_tags.preserves_dtype = []  # output: a list of RGB uint8 images
+        return tags
+
+
+class ImageReader(_ImageTransformer):
+    """Read image files into RGB uint8 arrays.
+
+    Paths are read with :func:`leukfeat.io.read_image`; arrays pass through,
+    converted to RGB uint8. Stateless.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ImageReader().fit_transform([np.zeros((4, 4), np.uint8)])[0].shape
+    (4, 4, 3)
+    """
+
+    def __init__(self):
+        pass
+
+    def _validate(self) -> None:
+        pass
+
+    def _transform_one(self, image):
+        return image
+
+
+class Resize(_ImageTransformer):
+    """Resize every image (:func:`leukfeat.preprocess.resize`). Stateless.
+
+    Parameters
+    ----------
+    size : int or (int, int), default (224, 224)
+        Output size in (height, width) order.
+    keep_aspect : bool, default False
+        Keep the aspect ratio and pad (with black) to ``size``.
+    interpolation : {"area", "linear", "cubic", "nearest"}, default "area"
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Resize((32, 16)).fit_transform([np.zeros((64, 64, 3), np.uint8)])[0].shape
+    (32, 16, 3)
+    """
+
+    def __init__(self, size=(224, 224), keep_aspect=False, interpolation="area"):
+        self.size = size
+        self.keep_aspect = keep_aspect
+        self.interpolation = interpolation
+
+    def _validate(self) -> None:
+        preprocess._positive_int_pair(self.size, "size")
+        preprocess._check_interpolation(self.interpolation)
+        if not isinstance(self.keep_aspect, (bool, np.bool_)):
+            raise ValueError(f"keep_aspect: expected a bool, got {self.keep_aspect!r}")
+
+    def _transform_one(self, image):
+        return preprocess.resize(image, self.size, keep_aspect=bool(self.keep_aspect),
+                                 interpolation=self.interpolation)
+
+
+class Equalize(_ImageTransformer):
+    """Histogram equalisation of the lightness of every image. Stateless.
+
+    Parameters
+    ----------
+    method : {"global", "clahe"}, default "global"
+        :func:`leukfeat.preprocess.equalize` or :func:`leukfeat.preprocess.clahe`
+        (both on CIE L* only, hue and chroma kept).
+    clip_limit : float, default 2.0
+        CLAHE contrast limit (``method="clahe"`` only).
+    tile_grid_size : int or (int, int), default (8, 8)
+        CLAHE tiles as (rows, columns) (``method="clahe"`` only).
+    """
+
+    def __init__(self, method="global", clip_limit=2.0, tile_grid_size=(8, 8)):
+        self.method = method
+        self.clip_limit = clip_limit
+        self.tile_grid_size = tile_grid_size
+
+    def _validate(self) -> None:
+        _check_choice(self.method, "method", ("global", "clahe"))
+        if self.method == "clahe":
+            if (not isinstance(self.clip_limit, Real) or isinstance(self.clip_limit, bool)
+                    or not np.isfinite(self.clip_limit) or self.clip_limit <= 0):
+                raise ValueError(f"clip_limit: expected a positive number, "
+                                 f"got {self.clip_limit!r}")
+            preprocess._positive_int_pair(self.tile_grid_size, "tile_grid_size")
+
+    def _transform_one(self, image):
+        if self.method == "clahe":
+            return preprocess.clahe(image, self.clip_limit, self.tile_grid_size)
+        return preprocess.equalize(image)
+
+
+class StainNormalizer(_ImageTransformer):
+    """Stain (colour) normalisation to a target learnt from the training images.
+
+    ``fit`` pools the training images (all, or a random subset of
+    ``n_reference``) into one target: Reinhard L*a*b* mean and standard
+    deviation (:func:`leukfeat.preprocess.reinhard_stats`) or the Macenko
+    stain matrix and maximum concentrations
+    (:func:`leukfeat.preprocess.macenko_stains`). ``transform`` maps every
+    image to that target (:func:`~leukfeat.preprocess.reinhard` /
+    :func:`~leukfeat.preprocess.macenko`).
+
+    Parameters
+    ----------
+    method : {"reinhard", "macenko"}, default "reinhard"
+    n_reference : int, optional
+        Number of training images, drawn at random without replacement, from
+        which the target is learnt; None uses all. Macenko pools the optical
+        density of every pixel of the reference images (24 bytes per pixel:
+        about 1.2 MB per 224x224 image), so set this for large sets.
+    random_state : int, RandomState instance or None, default 0
+        Seed of the reference subset.
+
+    Attributes
+    ----------
+    target_ : leukfeat.preprocess.ReinhardTarget or MacenkoTarget
+        The learnt target.
+    reference_indices_ : ndarray of int
+        Indices (into the ``X`` given to ``fit``) of the reference images.
+
+    Examples
+    --------
+    >>> from leukfeat.datasets import make_cells
+    >>> images = list(make_cells(4, size=64, random_state=0).images)
+    >>> norm = StainNormalizer("reinhard").fit(images)
+    >>> norm.target_.mean.shape, len(norm.transform(images))
+    ((3,), 4)
+    """
+
+    _requires_fit = True
+
+    def __init__(self, method="reinhard", n_reference=None, random_state=0):
+        self.method = method
+        self.n_reference = n_reference
+        self.random_state = random_state
+
+    def _validate(self) -> None:
+        _check_choice(self.method, "method", ("reinhard", "macenko"))
+        n = self.n_reference
+        if n is not None and (not isinstance(n, Integral) or isinstance(n, bool) or n < 1):
+            raise ValueError(f"n_reference: expected None or a positive int, got {n!r}")
+
+    def fit(self, X, y=None):
+        """Learn the stain target from (a subset of) the images.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray, or ndarray (n, H, W, C)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate()
+        items = _as_items(X)
+        n = len(items)
+        if self.n_reference is None or self.n_reference >= n:
+            idx = np.arange(n)
+        else:
+            rng = check_random_state(self.random_state)
+            idx = np.sort(rng.choice(n, size=self.n_reference, replace=False))
+        refs, _ = _map(_load_rgb, [items[i] for i in idx], n_jobs=1, on_error="raise")
+        if self.method == "reinhard":
+            self.target_ = preprocess.reinhard_stats(refs)
+        else:
+            self.target_ = preprocess.macenko_stains(refs)
+        self.reference_indices_ = idx
+        return self
+
+    def _transform_one(self, image):
+        if self.method == "reinhard":
+            return preprocess.reinhard(image, self.target_)
+        return preprocess.macenko(image, self.target_)
