@@ -288,7 +288,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     groups : sequence of str, default ("texture", "shape", "colour", "edges")
         Feature groups (a subset of :data:`leukfeat.extract.GROUPS`); columns
         always come in the canonical group order.
-    cell : {"largest", "central"} or int, default "largest"
+    cell : {"largest", "central", "mean", "median"} or int, default "largest"
         Which white cell of each image to measure.
     options : dict, optional
         Group options overriding :data:`leukfeat.extract.DEFAULTS`, e.g.
@@ -379,10 +379,10 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             raise ValueError(f"groups: expected a non-empty subset of {extract.GROUPS}, "
                              f"got {self.groups!r}") from None
         cell = self.cell
-        if not (cell in ("largest", "central") if isinstance(cell, str) else
+        if not (cell in ("largest", "central", "mean", "median") if isinstance(cell, str) else
                 isinstance(cell, Integral) and not isinstance(cell, bool) and cell >= 1):
-            raise ValueError(f"cell: expected 'largest', 'central' or a positive int label, "
-                             f"got {cell!r}")
+            raise ValueError(f"cell: expected 'largest', 'central', 'mean', 'median' or a "
+                             f"positive int label, got {cell!r}")
         options = {} if self.options is None else self.options
         if not isinstance(options, dict):
             raise ValueError(f"options: expected None or a dict, got {type(options).__name__}")

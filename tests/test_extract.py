@@ -113,6 +113,22 @@ def test_cell_choice():
     assert [r["shape_cell_area"] for r in rows] == pytest.approx(list(areas), rel=0.01)
 
 
+@pytest.mark.parametrize("how", ["mean", "median"])
+def test_aggregate_over_cells_equals_per_cell_rows(how):
+    data = make_cells(1, size=256, n_white_cells=3, random_state=2)
+    img = data.images[0]
+    seg = segment.lab_kmeans(img)
+    rows = extract.features_per_cell(img, seg)
+    names = extract.feature_names()
+    table = np.array([[r[n] for n in names] for r in rows])
+    f = extract.features(img, seg, cell=how)
+    assert list(f) == names
+    ref = np.nanmean(table, 0) if how == "mean" else np.nanmedian(table, 0)
+    np.testing.assert_allclose(np.array(list(f.values())), ref, rtol=1e-12, equal_nan=True)
+    blank = np.full((64, 64, 3), 230, np.uint8)
+    assert all(math.isnan(v) for v in extract.features(blank, cell=how).values())
+
+
 def test_central_cell_is_nearest_to_centre():
     img = np.full((120, 120, 3), (236, 232, 228), np.uint8)
     yy, xx = np.mgrid[:120, :120]

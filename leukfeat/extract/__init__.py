@@ -26,7 +26,10 @@ Which cell: a smear field can hold several white cells. :func:`features`
 measures one of them, by default the **largest** (``cell="largest"``; also
 ``"central"``, nearest to the image centre, or an integer label), which is
 the cell a single-cell data set is centred on and the most informative one
-in a field. Use :func:`features_per_cell` for one row per cell.
+in a field. ``cell="mean"`` or ``"median"`` aggregates every cell of the
+field into one row with the same names (on Taleghani fields, with several
+blasts each, this describes the sample better than one cell). Use
+:func:`features_per_cell` for one row per cell.
 
 Undefined values are NaN, never inf and never an exception: an image in
 which no white cell is found gives a row of NaN (``features`` still returns
@@ -36,6 +39,7 @@ gives NaN texture statistics that need a variance.
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 import cv2
@@ -68,6 +72,9 @@ DEFAULTS = {
 }
 
 _CROP_MARGIN_EXTRA = 2
+
+#: Aggregations over every cell of a field accepted as ``cell=``.
+_AGGREGATES = {"mean": np.nanmean, "median": np.nanmedian}
 
 
 def _config(overrides: dict) -> dict:
@@ -150,7 +157,8 @@ def _pick_cell(seg: Segmentation, cell) -> int:
             raise ValueError(f"cell: label {cell} is not a cell of the segmentation "
                              f"(1..{seg.n_cells})")
         return int(cell)
-    raise ValueError(f"cell: expected 'largest', 'central' or an integer label, got {cell!r}")
+    raise ValueError(f"cell: expected 'largest', 'central', 'mean', 'median' or an integer "
+                     f"label, got {cell!r}")
 
 
 def _measure(rgb, cell_mask, nucleus_mask, groups, cfg) -> "OrderedDict[str, float]":
@@ -210,8 +218,11 @@ def features(image, segmentation=None, groups=GROUPS, *, cell="largest",
     groups : sequence of str
         Feature groups, a subset of :data:`GROUPS`; columns always come in
         the canonical group order.
-    cell : {"largest", "central"} or int
-        Which cell of the field to measure (see the module docstring).
+    cell : {"largest", "central", "mean", "median"} or int
+        Which cell of the field to measure (see the module docstring), or
+        ``"mean"`` / ``"median"``: every cell is measured and each feature
+        is the mean / median over the cells (NaN ignored), which describes
+        the whole field's population of white cells with the same names.
     segmenter : str or callable
         Segmenter used when ``segmentation`` is None.
     **options
@@ -240,6 +251,17 @@ def features(image, segmentation=None, groups=GROUPS, *, cell="largest",
     groups = _check_groups(groups)
     cfg = _config(options)
     rgb, seg = _prepare(image, segmentation, segmenter)
+    if isinstance(cell, str) and cell in _AGGREGATES:
+        rows = [_measure(rgb, seg.labels == lab, seg.nucleus & (seg.labels == lab), groups, cfg)
+                for lab in seg.cell_ids()]
+        names = feature_names(groups, **options)
+        if not rows:
+            return OrderedDict.fromkeys(names, np.nan)
+        table = np.array([[r[n] for n in names] for r in rows], dtype=np.float64)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+            agg = _AGGREGATES[cell](table, axis=0)
+        return OrderedDict(zip(names, agg.tolist()))
     lab = _pick_cell(seg, cell)
     if lab == 0:
         return OrderedDict.fromkeys(feature_names(groups, **options), np.nan)
