@@ -67,7 +67,7 @@ _OUTLINE_NUCLEUS = (255, 255, 0)
 # --------------------------------------------------------------------------
 # result objects
 # --------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CellCrop:
     """One white cell cut out of a field.
 
@@ -99,7 +99,7 @@ class CellCrop:
         return int(self.mask.sum())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Segmentation:
     """Result of a white-cell segmentation.
 
@@ -890,7 +890,7 @@ def _stained_threshold(centres, bounds, counts, min_stain):
 
 # default HSV box, in degrees (hue) and [0, 1] (saturation, value)
 HSV_LOWER = (235.0, 0.18, 0.15)
-HSV_UPPER = (330.0, 1.0, 0.95)
+HSV_UPPER = (330.0, 1.0, 1.0)
 
 
 def hsv_threshold(image, lower=HSV_LOWER, upper=HSV_UPPER, *, min_size: int | None = None,
@@ -904,7 +904,8 @@ def hsv_threshold(image, lower=HSV_LOWER, upper=HSV_UPPER, *, min_size: int | No
     violet of Wright/Giemsa-stained nuclei and basophilic cytoplasm (hue
     235–330°) while excluding the pale background (low saturation), pink
     red cells (hue above 330° or below 235°), grey-blue red cells (low
-    saturation) and black debris (low value).
+    saturation) and black debris (low value). Value is not capped: brightly
+    lit smears (Taleghani ALL) have white cells with V close to 1.
 
     Parameters
     ----------

@@ -311,6 +311,27 @@ def test_taleghani_cells_found_in_99_percent():
 
 
 @pytest.mark.shared_data
+def test_taleghani_hsv_threshold_finds_stained_cells():
+    from leukfeat.io import read_image
+
+    files = taleghani_files(step=16)  # ~200 images over all classes
+    empty, bad, n_cells = 0, 0, 0
+    for f in files:
+        im = read_image(f)
+        seg = S.hsv_threshold(im)
+        if seg.n_cells == 0:
+            empty += 1
+            continue
+        a = cv2.cvtColor(im, cv2.COLOR_RGB2LAB)[..., 1].astype(float)
+        bg_a = np.median(a[~seg.mask])
+        for c in seg.cell_ids():
+            n_cells += 1
+            bad += a[seg.labels == c].mean() - bg_a < 10
+    assert empty <= 0.01 * len(files)
+    assert bad <= 0.01 * n_cells
+
+
+@pytest.mark.shared_data
 def test_taleghani_masks_cover_purple_cells_not_red_cells():
     """Each found cell must be stained: much more magenta (CIELAB a*) than the
     field around it, and bluer than red (B > R is not required: Wright
