@@ -68,15 +68,15 @@ def check_image(image, name: str = "image", *, ndim=(2, 3), min_size: int = 2,
     return arr
 
 
-def check_mask(mask, shape, name: str = "mask") -> np.ndarray:
+def check_mask(mask, shape=None, name: str = "mask") -> np.ndarray:
     """Validate a mask argument against an image shape and return it as bool.
 
     Parameters
     ----------
     mask : array_like
         Boolean or 0/1 array.
-    shape : tuple of int
-        The (H, W) shape the mask must have.
+    shape : tuple of int, optional
+        The (H, W) shape the mask must have; None accepts any 2-D mask.
     name : str
         Argument name used in error messages.
 
@@ -92,7 +92,10 @@ def check_mask(mask, shape, name: str = "mask") -> np.ndarray:
     arr = np.asarray(mask)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name}: expected a boolean mask, got dtype {arr.dtype}")
-    if arr.shape != tuple(shape[:2]):
+    if shape is None:
+        if arr.ndim != 2:
+            raise ValueError(f"{name}: expected a 2-D mask, got shape {arr.shape}")
+    elif arr.shape != tuple(shape[:2]):
         raise ValueError(f"{name}: expected shape {tuple(shape[:2])}, got {arr.shape}")
     return arr.astype(bool, copy=False)
 

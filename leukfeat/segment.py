@@ -286,12 +286,7 @@ class Segmentation:
 # morphology helpers (2-D boolean arrays)
 # --------------------------------------------------------------------------
 def _as_mask(mask, name="mask") -> np.ndarray:
-    arr = np.asarray(mask)
-    if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D mask, got shape {arr.shape}")
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{name}: expected a boolean mask, got dtype {arr.dtype}")
-    return arr.astype(bool, copy=False)
+    return check_mask(mask, None, name)
 
 
 def _label(mask: np.ndarray, connectivity: int = 8):

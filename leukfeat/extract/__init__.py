@@ -252,8 +252,10 @@ def features(image, segmentation=None, groups=GROUPS, *, cell="largest",
     cfg = _config(options)
     rgb, seg = _prepare(image, segmentation, segmenter)
     if isinstance(cell, str) and cell in _AGGREGATES:
-        rows = [_measure(rgb, seg.labels == lab, seg.nucleus & (seg.labels == lab), groups, cfg)
-                for lab in seg.cell_ids()]
+        rows = []
+        for lab in seg.cell_ids():
+            cm = seg.labels == lab
+            rows.append(_measure(rgb, cm, seg.nucleus & cm, groups, cfg))
         names = feature_names(groups, **options)
         if not rows:
             return OrderedDict.fromkeys(names, np.nan)
