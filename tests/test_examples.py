@@ -23,9 +23,15 @@ def test_example_runs(path, tmp_path, monkeypatch, capsys):
     assert expected.get(path.name, "") in out and out.strip()
 
 
-def test_demo_command(tmp_path):
+def test_demo_command(tmp_path, capsys):
     from leukfeat.__main__ import main
 
-    assert main(["demo", "--out", str(tmp_path / "d"), "--n", "4", "--size", "128"]) == 0
-    assert (tmp_path / "d" / "contact_sheet.png").is_file()
-    assert len(list((tmp_path / "d").glob("overlay_*.png"))) == 4
+    out = tmp_path / "d"
+    assert main(["demo", "--out", str(out), "--n", "20", "--classes", "2", "--size", "96",
+                 "--cv", "3", "--n-jobs", "1", "--no-report", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "mean cell IoU" in printed and "against the generator's ground truth" in printed
+    assert "| xgboost |" in printed and "balanced accuracy" in printed
+    assert (out / "contact_sheet.png").is_file()
+    assert len(list((out / "overlays").glob("overlay_*.png"))) == 20
+    assert (out / "results.json").is_file()

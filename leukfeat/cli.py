@@ -1,0 +1,1415 @@
+"""The ``leukfeat`` command line (console script ``leukfeat``, also ``python -m leukfeat``).
+
+Commands
+--------
+demo
+    The main job on built-in synthetic data: generate
+    :func:`leukfeat.datasets.make_cells` images, segment them (IoU against
+    the known ground truth), extract features, cross-validate KNN, SVM,
+    random forest and XGBoost on the same folds, write a report (Markdown +
+    PNGs) and print the summary table.
+segment
+    Masks and overlay PNGs of image files or folders, and a summary CSV.
+extract
+    A feature table (CSV or Parquet): one row per image, or per cell.
+train / predict
+    Fit a pipeline (features + classifier) on a labelled data set and save it
+    as a skops model file; predict labels and class probabilities of images.
+evaluate
+    Duplicate- and patient-aware cross-validation of one or more classifiers
+    on a labelled data set (:mod:`leukfeat.evaluate`): JSON, summary table and
+    an optional report with figures.
+
+Conventions
+-----------
+* Expected errors (a missing path, an empty folder, an unknown loader, a data
+  set that does not match its layout, an unreadable or untrusted model file,
+  a bad option) print one line ``leukfeat: error: ...`` on stderr and exit
+  with status 2; unexpected errors (bugs) keep their traceback.
+* Images that cannot be read or measured never stop a batch and are never
+  silently dropped: they are listed on stderr, counted, and kept in the
+  output with an ``error`` column (NaN features / no prediction).
+* Progress bars (tqdm) go to stderr; they are off with ``--quiet`` or when
+  stderr is not a terminal. Results (tables, summaries) go to stdout.
+* Feature extraction runs once per command, in ``--n-jobs`` processes;
+  ``evaluate`` cross-validates the classifiers on that feature matrix (the
+  extractor learns nothing from the training folds, so this equals
+  cross-validating the whole image pipeline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+#: Names of the data-set loaders (``--loader``); checked against
+#: :data:`leukfeat.datasets.LOADERS` when a command runs.
+LOADER_NAMES = ("folder", "taleghani", "cnmc", "allidb", "pbc")
+#: Classifier presets (:data:`leukfeat.models.CLASSIFIERS`, repeated here so
+#: that option errors do not wait for scikit-learn to import; a test keeps
+#: them equal).
+CLASSIFIERS = ("knn", "svm", "rf", "xgboost", "logreg")
+#: What ``--classifier all`` evaluates (the models of the accuracy benchmark).
+ALL_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
+#: Models shown in ``demo``.
+DEMO_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
+FEATURE_GROUPS = ("texture", "shape", "colour", "edges")
+CELLS = ("largest", "central", "mean", "median")
+METHODS = ("lab_kmeans", "hsv", "otsu")
+_MAX_LISTED = 20  # failures listed on stderr
+
+
+class CommandError(ValueError):
+    """An expected error of the command line (reported in one line, exit 2)."""
+
+
+# --------------------------------------------------------------------------- #
+# output helpers
+# --------------------------------------------------------------------------- #
+
+def _progress(args) -> bool:
+    """Progress bars: on unless --quiet or stderr is not a terminal."""
+    if getattr(args, "quiet", False):
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _info(args, message: str) -> None:
+    """A status line on stderr (silenced by --quiet)."""
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr, flush=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _format_error(exc: BaseException) -> str:
+    from .io import ImageReadError
+
+    if (isinstance(exc, OSError) and not isinstance(exc, ImageReadError)
+            and exc.strerror and exc.filename):
+        text = f"{exc.strerror}: {os.fsdecode(exc.filename)}"
+    elif isinstance(exc, ImportError) and exc.name and not str(exc):
+        text = f"missing module {exc.name!r}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return _one_line(text)
+
+
+def _report_failures(what: str, failures: list, total: int, out=None) -> None:
+    """List failed items on stderr (always, even with --quiet): never silent."""
+    if not failures:
+        return
+    lines = [f"leukfeat: {len(failures)} of {total} {what}:"]
+    for path, message in failures[:_MAX_LISTED]:
+        lines.append(f"  {path}: {_one_line(message)}")
+    if len(failures) > _MAX_LISTED:
+        more = f" (all listed in {out})" if out else ""
+        lines.append(f"  ... and {len(failures) - _MAX_LISTED} more{more}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _jsonable(obj):
+    """Plain JSON values: NaN/inf -> None, numpy scalars and arrays -> Python."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _write_json(path, data) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(_jsonable(data), fh, indent=2, allow_nan=False)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _out_file(path, suffixes, option: str) -> Path:
+    """Check an output file name's suffix and create its folder."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise CommandError(f"{option}: expected a file name ending in "
+                           f"{' or '.join(suffixes)}, got {str(path)!r}")
+    if path.exists() and path.is_dir():
+        raise CommandError(f"{option}: {path} is a folder, expected a file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_parquet() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise CommandError("writing Parquet needs pyarrow: pip install 'leukfeat[parquet]' "
+                           "(or write a .csv file)") from None
+
+
+def _write_table(df, path: Path) -> None:
+    if path.suffix.lower() == ".parquet":
+        _check_parquet()
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+
+
+def _use_agg() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+# --------------------------------------------------------------------------- #
+# inputs
+# --------------------------------------------------------------------------- #
+
+def _collect_images(inputs, option: str = "INPUT") -> list:
+    """Image files given directly or found (recursively) in folders, in order, once each."""
+    from .io import IMAGE_EXTENSIONS, list_images
+
+    paths, seen = [], set()
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise CommandError(f"{option}: no image files "
+                                   f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {p}")
+        elif p.exists():
+            found = [p]
+        else:
+            raise FileNotFoundError(errno.ENOENT, f"{option}: no such file or folder", str(p))
+        for f in found:
+            key = os.path.realpath(f)
+            if key not in seen:
+                seen.add(key)
+                paths.append(str(f))
+    return paths
+
+
+def _check_loader(name) -> str:
+    """The loader name, normalised as load_dataset does; an error if unknown."""
+    from . import datasets
+
+    loaders = getattr(datasets, "LOADERS", None)
+    names = tuple(loaders) if loaders else LOADER_NAMES
+    key = str(name).strip().casefold()
+    if key not in names:
+        raise CommandError(f"--loader: unknown loader {name!r}; expected one of "
+                           f"{', '.join(names)}")
+    return key
+
+
+def _load_labelled(root, loader: str, *, limit=None, seed=0):
+    """A LabelledImages data set (optionally a stratified subset).
+
+    Loader warnings (e.g. ignored files) are printed as one line each on
+    stderr, whatever --quiet says.
+    """
+    from . import datasets
+
+    loader = _check_loader(loader)
+    root_path = Path(root)
+    if not root_path.exists():
+        raise FileNotFoundError(errno.ENOENT, "ROOT: no such data-set folder", str(root))
+    if not root_path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "ROOT: not a folder", str(root))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", getattr(datasets, "DatasetWarning", UserWarning))
+        data = datasets.load_dataset(root, loader=loader)
+    for w in caught:
+        print(f"leukfeat: warning: {_one_line(w.message)}", file=sys.stderr)
+    if len(data) == 0:
+        raise CommandError(f"ROOT: the {loader} loader found no images in {root}")
+    n_total = len(data)
+    if limit is not None and limit < len(data):
+        data = data.stratified_subset(limit, random_state=seed)
+    return data, n_total
+
+
+def _class_counts(labels) -> dict:
+    import numpy as np
+
+    names, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    return {str(n): int(c) for n, c in zip(names, counts)}
+
+
+def _data_info(data, loader, limit, n_total=None) -> dict:
+    return {"root": str(getattr(data, "root", "")), "loader": loader,
+            "name": getattr(data, "name", loader), "n_images": len(data),
+            "limit": limit, "n_images_in_data_set": len(data) if n_total is None else n_total,
+            "class_counts": _class_counts(data.labels),
+            "patient_groups": None if data.groups is None
+            else int(len(set(map(str, data.groups))))}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _folds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {value}")
+    return value
+
+
+def _n_jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a non-zero integer (-1: all CPUs)")
+    return value
+
+
+def _classifier_names(text: str) -> list:
+    """Preset names from NAME, 'all' or a comma-separated list (no heavy import)."""
+    names = []
+    for part in str(text).split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        if part == "all":
+            names.extend(ALL_CLASSIFIERS)
+        elif part in CLASSIFIERS:
+            names.append(part)
+        else:
+            raise CommandError(f"--classifier: unknown classifier {part!r}; expected one of "
+                               f"{', '.join(CLASSIFIERS)}, 'all' or a comma-separated list")
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise CommandError("--classifier: no classifier given")
+    return names
+
+
+# --------------------------------------------------------------------------- #
+# feature extraction shared by extract / evaluate / demo
+# --------------------------------------------------------------------------- #
+
+#: With ``--n-jobs`` left at auto, per-image work runs in worker processes
+#: only for batches of at least AUTO_MIN_IMAGES images, and cross-validation
+#: folds only when images x models x folds reaches AUTO_MIN_CV_WORK: a worker
+#: process must import leukfeat and scikit-learn (and load the compiled
+#: texture kernels), 2-3 s, which small jobs never pay back (on 2 cores: 90
+#: demo images take 1 s to extract in-process, 3.8 s with two workers; their
+#: 4 models x 5 folds 5.7 s in-process, 4.4 s with two workers; one model x 5
+#: folds on 200 Taleghani images 6.3 s in-process, 8.4 s with two workers).
+AUTO_MIN_IMAGES = 400
+AUTO_MIN_CV_WORK = 1500
+
+
+def _jobs(args, n_items: int, minimum: int = AUTO_MIN_IMAGES) -> int:
+    """--n-jobs, or for auto (None): all CPUs when n_items >= minimum, else 1."""
+    if args.n_jobs is not None:
+        return args.n_jobs
+    return -1 if n_items >= minimum else 1
+
+
+def _cv_jobs(args, n_images: int, n_models: int, cv: int) -> int:
+    """--n-jobs for the cross-validation folds (auto: by images x models x folds)."""
+    return _jobs(args, n_images * n_models * cv, AUTO_MIN_CV_WORK)
+
+
+def _extractor(args, n_items, *, cell=None, progress=False):
+    from .transformers import FeatureExtractor
+
+    return FeatureExtractor(segmenter=args.method, groups=tuple(args.groups),
+                            cell=cell or args.cell or "largest",
+                            n_jobs=_jobs(args, n_items),
+                            on_error="nan", cache=getattr(args, "cache", None),
+                            progress=progress)
+
+
+def _extract_matrix(fx, items):
+    """fit_transform with the NaN policy; returns (X, names, failures, no_cell)."""
+    import numpy as np
+
+    with warnings.catch_warnings():
+        # failures are reported by the command itself, with every path
+        warnings.filterwarnings("ignore", message=r".*images failed and gave NaN rows",
+                                category=UserWarning)
+        X = fx.fit_transform(items)
+    names = [str(n) for n in fx.get_feature_names_out()]
+    failures = {e["index"]: f"{e['error_type']}: {e['message']}" for e in fx.errors_}
+    empty = np.isnan(X).all(axis=1)
+    no_cell = [i for i in np.flatnonzero(empty) if i not in failures]
+    return X, names, failures, no_cell
+
+
+NO_CELL = "no white cell found (NaN features)"
+
+
+class _PerCellTask:
+    """Picklable per-image work of ``extract --per-cell``."""
+
+    def __init__(self, groups, segmenter):
+        self.groups = tuple(groups)
+        self.segmenter = segmenter
+
+    def __call__(self, path):
+        from . import extract, io
+
+        rows = extract.features_per_cell(io.read_image(path), groups=self.groups,
+                                         segmenter=self.segmenter)
+        return [list(r.values()) for r in rows]
+
+
+class _SegmentTask:
+    """Picklable per-image work of ``segment``: read, segment, write three PNGs."""
+
+    def __init__(self, out_dir, method):
+        self.out_dir = str(out_dir)
+        self.method = method
+
+    def __call__(self, item):
+        import cv2
+        import numpy as np
+
+        from . import io, segment
+
+        path, stem = item
+        image = io.read_image(path)
+        seg = segment.segment(image, self.method)
+        out = Path(self.out_dir)
+        files = {"mask": out / f"{stem}_mask.png", "nucleus": out / f"{stem}_nucleus.png",
+                 "overlay": out / f"{stem}_overlay.png"}
+        arrays = {"mask": seg.mask.astype(np.uint8) * 255,
+                  "nucleus": seg.nucleus.astype(np.uint8) * 255,
+                  "overlay": cv2.cvtColor(seg.overlay(image), cv2.COLOR_RGB2BGR)}
+        for key, file in files.items():
+            ok, buf = cv2.imencode(".png", arrays[key])
+            if not ok:  # pragma: no cover - encoding a uint8 array does not fail
+                raise OSError(f"cannot encode {file}")
+            file.write_bytes(buf.tobytes())
+        areas = seg.areas()
+        cell_area = int(seg.mask.sum())
+        nucleus_area = int(seg.nucleus.sum())
+        return {"n_cells": int(seg.n_cells), "cell_area": cell_area,
+                "nucleus_area": nucleus_area,
+                "largest_cell_area": int(areas.max()) if areas.size else 0,
+                "nucleus_fraction": nucleus_area / cell_area if cell_area else float("nan"),
+                "height": int(image.shape[0]), "width": int(image.shape[1]),
+                "mask": files["mask"].name, "nucleus": files["nucleus"].name,
+                "overlay": files["overlay"].name}
+
+
+def _unique_stems(paths) -> list:
+    """Output name stems: the file stem, made unique with parent folders, then a counter."""
+    from collections import Counter
+
+    stems = [Path(p).stem for p in paths]
+    counts = Counter(stems)
+    out = []
+    for p, s in zip(paths, stems):
+        if counts[s] > 1 and Path(p).parent.name:
+            s = f"{Path(p).parent.name}_{s}"
+        out.append(s)
+    counts = Counter(out)
+    used: dict = {}
+    final = []
+    for s in out:
+        if counts[s] > 1:
+            used[s] = used.get(s, 0) + 1
+            s = f"{s}_{used[s]}"
+        final.append(s)
+    return final
+
+
+# --------------------------------------------------------------------------- #
+# cross-validation shared by evaluate / demo
+# --------------------------------------------------------------------------- #
+
+def _cross_validate(names, X, y, *, groups, cv, paths, seed, n_bootstrap, n_jobs, progress):
+    """compare() the classifiers on the same folds; a progress bar over models.
+
+    With a bar, each model is cross-validated in its own :func:`compare` call
+    (same data and seed, hence the same folds and bootstrap resamples as one
+    call) so that the bar can advance; without one, a single call.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .evaluate import Comparison, compare
+    from .models import make_classifier
+
+    def models(sub):
+        return {n: make_classifier(n, random_state=seed) for n in sub}
+
+    kwargs = dict(groups=groups, cv=cv, paths=paths, random_state=seed,
+                  n_bootstrap=n_bootstrap, n_jobs=n_jobs, return_predictions=True)
+
+    def run(sub):
+        try:
+            return compare(models(sub), X, y, **kwargs)
+        except ValueError as exc:
+            hint = ""
+            if "n_splits" in str(exc) and "svm" in sub:
+                hint = (" (the svm preset calibrates its probabilities on 5 inner folds: "
+                        "every class needs at least 5 images in each training part)")
+            raise CommandError(f"cross-validation of {', '.join(sub)} failed: "
+                               f"{_one_line(exc)}{hint}") from exc
+
+    if not progress:
+        return run(names)
+    tables, reports = [], {}
+    with tqdm(total=len(names), desc="cross-validation", unit="model") as bar:
+        for name in names:
+            bar.set_postfix_str(f"{name}, {cv} folds")
+            c = run([name])
+            tables.append(c.table)
+            reports.update(c.reports)
+            bar.update(1)
+    return Comparison(pd.concat(tables), reports)
+
+
+def _cv_header(report) -> str:
+    dup = ("" if report.n_duplicate_groups is None
+           else f", {report.n_duplicate_groups} duplicate groups kept within folds")
+    return (f"{report.cv}-fold {report.split} cross-validation, {report.n_images} images, "
+            f"{len(report.classes)} classes ({', '.join(report.classes)}){dup}")
+
+
+def _summary_text(comparison) -> str:
+    reports = comparison.reports
+    if len(reports) == 1:
+        return next(iter(reports.values())).summary()
+    first = next(iter(reports.values()))
+    best = _best_model(comparison)
+    return "\n".join([_cv_header(first), "", comparison.to_markdown(), "",
+                      f"best balanced accuracy: {best} "
+                      f"({reports[best].balanced_accuracy:.3f})"])
+
+
+def _best_model(comparison) -> str:
+    return max(comparison.reports,
+               key=lambda k: (comparison.reports[k].balanced_accuracy,
+                              comparison.reports[k].f1_macro))
+
+
+_PREDICTION_FIELDS = ("y_true", "y_pred", "y_proba")
+
+
+def _report_dict(report) -> dict:
+    """CVReport.to_dict without the per-image predictions (see --predictions)."""
+    return {k: v for k, v in report.to_dict().items() if k not in _PREDICTION_FIELDS}
+
+
+def _comparison_json(comparison) -> dict:
+    """JSON body: the report fields for one model; per-model dicts and a table for several."""
+    reports = comparison.reports
+    if len(reports) == 1:
+        name, report = next(iter(reports.items()))
+        return dict(model=name, **_report_dict(report))
+    first = next(iter(reports.values()))
+    table = comparison.table.reset_index()
+    return {
+        "models": {k: _report_dict(r) for k, r in reports.items()},
+        "summary": table.to_dict(orient="records"),
+        "summary_markdown": comparison.to_markdown(),
+        "best_model": _best_model(comparison),
+        "classes": list(first.classes), "n_images": first.n_images, "cv": first.cv,
+        "split": first.split, "n_duplicate_groups": first.n_duplicate_groups,
+        "n_groups": first.n_groups, "random_state": first.random_state,
+    }
+
+
+def _predictions_table(comparison, paths):
+    """Out-of-fold predictions per image: path, label, fold, then per model."""
+    import pandas as pd
+
+    first = next(iter(comparison.reports.values()))
+    table = pd.DataFrame({"path": [str(p) for p in paths],
+                          "label": [str(v) for v in first.y_true],
+                          "fold": first.fold_of_sample})
+    for name, r in comparison.reports.items():
+        table[f"{name}_prediction"] = [str(v) for v in r.y_pred]
+        if r.y_proba is not None:
+            for k, c in enumerate(r.classes):
+                table[f"{name}_proba_{c}"] = r.y_proba[:, k]
+    return table
+
+
+def _importance_model(comparison, X, y, seed):
+    """{name: model fitted on all data} for the feature-importance figure, or None.
+
+    The best evaluated model with importances (xgboost, rf, logreg), refitted
+    on every image; the figure describes that model, not the fold models.
+    """
+    from .models import make_classifier
+
+    candidates = [k for k in comparison.reports if k in ("xgboost", "rf", "logreg")]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda k: (comparison.reports[k].balanced_accuracy,
+                                          comparison.reports[k].f1_macro))
+    return {f"{best} (fitted on all {len(y)} images)":
+            make_classifier(best, random_state=seed).fit(X, y)}
+
+
+def _write_cv_report(comparison, out_dir, *, X, y, feature_names, model, images,
+                     segmentations):
+    _use_agg()
+    from . import plot
+
+    result = (next(iter(comparison.reports.values())) if len(comparison.reports) == 1
+              else comparison)
+    return plot.cv_report(result, out_dir, X=X, y=y, feature_names=feature_names,
+                          model=model, images=images, segmentations=segmentations)
+
+
+# --------------------------------------------------------------------------- #
+# commands
+# --------------------------------------------------------------------------- #
+
+def _cmd_demo(args) -> int:
+    import cv2
+    import numpy as np
+    import pandas as pd
+
+    from . import segment
+    from .datasets import make_cells
+
+    t_start = time.perf_counter()
+    progress = _progress(args)
+    # every class needs a test image per fold and, for the svm preset's inner
+    # 5-fold calibration, 5 images in every training part
+    per_class = max(args.cv, math.ceil(5 * args.cv / (args.cv - 1)))
+    if args.n < per_class * args.classes:
+        raise CommandError(f"--n: {args.cv}-fold cross-validation of {args.classes} classes "
+                           f"needs at least {per_class * args.classes} images, got {args.n}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _info(args, f"generating {args.n} synthetic smear images ({args.classes} classes, "
+                f"{args.size}x{args.size}, seed {args.seed}) ...")
+    data = make_cells(args.n, n_classes=args.classes, size=args.size, n_white_cells=(1, 2),
+                      random_state=args.seed)
+    y = np.asarray(data.class_names)[data.labels]
+    images = list(data.images)
+    # files of an earlier run with other settings would be mixed with these
+    overlays_dir = out / "overlays"
+    for stale in [*(out / "images").glob("class_*/img_*.png"),
+                  *overlays_dir.glob("overlay_*.png")]:
+        stale.unlink()
+    data.save(out / "images")
+
+    # segmentation against the ground truth
+    overlays_dir.mkdir(exist_ok=True)
+    from tqdm.auto import tqdm
+    segs, tiles, rows = [], [], []
+    for i in tqdm(range(len(images)), desc="segmentation", unit="image", disable=not progress):
+        img, gt, gt_nuc = images[i], data.masks[i], data.nucleus[i]
+        seg = segment.segment(img, args.method)
+        segs.append(seg)
+        ov = seg.overlay(img)
+        tiles.append(ov)
+        cv2.imwrite(str(overlays_dir / f"overlay_{i:03d}.png"),
+                    cv2.cvtColor(ov, cv2.COLOR_RGB2BGR))
+        union = (seg.mask | gt).sum()
+        iou = float((seg.mask & gt).sum() / union) if union else 1.0
+        nu = (seg.nucleus | gt_nuc).sum()
+        niou = float((seg.nucleus & gt_nuc).sum() / nu) if nu else 1.0
+        rows.append({"image": i, "class": y[i], "n_cells": seg.n_cells,
+                     "true_n_cells": int(data.cell_labels[i].max()),
+                     "cell_iou": iou, "nucleus_iou": niou})
+    seg_table = pd.DataFrame(rows)
+    seg_table.to_csv(out / "segmentation.csv", index=False)
+    cols = min(10, len(tiles))
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)
+    sheet = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
+    cv2.imwrite(str(out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+    # features, once
+    t0 = time.perf_counter()
+    args.groups, args.cell = FEATURE_GROUPS, "largest"
+    X, names, failures, no_cell = _extract_matrix(
+        _extractor(args, len(images), progress=progress), images)
+    t_features = time.perf_counter() - t0
+
+    # cross-validation of the classifiers on the same folds
+    t0 = time.perf_counter()
+    comparison = _cross_validate(list(DEMO_CLASSIFIERS), X, y, groups=None, cv=args.cv,
+                                 paths=images, seed=args.seed, n_bootstrap=1000,
+                                 n_jobs=_cv_jobs(args, len(images), len(DEMO_CLASSIFIERS),
+                                                 args.cv),
+                                 progress=progress)
+    t_cv = time.perf_counter() - t0
+
+    # report
+    report_path = None
+    if not args.no_report:
+        t0 = time.perf_counter()
+        _info(args, "writing the report ...")
+        model = _importance_model(comparison, X, y, args.seed)
+        report_path = _write_cv_report(comparison, out / "report", X=X, y=y,
+                                       feature_names=names, model=model, images=images,
+                                       segmentations=segs)
+        t_report = time.perf_counter() - t0
+    else:
+        t_report = 0.0
+    elapsed = time.perf_counter() - t_start
+    _write_json(out / "results.json", {
+        "data": {"generator": "leukfeat.datasets.make_cells", "n_images": args.n,
+                 "classes": list(data.class_names), "size": args.size, "seed": args.seed},
+        "segmentation": {"method": args.method,
+                         "mean_cell_iou": float(seg_table.cell_iou.mean()),
+                         "mean_nucleus_iou": float(seg_table.nucleus_iou.mean())},
+        "features": {"n_features": len(names), "n_failed": len(failures),
+                     "n_no_cell": len(no_cell), "seconds": t_features},
+        "seconds": {"features": t_features, "cross_validation": t_cv, "report": t_report,
+                    "total": elapsed},
+        **_comparison_json(comparison)})
+
+    print(f"leukfeat demo: {args.n} synthetic smear images (make_cells, {args.classes} "
+          f"classes, {args.size}x{args.size}, seed {args.seed}), method {args.method}")
+    print(f"segmentation: mean cell IoU {seg_table.cell_iou.mean():.3f}, mean nucleus IoU "
+          f"{seg_table.nucleus_iou.mean():.3f} against the generator's ground truth "
+          f"(per image in segmentation.csv)")
+    print(f"features: {X.shape[1]} per image in {t_features:.1f} s"
+          + (f"; {len(failures) + len(no_cell)} images without a measurable cell"
+             if failures or no_cell else ""))
+    print()
+    print(_summary_text(comparison))
+    print()
+    if report_path is not None:
+        print(f"report: {Path(report_path).resolve()}")
+    print(f"images, overlays, contact sheet and results.json in {out.resolve()}")
+    print(f"done in {elapsed:.1f} s (try: leukfeat evaluate {out / 'images'} "
+          f"--classifier all)")
+    return 0
+
+
+def _cmd_segment(args) -> int:
+    import pandas as pd
+
+    from ._parallel import _map
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out: {out} exists and is not a folder")
+    paths = _collect_images(args.inputs)
+    # never segment our own outputs (--out inside an input folder, run twice)
+    out_abs = Path(os.path.realpath(out))
+    ours = [p for p in paths if out_abs in Path(os.path.realpath(p)).parents]
+    if ours:
+        paths = [p for p in paths if p not in set(ours)]
+        _info(args, f"skipping {len(ours)} image(s) inside the output folder {out}")
+        if not paths:
+            raise CommandError(f"INPUT: every image found is inside the output folder {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    stems = _unique_stems(paths)
+    _info(args, f"segmenting {len(paths)} images ({args.method}) into {out} ...")
+    results, failures = _map(_SegmentTask(out, args.method), list(zip(paths, stems)),
+                             n_jobs=_jobs(args, len(paths)), progress=_progress(args),
+                             desc="segment",
+                             on_error="collect")
+    errors = {f.index: f"{f.error_type}: {f.message}" for f in failures}
+    rows = []
+    for i, (path, stem, res) in enumerate(zip(paths, stems, results)):
+        row = {"path": path, "stem": stem}
+        if res is None:
+            row["error"] = errors.get(i, "failed")
+        else:
+            row.update(res)
+            row["error"] = None
+        rows.append(row)
+    columns = ["path", "stem", "n_cells", "cell_area", "nucleus_area", "largest_cell_area",
+               "nucleus_fraction", "height", "width", "mask", "nucleus", "overlay", "error"]
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    for col in ("n_cells", "cell_area", "nucleus_area", "largest_cell_area", "height", "width"):
+        table[col] = table[col].astype("Int64")
+    summary = out / "segmentation.csv"
+    table.to_csv(summary, index=False)
+    _report_failures("images could not be segmented",
+                     [(paths[i], errors[i]) for i in sorted(errors)], len(paths), summary)
+    if len(errors) == len(paths):
+        raise CommandError(f"all {len(paths)} images failed; first: {paths[0]}: "
+                           f"{_one_line(errors[0])}")
+    ok = table[table.error.isna()]
+    print(f"segmented {len(ok)} of {len(paths)} images ({args.method}): "
+          f"{int(ok.n_cells.sum())} white cells, {int((ok.n_cells == 0).sum())} images "
+          f"without one; {len(errors)} failed")
+    print(f"masks, nuclei and overlays in {out.resolve()}; summary {summary}")
+    return 0
+
+
+def _extract_inputs(args):
+    """(paths, labels or None, groups or None, data info or None) for ``extract``."""
+    from . import datasets
+
+    inputs = args.inputs
+    single_dir = len(inputs) == 1 and Path(inputs[0]).is_dir()
+    if args.loader is not None:
+        _check_loader(args.loader)
+        if not single_dir:
+            if len(inputs) == 1 and not Path(inputs[0]).exists():
+                raise FileNotFoundError(errno.ENOENT, "ROOT: no such data-set folder",
+                                        inputs[0])
+            raise CommandError("--loader: expects a single data-set folder (ROOT), got "
+                               f"{len(inputs)} input(s): {', '.join(inputs[:3])}")
+        data, _ = _load_labelled(inputs[0], args.loader)
+        return list(map(str, data.paths)), data.labels, data.groups, \
+            _data_info(data, args.loader, None)
+    if single_dir:
+        layout_error = getattr(datasets, "DatasetLayoutError", None)
+        try:
+            data, _ = _load_labelled(inputs[0], "folder")
+        except Exception as exc:
+            if layout_error is None or not isinstance(exc, layout_error):
+                raise
+            _info(args, f"{inputs[0]} is not a folder-per-class data set (fewer than two "
+                        "class sub-folders with images): extracting its images without "
+                        "labels")
+        else:
+            return list(map(str, data.paths)), data.labels, data.groups, \
+                _data_info(data, "folder", None)
+    return _collect_images(inputs), None, None, None
+
+
+def _cmd_extract(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    out = _out_file(args.out, (".csv", ".parquet"), "--out")
+    if out.suffix.lower() == ".parquet":
+        _check_parquet()
+    if args.per_cell and args.cell is not None:
+        raise CommandError("--cell: not allowed with --per-cell (every cell gets a row)")
+    if args.per_cell and args.cache is not None:
+        raise CommandError("--cache: not supported with --per-cell (the cache holds one "
+                           "row per image)")
+    paths, labels, groups, _ = _extract_inputs(args)
+    progress = _progress(args)
+    t0 = time.perf_counter()
+    _info(args, f"extracting features of {len(paths)} images ...")
+    head = {"path": paths}
+    if labels is not None:
+        head["label"] = [str(v) for v in labels]
+    if groups is not None:
+        head["group"] = [str(v) for v in groups]
+    if not args.per_cell:
+        X, names, failures, no_cell = _extract_matrix(
+            _extractor(args, len(paths), progress=progress), paths)
+        error = [None] * len(paths)
+        for i, msg in failures.items():
+            error[i] = msg
+        for i in no_cell:
+            error[i] = NO_CELL
+        table = pd.concat([pd.DataFrame(head).assign(error=error),
+                           pd.DataFrame(X, columns=names)], axis=1)
+        n_rows = len(paths)
+        failed = [(paths[i], failures[i]) for i in sorted(failures)]
+    else:
+        from . import extract
+        from ._parallel import _map
+
+        names = extract.feature_names(tuple(args.groups))
+        n_jobs = _jobs(args, len(paths))
+        if n_jobs != 1 and len(paths) > 1 and "texture" in args.groups:
+            from .extract import texture
+            texture._warm_kernels()
+        results, fails = _map(_PerCellTask(args.groups, args.method), paths,
+                              n_jobs=n_jobs, progress=progress, desc="features",
+                              on_error="collect")
+        fail_msg = {f.index: f"{f.error_type}: {f.message}" for f in fails}
+        head_rows, feats = [], []
+        no_cell = []
+        nan_row = [np.nan] * len(names)
+        for i, res in enumerate(results):
+            base = {k: v[i] for k, v in head.items()}
+            if res is None or not res:
+                if res is not None:
+                    no_cell.append(i)
+                head_rows.append(dict(base, cell_label=np.nan,
+                                      error=fail_msg.get(i, NO_CELL)))
+                feats.append(nan_row)
+            else:
+                for r in res:
+                    head_rows.append(dict(base, cell_label=int(r[0]), error=None))
+                    feats.append(r[1:])
+        table = pd.concat([pd.DataFrame(head_rows),
+                           pd.DataFrame(np.asarray(feats, dtype=np.float64), columns=names)],
+                          axis=1)
+        table["cell_label"] = table["cell_label"].astype("Int64")
+        n_rows = len(table)
+        failed = [(paths[i], fail_msg[i]) for i in sorted(fail_msg)]
+    _write_table(table, out)
+    elapsed = time.perf_counter() - t0
+    _report_failures("images could not be read or measured (NaN rows kept, see the "
+                     "error column)", failed, len(paths), out)
+    if no_cell:
+        print(f"leukfeat: {len(no_cell)} of {len(paths)} images have no white cell "
+              "(NaN rows kept, see the error column)", file=sys.stderr)
+    unit = "cell rows" if args.per_cell else "rows"
+    print(f"wrote {out}: {n_rows} {unit} x {len(names)} features "
+          f"({len(paths)} images, {len(failed)} failed, {len(no_cell)} without a white cell) "
+          f"in {elapsed:.1f} s")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    import numpy as np
+
+    names = _classifier_names(args.classifier)
+    if len(names) != 1:
+        raise CommandError("--classifier: train fits one classifier, got "
+                           f"{', '.join(names)}")
+    name = names[0]
+    out = _out_file(args.out, (".skops",), "--out")
+    data, n_total = _load_labelled(args.root, args.loader, limit=args.limit, seed=args.seed)
+
+    from . import __version__, persist
+    from .models import make_pipeline
+    progress = _progress(args)
+    counts = _class_counts(data.labels)
+    if len(counts) < 2:
+        raise CommandError(f"ROOT: training needs at least 2 classes, found {list(counts)}")
+    _info(args, f"training {name} on {len(data)} images ({len(counts)} classes) ...")
+    t0 = time.perf_counter()
+    model = make_pipeline(name, segmenter=args.method, groups=tuple(args.groups),
+                          cell=args.cell or "largest", n_jobs=_jobs(args, len(data)),
+                          on_error="nan",
+                          cache=args.cache, progress=progress, random_state=args.seed)
+    paths = [str(p) for p in data.paths]
+    labels = np.asarray([str(v) for v in data.labels])
+    # Pipeline.fit step by step, so that files that cannot be read (or
+    # measured) are left out of training instead of becoming imputed rows.
+    fx = model.named_steps["features"]
+    X, _, failures, _ = _extract_matrix(fx, paths)
+    failed = [(paths[i], failures[i]) for i in sorted(failures)]
+    keep = np.asarray([i for i in range(len(paths)) if i not in failures], dtype=np.intp)
+    if len(_class_counts(labels[keep])) < 2:
+        raise CommandError(f"too few readable images to train on: "
+                           f"{_class_counts(labels[keep])} ({len(failed)} failed)")
+    model.steps[-1][1].fit(X[keep], labels[keep])
+    # a portable file: library defaults for how the extractor runs
+    model.set_params(features__n_jobs=None, features__progress=False,
+                     features__on_error="raise", features__cache=None)
+    elapsed = time.perf_counter() - t0
+    metadata = {"command": "leukfeat train", "classifier": name,
+                "data": _data_info(data, args.loader, args.limit, n_total),
+                "n_trained_images": int(keep.size),
+                "failed_images": [p for p, _ in failed], "seed": args.seed,
+                "trained_with": f"leukfeat {__version__}",
+                "fit_seconds": round(elapsed, 2)}
+    persist.save_model(model, out, metadata=_jsonable(metadata))
+    _report_failures("images could not be read or measured and were left out of "
+                     "training", failed, len(paths))
+    counts = _class_counts(labels[keep])
+    print(f"trained {name} on {keep.size} images ("
+          + ", ".join(f"{k}: {v}" for k, v in counts.items())
+          + f"), {fx.n_features_out_} features, in {elapsed:.1f} s")
+    print(f"model saved to {out}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    out = _out_file(args.out, (".csv", ".parquet"), "--out")
+    if out.suffix.lower() == ".parquet":
+        _check_parquet()
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "MODEL: no such model file", str(model_path))
+    paths = _collect_images(args.inputs)
+
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from . import persist
+    from .transformers import FeatureExtractor
+
+    try:
+        model = persist.load_model(model_path, trusted=args.trust or None)
+    except persist.UntrustedModelError as exc:
+        types = list(getattr(exc, "types", None) or [])
+        hint = (" On the command line: " + " ".join(f"--trust {t}" for t in types)
+                if types else "")
+        raise CommandError(f"{_one_line(exc)}{hint}") from None
+    if not isinstance(model, Pipeline) or not any(
+            isinstance(s, FeatureExtractor) for _, s in model.steps[:-1]):
+        raise CommandError(f"MODEL: {model_path} holds a {type(model).__name__}, not a "
+                           "leukfeat image pipeline (save one with 'leukfeat train')")
+    for _, step in model.steps[:-1]:
+        if isinstance(step, FeatureExtractor):
+            step.set_params(n_jobs=_jobs(args, len(paths)), progress=_progress(args),
+                            on_error="nan", cache=args.cache)
+            fx = step
+    classifier = model.steps[-1][1]
+    if not hasattr(classifier, "predict_proba"):
+        raise CommandError(f"MODEL: the classifier of {model_path} has no predict_proba")
+    _info(args, f"predicting {len(paths)} images with {model_path} ...")
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*images failed and gave NaN rows",
+                                category=UserWarning)
+        X = model[:-1].transform(paths)
+    X = np.asarray(X, dtype=np.float64)
+    proba = np.asarray(classifier.predict_proba(X), dtype=np.float64)
+    classes = [str(c) for c in classifier.classes_]
+    predicted = np.asarray([str(v) for v in classifier.predict(X)], dtype=object)
+    failures = {e["index"]: f"{e['error_type']}: {e['message']}" for e in fx.errors_}
+    no_cell = [i for i in np.flatnonzero(np.isnan(X).all(axis=1)) if i not in failures]
+    error = [None] * len(paths)
+    for i, msg in failures.items():
+        error[i] = msg
+    for i in no_cell:
+        error[i] = "no white cell found: no prediction"
+    bad = [i for i, e in enumerate(error) if e is not None]
+    proba[bad] = np.nan
+    predicted[bad] = None
+    table = pd.DataFrame({"path": paths, "prediction": predicted})
+    for k, c in enumerate(classes):
+        table[f"proba_{c}"] = proba[:, k]
+    table["error"] = error
+    _write_table(table, out)
+    elapsed = time.perf_counter() - t0
+    _report_failures("images could not be read or measured (no prediction, see the "
+                     "error column)", [(paths[i], failures[i]) for i in sorted(failures)],
+                     len(paths), out)
+    if no_cell:
+        print(f"leukfeat: {len(no_cell)} of {len(paths)} images have no white cell "
+              "(no prediction)", file=sys.stderr)
+    counts = table["prediction"].value_counts()
+    print(f"predicted {len(paths) - len(bad)} of {len(paths)} images in {elapsed:.1f} s: "
+          + ", ".join(f"{c} {int(counts.get(c, 0))}" for c in classes))
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from . import __version__
+
+    t_start = time.perf_counter()
+    names = _classifier_names(args.classifier)
+    json_path = _out_file(args.json, (".json",), "--json") if args.json else None
+    pred_path = (_out_file(args.predictions, (".csv", ".parquet"), "--predictions")
+                 if args.predictions else None)
+    if pred_path is not None and pred_path.suffix.lower() == ".parquet":
+        _check_parquet()
+    data, n_total = _load_labelled(args.root, args.loader, limit=args.limit, seed=args.seed)
+    y = np.asarray([str(v) for v in data.labels])
+    counts = _class_counts(y)
+    if len(counts) < 2:
+        raise CommandError(f"ROOT: evaluation needs at least 2 classes, found {list(counts)}")
+    smallest = min(counts.values())
+    if data.groups is None and smallest < args.cv:
+        raise CommandError(f"--cv: {args.cv} folds need at least {args.cv} images per class; "
+                           f"the smallest class has {smallest} ({counts})")
+    paths = [str(p) for p in data.paths]
+    progress = _progress(args)
+    _info(args, f"{data.name if hasattr(data, 'name') else args.loader}: {len(paths)} images, "
+                + ", ".join(f"{k} {v}" for k, v in counts.items())
+                + ("" if data.groups is None
+                   else f", {len(set(map(str, data.groups)))} patients"))
+
+    t0 = time.perf_counter()
+    X, feature_names, failures, no_cell = _extract_matrix(
+        _extractor(args, len(paths), progress=progress), paths)
+    t_features = time.perf_counter() - t0
+    # Files that cannot be read (or measured) are not samples of their class:
+    # they are left out of the evaluation, listed here and in the JSON. Images
+    # without a white cell stay in (NaN rows, imputed): the method must cope.
+    _report_failures("images could not be read or measured and are left out of the "
+                     "evaluation", [(paths[i], failures[i]) for i in sorted(failures)],
+                     len(paths), json_path)
+    if no_cell:
+        print(f"leukfeat: {len(no_cell)} of {len(paths)} images have no white cell "
+              "(kept: NaN rows, imputed by the classifiers)", file=sys.stderr)
+    errors = [{"path": paths[i], "error": failures[i]} for i in sorted(failures)]
+    no_cell_paths = [paths[i] for i in no_cell]
+    groups = None if data.groups is None else np.asarray([str(g) for g in data.groups])
+    if failures:
+        keep = np.asarray([i for i in range(len(paths)) if i not in failures], dtype=np.intp)
+        if keep.size == 0:
+            raise CommandError(f"no image of {args.root} could be read ({len(paths)} failed)")
+        X, y = X[keep], y[keep]
+        paths = [paths[i] for i in keep]
+        groups = None if groups is None else groups[keep]
+        counts = _class_counts(y)
+        if len(counts) < 2 or (groups is None and min(counts.values()) < args.cv):
+            raise CommandError(f"too few readable images left for {args.cv}-fold "
+                               f"cross-validation: {counts}")
+
+    t0 = time.perf_counter()
+    comparison = _cross_validate(names, X, y, groups=groups, cv=args.cv, paths=paths,
+                                 seed=args.seed, n_bootstrap=args.bootstrap,
+                                 n_jobs=_cv_jobs(args, len(paths), len(names), args.cv),
+                                 progress=progress)
+    t_cv = time.perf_counter() - t0
+
+    report_path, t_report = None, 0.0
+    if args.report:
+        t0 = time.perf_counter()
+        _info(args, "writing the report ...")
+        model = _importance_model(comparison, X, y, args.seed)
+        report_path = _write_cv_report(comparison, args.report, X=X, y=y,
+                                       feature_names=feature_names, model=model,
+                                       images=paths, segmentations=args.method)
+        t_report = time.perf_counter() - t0
+
+    body = {
+        "leukfeat_version": __version__,
+        "command": "leukfeat " + " ".join(args.argv),
+        "data": _data_info(data, args.loader, args.limit, n_total),
+        "features": {"method": args.method, "groups": list(args.groups),
+                     "cell": args.cell or "largest", "n_features": len(feature_names),
+                     "n_failed": len(errors), "n_no_cell": len(no_cell_paths),
+                     "errors": errors, "no_cell": no_cell_paths,
+                     "note": "failed images are left out of the evaluation; images "
+                             "without a white cell are kept (NaN features, imputed)"},
+        "seconds": {"features": t_features, "cross_validation": t_cv, "report": t_report,
+                    "total": time.perf_counter() - t_start},
+        **_comparison_json(comparison),
+    }
+    if json_path is not None:
+        _write_json(json_path, body)
+    if pred_path is not None:
+        _write_table(_predictions_table(comparison, paths), pred_path)
+    print(_summary_text(comparison))
+    for written in (json_path, pred_path):
+        if written is not None:
+            print(f"wrote {written}")
+    if report_path is not None:
+        print(f"report: {report_path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# parser
+# --------------------------------------------------------------------------- #
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``leukfeat: error: ...`` and exit status 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        self.exit(2, f"leukfeat: error: {where}{_one_line(message)} "
+                     f"(see '{self.prog} --help')\n")
+
+
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def _wrap(text: str) -> str:
+    """A paragraph wrapped for --help (the formatter keeps epilogs as written)."""
+    import textwrap
+
+    return textwrap.fill(" ".join(text.split()), 79)
+
+
+def _add_quiet(p) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress bars or status messages (failures and results "
+                        "are still printed)")
+
+
+def _add_n_jobs(p, cv: bool = False) -> None:
+    if cv:
+        text = ("worker processes for feature extraction and cross-validation folds (-1: "
+                "all CPUs; default: auto: all CPUs for extraction from "
+                f"{AUTO_MIN_IMAGES} images on and for the folds when images x models x "
+                f"folds >= {AUTO_MIN_CV_WORK}, else 1, since starting workers costs a "
+                "few seconds)")
+    else:
+        text = ("worker processes (-1: all CPUs; default: auto: all CPUs from "
+                f"{AUTO_MIN_IMAGES} images on, else 1, since starting workers costs a "
+                "few seconds)")
+    p.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N", help=text)
+
+
+def _add_features(p, *, cell=True) -> None:
+    g = p.add_argument_group("features")
+    g.add_argument("--method", default="lab_kmeans", choices=METHODS,
+                   help="segmenter (default: %(default)s)")
+    g.add_argument("--groups", nargs="+", default=list(FEATURE_GROUPS), choices=FEATURE_GROUPS,
+                   metavar="GROUP",
+                   help="feature groups: texture shape colour edges (default: all)")
+    if cell:
+        g.add_argument("--cell", default=None, choices=CELLS,
+                       help="which white cell describes an image: the largest (default), "
+                            "the most central, or the mean/median over every cell")
+    g.add_argument("--cache", metavar="DIR", default=None,
+                   help="on-disk feature cache folder (reused across runs)")
+
+
+def _add_loader(p, default="folder") -> None:
+    p.add_argument("--loader", default=default, metavar="NAME",
+                   help="data-set layout: " + ", ".join(LOADER_NAMES)
+                        + (f" (default: {default})" if default else
+                           " (default: folder-per-class when it matches, else unlabelled)"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``leukfeat`` command."""
+    from . import __version__
+
+    p = _Parser(
+        prog="leukfeat", formatter_class=_FORMATTER,
+        description=_wrap(
+            "Classical computer vision for leukaemia blood-cell images: segment "
+            "white cells, measure handcrafted features, classify and evaluate "
+            "honestly."),
+        epilog="examples:\n"
+               "  leukfeat demo --out leukfeat-demo\n"
+               "  leukfeat segment smears/ --out masks/\n"
+               "  leukfeat extract data/ --out features.parquet --n-jobs 2\n"
+               "  leukfeat evaluate data/ --loader taleghani --classifier all --json cv.json\n"
+               "  leukfeat train data/ --classifier xgboost --out model.skops\n"
+               "  leukfeat predict model.skops new/ --out predictions.csv\n\n"
+               "'leukfeat COMMAND --help' describes each command.")
+    p.add_argument("--version", action="version", version=f"leukfeat {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars or status messages")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    # demo ---------------------------------------------------------------
+    d = sub.add_parser(
+        "demo", formatter_class=_FORMATTER,
+        help="the whole job on built-in synthetic images: segment, extract, "
+             "cross-validate, report",
+        description=_wrap(
+            "Generate synthetic stained-smear images "
+            "(leukfeat.datasets.make_cells; not patient data), segment their white "
+            "cells and print the IoU against the known ground truth, extract the "
+            "default features once, cross-validate KNN, SVM, random forest and "
+            "XGBoost on the same folds, write a report (Markdown + PNG figures), "
+            "overlays and a contact sheet, and print the summary table. About "
+            "15-30 s on 2 cores."),
+        epilog="outputs in --out: report/report.md (+ figures), results.json,\n"
+               "segmentation.csv (IoU per image), contact_sheet.png, overlays/ and\n"
+               "images/ (the generated images, one folder per class)\n\n"
+               "examples:\n"
+               "  leukfeat demo\n"
+               "  leukfeat demo --out demo --n 120 --classes 2 --seed 1")
+    d.add_argument("--out", default="leukfeat-demo", help="output folder (default: %(default)s)")
+    d.add_argument("--n", type=_positive_int, default=90,
+                   help="number of images (default: %(default)s)")
+    d.add_argument("--classes", type=int, default=3, choices=range(2, 7), metavar="K",
+                   help="number of classes, 2-6 (default: %(default)s)")
+    d.add_argument("--size", type=_positive_int, default=128,
+                   help="image side in pixels (default: %(default)s)")
+    d.add_argument("--method", default="lab_kmeans", choices=METHODS,
+                   help="segmenter (default: %(default)s)")
+    d.add_argument("--cv", type=_folds, default=5, metavar="K",
+                   help="cross-validation folds (default: %(default)s)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    d.add_argument("--no-report", action="store_true",
+                   help="skip the Markdown report and its figures")
+    _add_n_jobs(d, cv=True)
+    _add_quiet(d)
+    d.set_defaults(func=_cmd_demo, cache=None)
+
+    # segment ------------------------------------------------------------
+    s = sub.add_parser(
+        "segment", formatter_class=_FORMATTER,
+        help="white-cell and nucleus masks and overlay PNGs of images",
+        description=_wrap(
+            "Segment the white cells of image files (or every image under "
+            "folders, recursively) and write, per image, <stem>_mask.png (white "
+            "cells, 0/255), <stem>_nucleus.png and <stem>_overlay.png (outlines "
+            "on the image), plus segmentation.csv (path, number of cells, areas in "
+            "pixels, nucleus fraction, error). Equal file names from different "
+            "folders get their folder name as prefix. Unreadable images are "
+            "listed and counted; the command fails only when every image fails."),
+        epilog="examples:\n"
+               "  leukfeat segment smear1.jpg smear2.tif --out masks\n"
+               "  leukfeat segment data/ --method hsv --out masks --n-jobs 2")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    s.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    s.add_argument("--method", default="lab_kmeans", choices=METHODS,
+                   help="segmenter (default: %(default)s)")
+    _add_n_jobs(s)
+    _add_quiet(s)
+    s.set_defaults(func=_cmd_segment)
+
+    # extract ------------------------------------------------------------
+    e = sub.add_parser(
+        "extract", formatter_class=_FORMATTER,
+        help="feature table (CSV or Parquet) of a data set or image files",
+        description=_wrap(
+            "Extract handcrafted features: one row per image (or per white cell "
+            "with --per-cell). Columns: path, label (and group, e.g. patient) "
+            "when ROOT is a labelled data set, error, then the features. A single "
+            "folder is read with --loader (default: folder-per-class when its "
+            "layout matches, else its images without labels); files given "
+            "directly have no label. Images that cannot be read or have no white "
+            "cell keep a NaN row with the reason in the error column, and are "
+            "counted on stderr. Parquet output needs pyarrow "
+            "(pip install 'leukfeat[parquet]')."),
+        epilog="examples:\n"
+               "  leukfeat extract data/ --out features.parquet --n-jobs 2\n"
+               "  leukfeat extract taleghani/ --loader taleghani --cell median --out f.csv\n"
+               "  leukfeat extract a.jpg b.jpg --groups shape colour --per-cell --out cells.csv")
+    e.add_argument("inputs", nargs="+", metavar="ROOT|FILE",
+                   help="a data-set folder, or image files / folders")
+    e.add_argument("--out", required=True, metavar="FILE",
+                   help="output table, .csv or .parquet")
+    _add_loader(e, default=None)
+    _add_features(e)
+    e.add_argument("--per-cell", action="store_true",
+                   help="one row per white cell (column cell_label) instead of per image")
+    _add_n_jobs(e)
+    _add_quiet(e)
+    e.set_defaults(func=_cmd_extract)
+
+    # train --------------------------------------------------------------
+    t = sub.add_parser(
+        "train", formatter_class=_FORMATTER,
+        help="fit features + classifier on a labelled data set; save a model file",
+        description=_wrap(
+            "Fit a leukfeat pipeline (feature extraction + classifier, "
+            "leukfeat.models.make_pipeline) on every image of a labelled data set "
+            "and save it as a skops model file (leukfeat.persist), which records "
+            "the leukfeat version and feature configuration."),
+        epilog="examples:\n"
+               "  leukfeat train data/ --classifier xgboost --out model.skops\n"
+               "  leukfeat train taleghani/ --loader taleghani --cell median "
+               "--classifier svm --out svm.skops")
+    t.add_argument("root", metavar="ROOT", help="labelled data-set folder")
+    _add_loader(t)
+    t.add_argument("--classifier", default="xgboost", metavar="NAME",
+                   help="knn, svm, rf, xgboost or logreg (default: %(default)s)")
+    t.add_argument("--out", required=True, metavar="FILE", help="model file (.skops)")
+    t.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="train on a stratified subset of N images")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the classifier and of --limit (default: %(default)s)")
+    _add_features(t)
+    _add_n_jobs(t)
+    _add_quiet(t)
+    t.set_defaults(func=_cmd_train)
+
+    # predict ------------------------------------------------------------
+    r = sub.add_parser(
+        "predict", formatter_class=_FORMATTER,
+        help="predicted labels and class probabilities of images",
+        description=_wrap(
+            "Load a model file written by 'leukfeat train' (only trusted types; "
+            "a file from an incompatible leukfeat version is refused) and write a "
+            "table with path, prediction, one proba_<class> column per class and "
+            "error. Images that cannot be read or have no white cell get no "
+            "prediction; the reason is in the error column."),
+        epilog="examples:\n"
+               "  leukfeat predict model.skops new_smears/ --out predictions.csv\n"
+               "  leukfeat predict model.skops a.jpg b.jpg --out p.csv")
+    r.add_argument("model", metavar="MODEL", help="model file (.skops)")
+    r.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    r.add_argument("--out", required=True, metavar="FILE",
+                   help="predictions table, .csv or .parquet")
+    r.add_argument("--cache", metavar="DIR", default=None, help="on-disk feature cache folder")
+    r.add_argument("--trust", action="append", metavar="TYPE", default=[],
+                   help="also trust this type (fully qualified name) when loading MODEL; "
+                        "repeatable. Only for files you trust: loading runs its code")
+    _add_n_jobs(r)
+    _add_quiet(r)
+    r.set_defaults(func=_cmd_predict)
+
+    # evaluate -----------------------------------------------------------
+    v = sub.add_parser(
+        "evaluate", formatter_class=_FORMATTER,
+        help="cross-validate classifiers on a labelled data set (JSON, table, report)",
+        description=_wrap(
+            "Cross-validate one or more classifiers as leukfeat.evaluate does: "
+            "stratified folds that keep each patient (when the loader knows "
+            "patients) and each group of exact or near-duplicate images inside one "
+            "fold; pooled out-of-fold accuracy, balanced accuracy, macro F1, "
+            "ROC AUC, confusion matrix, per-fold values and 95 % bootstrap "
+            "confidence intervals. Features are extracted once and every "
+            "classifier is evaluated on the same folds. Prints the summary table; "
+            "--json writes every figure (for several classifiers: one dict per "
+            "model under 'models' and a 'summary' table); --report writes a "
+            "Markdown report with figures."),
+        epilog="examples:\n"
+               "  leukfeat evaluate data/ --classifier xgboost --cv 5 --json cv.json\n"
+               "  leukfeat evaluate taleghani/ --loader taleghani --classifier all "
+               "--json cv.json --report cv-report\n"
+               "  leukfeat evaluate taleghani/ --loader taleghani --limit 200 --cell median")
+    v.add_argument("root", metavar="ROOT", help="labelled data-set folder")
+    _add_loader(v)
+    v.add_argument("--classifier", default="xgboost", metavar="NAME",
+                   help="knn, svm, rf, xgboost, logreg, 'all' (= "
+                        + ", ".join(ALL_CLASSIFIERS)
+                        + ") or a comma-separated list (default: %(default)s)")
+    v.add_argument("--cv", type=_folds, default=5, metavar="K",
+                   help="number of folds (default: %(default)s)")
+    v.add_argument("--json", metavar="FILE", default=None, help="write the results as JSON")
+    v.add_argument("--report", metavar="DIR", default=None,
+                   help="write a Markdown report with figures in DIR")
+    v.add_argument("--predictions", metavar="FILE", default=None,
+                   help="write the out-of-fold prediction and probabilities of every image "
+                        "and model (.csv or .parquet)")
+    v.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="evaluate a stratified subset of N images")
+    v.add_argument("--seed", type=int, default=0,
+                   help="seed of the folds, bootstrap, classifiers and --limit "
+                        "(default: %(default)s)")
+    v.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                   help="bootstrap resamples for the confidence intervals (default: "
+                        "%(default)s; 0: none)")
+    _add_features(v)
+    _add_n_jobs(v, cv=True)
+    _add_quiet(v)
+    v.set_defaults(func=_cmd_evaluate)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``leukfeat`` console script; returns the exit status."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("leukfeat: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"leukfeat: error: {_format_error(exc)}", file=sys.stderr)
+        return 2
