@@ -123,25 +123,10 @@ def _report_failures(what: str, failures: list, total: int, out=None) -> None:
 
 
 def _jsonable(obj):
-    """Plain JSON values: NaN/inf -> None, numpy scalars and arrays -> Python."""
-    import numpy as np
+    """Plain JSON values (NaN/inf -> None), as in :mod:`leukfeat.evaluate`."""
+    from .evaluate import _jsonable as to_json
 
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+    return to_json(obj)
 
 
 def _write_json(path, data) -> Path:
@@ -273,34 +258,22 @@ def _data_info(data, loader, limit, n_total=None) -> dict:
             else int(len(set(map(str, data.groups))))}
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_arg(valid, expected: str):
+    """An argparse ``type`` parsing an integer accepted by ``valid``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+    return parse
 
 
-def _folds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {value}")
-    return value
-
-
-def _n_jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a non-zero integer (-1: all CPUs)")
-    return value
+_positive_int = _int_arg(lambda v: v >= 1, "a positive integer")
+_folds = _int_arg(lambda v: v >= 2, "an integer >= 2")
+_n_jobs = _int_arg(lambda v: v != 0, "a non-zero integer (-1: all CPUs)")
 
 
 def _classifier_names(text: str) -> list:

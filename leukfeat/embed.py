@@ -1594,14 +1594,10 @@ class EmbeddingTransformer(TransformerMixin, BaseEstimator):
                                          f"({len(good)}, {n_out}) (as at fit)")
                     out[[start + i for i in good]] = emb
                 bar.update(len(chunk))
-        self.errors_ = [{"index": f.index, "item": f.item, "error_type": f.error_type,
-                         "message": f.message} for f in failures]
+        from .transformers import _record_failures
+
         self.fallbacks_ = fallbacks
-        if failures:
-            first = failures[0]
-            warnings.warn(f"{len(failures)} of {len(items)} images failed and gave NaN rows "
-                          f"(see errors_); first: item {first.index} ({first.item}): "
-                          f"{first.error_type}: {first.message}", UserWarning, stacklevel=2)
+        _record_failures(self, failures, len(items))
         return out
 
     def get_feature_names_out(self, input_features=None):

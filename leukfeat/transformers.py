@@ -222,6 +222,22 @@ def _content_key(item):
     return h.hexdigest()
 
 
+
+def _record_failures(estimator, failures, n_items: int) -> None:
+    """Store ``errors_`` of an image transformer and warn once about NaN rows.
+
+    ``failures`` come from :func:`leukfeat._parallel.map_ordered` with
+    ``on_error="collect"`` (objects with ``index``, ``item``, ``error_type``
+    and ``message``).
+    """
+    estimator.errors_ = [{"index": f.index, "item": f.item, "error_type": f.error_type,
+                          "message": f.message} for f in failures]
+    if failures:
+        first = failures[0]
+        warnings.warn(f"{len(failures)} of {n_items} images failed and gave NaN rows "
+                      f"(see errors_); first: item {first.index} ({first.item}): "
+                      f"{first.error_type}: {first.message}", UserWarning, stacklevel=3)
+
 class _ExtractTask:
     """Picklable per-image work of :class:`FeatureExtractor` (runs in workers)."""
 
@@ -491,13 +507,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         for i, row in enumerate(rows):
             if row is not None:
                 out[i] = row
-        self.errors_ = [{"index": f.index, "item": f.item, "error_type": f.error_type,
-                         "message": f.message} for f in failures]
-        if failures:
-            first = failures[0]
-            warnings.warn(f"{len(failures)} of {len(items)} images failed and gave NaN rows "
-                          f"(see errors_); first: item {first.index} ({first.item}): "
-                          f"{first.error_type}: {first.message}", UserWarning, stacklevel=2)
+        _record_failures(self, failures, len(items))
         return out
 
     def get_feature_names_out(self, input_features=None):
