@@ -9,7 +9,7 @@ Run from the repository root (about 5-10 minutes on 2 cores)::
 Steps, all on the 3,256 images of ``../shared/data/taleghani-all``:
 
 1. extract the default feature vector (LAB K-means segmentation, largest
-   cell, 422 features) with ``FeatureExtractor(n_jobs=2)`` and time it;
+   cell, 428 features) with ``FeatureExtractor(n_jobs=2)`` and time it;
 2. find exact and near duplicates (``evaluate.find_duplicates``);
 3. ``evaluate.compare`` KNN, SVM, random forest and XGBoost on the same
    duplicate-grouped stratified 5-fold split;

@@ -11,7 +11,7 @@ enabled (``force2D=True``, ``binCount=32``) on the same image and mask.
 
 * leukfeat: ``extract.features(image)`` with every default, i.e. LAB
   K-means segmentation of the field, choice of the largest cell, then the
-  texture, shape, colour and edge groups (422 features).
+  texture, shape, colour, edge and field groups (428 features).
 * pyradiomics: ``extractor.execute(image, mask)`` on the grey version of the
   same image (``cv2.COLOR_RGB2GRAY``, as float32) and the mask of the very
   cell leukfeat measures (the largest cell of ``segment.lab_kmeans(image)``,

@@ -62,7 +62,7 @@ CLASSIFIERS = ("knn", "svm", "rf", "xgboost", "logreg")
 ALL_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
 #: Models shown in ``demo``.
 DEMO_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
-FEATURE_GROUPS = ("texture", "shape", "colour", "edges")
+FEATURE_GROUPS = ("texture", "shape", "colour", "edges", "field")
 CELLS = ("largest", "central", "mean", "median")
 METHODS = ("lab_kmeans", "hsv", "otsu")
 _MAX_LISTED = 20  # failures listed on stderr
@@ -1139,7 +1139,7 @@ def _add_features(p, *, cell=True) -> None:
                    help="segmenter (default: %(default)s)")
     g.add_argument("--groups", nargs="+", default=list(FEATURE_GROUPS), choices=FEATURE_GROUPS,
                    metavar="GROUP",
-                   help="feature groups: texture shape colour edges (default: all)")
+                   help="feature groups: texture shape colour edges field (default: all)")
     if cell:
         g.add_argument("--cell", default=None, choices=CELLS,
                        help="which white cell describes an image: the largest (default), "

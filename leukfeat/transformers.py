@@ -301,7 +301,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         :data:`leukfeat.segment.METHODS`) or a callable ``image ->
         Segmentation``. A callable must be picklable when ``n_jobs != 1``
         (functions, lambdas and :func:`functools.partial` objects are).
-    groups : sequence of str, default ("texture", "shape", "colour", "edges")
+    groups : sequence of str, default ("texture", "shape", "colour", "edges", "field")
         Feature groups (a subset of :data:`leukfeat.extract.GROUPS`); columns
         always come in the canonical group order.
     cell : {"largest", "central", "mean", "median"} or int, default "largest"

@@ -18,7 +18,7 @@ def test_example_runs(path, tmp_path, monkeypatch, capsys):
     runpy.run_path(str(path), run_name="__main__")
     out = capsys.readouterr().out
     expected = {"plot_segment_smear.py": "IoU with the ground truth",
-                "plot_cell_features.py": "422 features",
+                "plot_cell_features.py": "428 features",
                 "plot_pipeline_cv.py": "balanced accuracy"}
     assert expected.get(path.name, "") in out and out.strip()
 

@@ -10,7 +10,7 @@ import pytest
 
 from leukfeat import extract, segment
 from leukfeat.datasets import make_cells
-from leukfeat.extract import colour, edges, shape, texture
+from leukfeat.extract import colour, edges, field, shape, texture
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_feature_names_stable_unique_and_many():
     assert extract.feature_names(["edges", "shape"]) == extract.feature_names(["shape", "edges"])
     for n in names:
         assert n == n.lower() and " " not in n
-        assert n.split("_")[0] in {"glcm", "lbp", "shape", "colour", "edges"}
+        assert n.split("_")[0] in {"glcm", "lbp", "shape", "colour", "edges", "field"}
 
 
 @pytest.mark.parametrize("groups", [("texture",), ("shape",), ("colour",), ("edges",),
@@ -66,6 +66,7 @@ def test_features_equal_group_functions_on_full_image(cells):
     ref.update(shape.shape_features(cm, nm))
     ref.update(colour.colour_features(img, cm, nm))
     ref.update(edges.edge_features(img, cm, sigmas=d["edge_sigmas"]))
+    ref.update(field.field_features(seg))
     assert set(ref) == set(f)
     for k, v in ref.items():
         if math.isnan(v):

@@ -20,6 +20,9 @@ colour     ``colour_<compartment>_``   :mod:`leukfeat.extract.colour` (RGB, LAB,
                                        statistics per nucleus/cytoplasm/cell)
 edges      ``edges_``                  :mod:`leukfeat.extract.edges` (LoG, edge
                                        density, gradient)
+field      ``field_``                  :mod:`leukfeat.extract.field` (the whole
+                                       field: number of white cells, coverage,
+                                       size and nucleus-fraction spread)
 =========  ==========================  ============================================
 
 Which cell: a smear field can hold several white cells. :func:`features`
@@ -29,7 +32,9 @@ the cell a single-cell data set is centred on and the most informative one
 in a field. ``cell="mean"`` or ``"median"`` aggregates every cell of the
 field into one row with the same names (on Taleghani fields, with several
 blasts each, this describes the sample better than one cell). Use
-:func:`features_per_cell` for one row per cell.
+:func:`features_per_cell` for one row per cell. The ``field`` group is
+measured once on the whole segmentation, whichever cell is chosen (every row
+of :func:`features_per_cell` carries the same field values).
 
 Undefined values are NaN, never inf and never an exception: an image in
 which no white cell is found gives a row of NaN (``features`` still returns
@@ -47,15 +52,15 @@ import numpy as np
 
 from .._validation import as_uint8_rgb, check_image
 from ..segment import Segmentation, segment as _segment
-from . import colour, edges, shape, texture
+from . import colour, edges, field, shape, texture
 from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
 
 __all__ = ["features", "features_per_cell", "feature_names", "GROUPS", "DEFAULTS",
            "haralick", "glcm", "glcm_props", "lbp_histogram",
-           "texture", "shape", "colour", "edges"]
+           "texture", "shape", "colour", "edges", "field"]
 
 #: Feature groups in the order their columns appear.
-GROUPS = ("texture", "shape", "colour", "edges")
+GROUPS = ("texture", "shape", "colour", "edges", "field")
 
 #: Default configuration of every group (keyword arguments of :func:`features`).
 DEFAULTS = {
@@ -135,6 +140,8 @@ def feature_names(groups=GROUPS, **options) -> list:
                                                histogram_bins=cfg["histogram_bins"])
         elif g == "edges":
             out += edges.edge_feature_names(sigmas=cfg["edge_sigmas"])
+        elif g == "field":
+            out += field.field_feature_names()
     return out
 
 
@@ -189,6 +196,18 @@ def _measure(rgb, cell_mask, nucleus_mask, groups, cfg) -> "OrderedDict[str, flo
         elif g == "edges":
             out.update(edges.edge_features(img, cm, sigmas=cfg["edge_sigmas"]))
     return out
+
+
+def _cell_groups(groups) -> tuple:
+    """The groups measured per cell (all but ``field``)."""
+    return tuple(g for g in groups if g != "field")
+
+
+def _with_field(row, seg, groups):
+    """Append the field group (measured once on the whole segmentation)."""
+    if "field" in groups:
+        row.update(field.field_features(seg))
+    return row
 
 
 def _prepare(image, segmentation, segmenter):
@@ -251,24 +270,25 @@ def features(image, segmentation=None, groups=GROUPS, *, cell="largest",
     groups = _check_groups(groups)
     cfg = _config(options)
     rgb, seg = _prepare(image, segmentation, segmenter)
+    per_cell = _cell_groups(groups)
     if isinstance(cell, str) and cell in _AGGREGATES:
         rows = []
         for lab in seg.cell_ids():
             cm = seg.labels == lab
-            rows.append(_measure(rgb, cm, seg.nucleus & cm, groups, cfg))
-        names = feature_names(groups, **options)
+            rows.append(_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg))
         if not rows:
-            return OrderedDict.fromkeys(names, np.nan)
+            return OrderedDict.fromkeys(feature_names(groups, **options), np.nan)
+        names = feature_names(per_cell, **options) if per_cell else []
         table = np.array([[r[n] for n in names] for r in rows], dtype=np.float64)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
-            agg = _AGGREGATES[cell](table, axis=0)
-        return OrderedDict(zip(names, agg.tolist()))
+            agg = _AGGREGATES[cell](table, axis=0) if names else []
+        return _with_field(OrderedDict(zip(names, np.asarray(agg).tolist())), seg, groups)
     lab = _pick_cell(seg, cell)
     if lab == 0:
         return OrderedDict.fromkeys(feature_names(groups, **options), np.nan)
     cm = seg.labels == lab
-    return _measure(rgb, cm, seg.nucleus & cm, groups, cfg)
+    return _with_field(_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg), seg, groups)
 
 
 def features_per_cell(image, segmentation=None, groups=GROUPS, *, segmenter="lab_kmeans",
@@ -292,13 +312,13 @@ def features_per_cell(image, segmentation=None, groups=GROUPS, *, segmenter="lab
     groups = _check_groups(groups)
     cfg = _config(options)
     rgb, seg = _prepare(image, segmentation, segmenter)
-    h, w = seg.shape
+    per_cell = _cell_groups(groups)
     rows = []
     for lab in seg.cell_ids():
         cm = seg.labels == lab
         if exclude_border and (cm[0].any() or cm[-1].any() or cm[:, 0].any() or cm[:, -1].any()):
             continue
         row = OrderedDict(cell_label=float(lab))
-        row.update(_measure(rgb, cm, seg.nucleus & cm, groups, cfg))
-        rows.append(row)
+        row.update(_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg))
+        rows.append(_with_field(row, seg, groups))
     return rows
