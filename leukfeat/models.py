@@ -322,9 +322,11 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
         ``"leukfeat[onnx]"``): a pretrained model name
         (``"efficientnet-lite0"``, see :data:`leukfeat.embed.PRETRAINED`) or
         an embedder object (e.g. :class:`~leukfeat.embed.OnnxEmbedder`) is
-        wrapped in ``EmbeddingTransformer(embedder, crop="cell",
+        wrapped in ``EmbeddingTransformer(embedder, crop=crop,
         segmenter=segmenter, n_jobs=n_jobs, on_error=on_error,
-        progress=progress)``; an
+        progress=progress)``, where ``crop`` follows ``cell``: ``"cells"``
+        (median over every cell) for ``cell="mean"`` or ``"median"``, else
+        ``"cell"`` (the largest cell); an
         :class:`~leukfeat.embed.EmbeddingTransformer` is used as given
         (cloned). The extractor's parameters are then reached as
         ``features__handcrafted__groups`` and the embedding's as
@@ -388,7 +390,8 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
         if isinstance(embedder, EmbeddingTransformer):
             cnn = clone(embedder)
         else:
-            cnn = EmbeddingTransformer(embedder, crop="cell", segmenter=segmenter,
+            crop = "cells" if cell in ("mean", "median") else "cell"
+            cnn = EmbeddingTransformer(embedder, crop=crop, segmenter=segmenter,
                                        n_jobs=n_jobs, on_error=on_error, progress=progress)
         features = FeatureUnion([("handcrafted", features), ("cnn", cnn)])
     steps.append(("features", features))

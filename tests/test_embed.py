@@ -564,6 +564,10 @@ def test_make_pipeline_with_embedder(cells):
     cnn = named.named_steps["features"].transformer_list[1][1]
     assert (cnn.embedder, cnn.crop, cnn.segmenter, cnn.n_jobs) == \
         ("efficientnet-lite0", "cell", "hsv", 2)
+    # the embedding crop follows the handcrafted cell choice
+    for cell, crop in (("median", "cells"), ("mean", "cells"), ("central", "cell")):
+        p = make_pipeline("rf", embedder="efficientnet-lite0", cell=cell)
+        assert p.named_steps["features"].transformer_list[1][1].crop == crop
     assert make_pipeline("rf").named_steps["features"].__class__ is FeatureExtractor
     with pytest.raises(ValueError, match="embedder"):
         make_pipeline(embedder=object())
