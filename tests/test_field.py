@@ -69,6 +69,13 @@ def test_label_numbers_with_gaps_count_present_cells_only():
     gap = Segmentation.from_masks(seg.mask, nucleus=seg.nucleus, labels=labels)
     a, b = field.field_features(seg), field.field_features(gap)
     assert a == pytest.approx(b, rel=1e-12)
+    labels[labels == 7] = 2_000_000_000      # far more label numbers than pixels
+    huge = Segmentation.from_masks(seg.mask, nucleus=seg.nucleus, labels=labels)
+    assert field.field_features(huge) == pytest.approx(a, rel=1e-12)
+    full = np.full((3, 3), 5_000_000_000, np.int64)     # no background at all
+    whole = Segmentation(np.ones((3, 3), bool), np.zeros((3, 3), bool), full)
+    assert field.field_features(whole)["field_n_cells"] == 1.0
+    assert field.field_features(whole)["field_cover"] == 1.0
 
 
 def test_empty_segmentation_is_all_nan():

@@ -106,6 +106,10 @@ def field_features(segmentation, prefix: str = "field") -> "OrderedDict[str, flo
     n = int(labels.max()) if labels.size else 0
     if n <= 0:
         return OrderedDict.fromkeys(names, np.nan)
+    if n > labels.size:                      # sparse label numbers: renumber first
+        ids, inverse = np.unique(labels, return_inverse=True)
+        labels = inverse.reshape(labels.shape) + (0 if ids[0] == 0 else 1)
+        n = int(labels.max())
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.float64)
     present = areas > 0                      # labels may skip numbers
     areas = areas[present]
