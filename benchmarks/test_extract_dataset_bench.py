@@ -61,13 +61,13 @@ def _run(benchmark, cell):
     fe.transform(paths[:64])                      # start workers, load kernels
     walls = []
 
-    def extract():
+    def run_once():
         t0 = time.perf_counter()
         X = fe.transform(paths)
         walls.append(time.perf_counter() - t0)
         return X
 
-    X = benchmark.pedantic(extract, rounds=2, iterations=1)
+    X = benchmark.pedantic(run_once, rounds=2, iterations=1)
     wall = float(np.min(walls))
     n_failed = len(fe.errors_)
     n_nan = int(np.isnan(X).all(axis=1).sum())
