@@ -110,7 +110,7 @@ def field_features(segmentation, prefix: str = "field") -> "OrderedDict[str, flo
         ids, inverse = np.unique(labels, return_inverse=True)
         labels = inverse.reshape(labels.shape) + (0 if ids[0] == 0 else 1)
         n = int(labels.max())
-    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.float64)
+    areas = np.bincount(labels[labels > 0], minlength=n + 1)[1:].astype(np.float64)
     present = areas > 0                      # labels may skip numbers
     areas = areas[present]
     if areas.size == 0:
