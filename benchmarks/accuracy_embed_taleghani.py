@@ -23,7 +23,9 @@ Steps, all on the images of ``../shared/data/taleghani-all``:
 4. one ``evaluate.compare`` call over every feature set x classifier, so all
    rows share the same duplicate-grouped stratified folds and bootstrap
    resamples: handcrafted only, embeddings only, handcrafted + embeddings,
-   with XGBoost, plus logistic regression and SVM on the embeddings.
+   with XGBoost, plus logistic regression and SVM on the embeddings, and
+   (with the ``cells`` crop) soft votes of the handcrafted XGBoost, the
+   cells-embedding logistic regression and the XGBoost on both.
 
 Writes ``results.json``, ``results.md`` and ``features.npz`` (so that
 ``--reuse`` can redo step 4 without extracting again) in ``--out``. No patient
@@ -91,6 +93,8 @@ def main(argv=None) -> int:
                          "handcrafted result of accuracy_taleghani.py)")
     ap.add_argument("--crops", default="image,cell,cells",
                     help="comma-separated EmbeddingTransformer crops (image, cell, cells)")
+    ap.add_argument("--tta", action="store_true",
+                    help="EmbeddingTransformer(tta=True): average each window's 4 mirror views")
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--time-sample", type=int, default=64,
@@ -123,7 +127,7 @@ def main(argv=None) -> int:
     crops = [c.strip() for c in args.crops.split(",") if c.strip()]
     results = {
         "data": str(data), "n_images": len(paths), "classes": sorted(set(y)),
-        "limit": args.limit, "cv": args.cv, "cell": args.cell, "crops": crops,
+        "limit": args.limit, "cv": args.cv, "cell": args.cell, "crops": crops, "tta": args.tta,
         "backend": args.backend, "n_jobs": args.n_jobs,
         "split_note": "image-level, duplicate-grouped (no patient ids)",
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
@@ -194,7 +198,7 @@ def main(argv=None) -> int:
         # 3. embeddings
         embeddings = {}
         for crop in crops:
-            et = EmbeddingTransformer(emb, crop=crop, batch_size=args.batch_size,
+            et = EmbeddingTransformer(emb, crop=crop, tta=args.tta, batch_size=args.batch_size,
                                       n_jobs=args.n_jobs)
             t0 = time.perf_counter()
             embeddings[crop] = et.fit_transform(paths)
@@ -230,6 +234,19 @@ def main(argv=None) -> int:
         if name.startswith("cnn-"):
             for m in extra:
                 estimators[f"{name} / {m}"] = select(cols, make_classifier(m, random_state=0))
+    if "cells" in crops:
+        # soft votes, fitted inside each fold like every other row
+        from sklearn.ensemble import VotingClassifier
+
+        members = {
+            "hand": select(blocks["handcrafted"], make_classifier("xgboost", random_state=0)),
+            "cells": select(blocks["cnn-cells"], make_classifier("logreg", random_state=0)),
+            "both": select(blocks["handcrafted+cnn-cells"],
+                           make_classifier("xgboost", random_state=0))}
+        estimators["vote: handcrafted / xgboost + cnn-cells / logreg"] = VotingClassifier(
+            [(k, members[k]) for k in ("hand", "cells")], voting="soft")
+        estimators["vote: the two above + handcrafted+cnn-cells / xgboost"] = VotingClassifier(
+            list(members.items()), voting="soft")
     t0 = time.perf_counter()
     comp = evaluate.compare(estimators, X_all, y, paths=paths, cv=args.cv, dedupe=True,
                             random_state=0, n_jobs=args.n_jobs)

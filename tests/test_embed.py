@@ -467,6 +467,26 @@ def test_embedding_transformer_cells_is_the_median_over_every_cell_window():
     np.testing.assert_allclose(many.fit_transform(single), one.fit_transform(single))
 
 
+def test_embedding_transformer_tta_averages_the_four_views():
+    fields = list(make_cells(3, size=96, random_state=2).images)
+
+    def corner(ims):        # orientation-sensitive: the top-left pixel
+        return np.stack([im[0, 0].astype(np.float64) for im in ims])
+
+    plain = EmbeddingTransformer(CallableEmbedder(corner), crop="image", size=None)
+    tta = EmbeddingTransformer(CallableEmbedder(corner), crop="image", size=None, tta=True)
+    want = [np.mean([f[0, 0], f[0, -1], f[-1, 0], f[0, 0]], axis=0) for f in fields]
+    np.testing.assert_allclose(tta.fit_transform(fields), want, rtol=1e-6)
+    np.testing.assert_allclose(plain.fit_transform(fields), [f[0, 0] for f in fields])
+    # an orientation-free embedder gives the same with or without tta
+    for crop in ("cell", "cells"):
+        a = EmbeddingTransformer(CallableEmbedder(_mean_rgb), crop=crop, size=32)
+        b = EmbeddingTransformer(CallableEmbedder(_mean_rgb), crop=crop, size=32, tta=True)
+        np.testing.assert_allclose(a.fit_transform(fields), b.fit_transform(fields), rtol=1e-5)
+    with pytest.raises(ValueError, match="tta"):
+        EmbeddingTransformer(CallableEmbedder(_mean_rgb), tta="yes").fit(fields)
+
+
 def test_embedding_transformer_cells_falls_back_and_keeps_order_with_bad_items():
     blank = np.full((64, 64, 3), 230, np.uint8)
     field = make_cells(1, size=96, random_state=0).images[0]
