@@ -1618,11 +1618,9 @@ class EmbeddingTransformer(TransformerMixin, BaseEstimator):
                 if good:
                     windows = [w for i in good for w in prepared[i][0]]
                     emb = self._embed(windows)
-                    counts = [len(prepared[i][0]) for i in good]
-                    if len(windows) == len(good):
-                        rows = emb
-                    else:       # crop="cells": median over the cells of each image
-                        bounds = np.cumsum([0] + counts)
+                    rows = emb
+                    if self.crop == "cells":    # median over the cells of each image
+                        bounds = np.cumsum([0] + [len(prepared[i][0]) for i in good])
                         rows = np.stack([np.median(emb[a:b], axis=0)
                                          for a, b in zip(bounds[:-1], bounds[1:])])
                     out[[start + i for i in good]] = rows

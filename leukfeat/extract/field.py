@@ -102,15 +102,17 @@ def field_features(segmentation, prefix: str = "field") -> "OrderedDict[str, flo
         raise TypeError(f"segmentation: expected a leukfeat.segment.Segmentation, "
                         f"got {type(segmentation).__name__}")
     names = field_feature_names(prefix)
-    labels = np.asarray(segmentation.labels)
-    n = int(labels.max()) if labels.size else 0
+    seg = segmentation
+    labels = np.asarray(seg.labels)
+    n = seg.n_cells
     if n <= 0:
         return OrderedDict.fromkeys(names, np.nan)
     if n > labels.size:                      # sparse label numbers: renumber first
         ids, inverse = np.unique(labels, return_inverse=True)
-        labels = inverse.reshape(labels.shape) + (0 if ids[0] == 0 else 1)
-        n = int(labels.max())
-    areas = np.bincount(labels[labels > 0], minlength=n + 1)[1:].astype(np.float64)
+        labels = (inverse.reshape(labels.shape) + (0 if ids[0] == 0 else 1)).astype(np.int32)
+        seg = Segmentation(seg.mask, seg.nucleus, labels)
+        n = seg.n_cells
+    areas = seg.areas().astype(np.float64)
     present = areas > 0                      # labels may skip numbers
     areas = areas[present]
     if areas.size == 0:
