@@ -187,6 +187,55 @@ def test_missing_weight_wheel_names_the_package_and_extra(monkeypatch):
         pretrained("efficientnet-lite2")
 
 
+def test_multiscale_is_the_stage_means_then_the_usual_embedding(lite0, photos, tmp_path):
+    torch = _torch()
+    from leukfeat.embed import MULTISCALE_STAGES, pretrained
+    ms = pretrained("efficientnet-lite0", multiscale=True)
+    X = ms(photos)
+    widths = [w for _, w in MULTISCALE_STAGES]
+    assert X.shape == (3, sum(widths)) == (3, 2024)
+    assert ms.name == "efficientnet-lite0-ms"
+    assert ms.feature_names_out[0] == "efficientnet_lite0_ms_cnn_0000"
+    assert ms.feature_names_out[-1] == "efficientnet_lite0_ms_cnn_2023"
+    # the last 1280 columns are the plain embedding
+    np.testing.assert_allclose(X[:, -1280:], lite0(photos), atol=1e-5, rtol=0)
+    # the others: the spatial mean of the last block of each stage, captured
+    # independently with forward hooks on the plain model
+    net = lite0.module.net
+    widths_of = [b._block_args.output_filters for b in net._blocks]
+    ends = [i for i, w in enumerate(widths_of)
+            if w >= 40 and (i == len(widths_of) - 1 or widths_of[i + 1] != w)]
+    assert [widths_of[i] for i in ends] == widths[:-1]
+    captured = {}
+    hooks = [net._blocks[i].register_forward_hook(
+        lambda _m, _in, out, i=i: captured.__setitem__(i, out.mean(dim=(2, 3)).numpy()))
+        for i in ends]
+    try:
+        with torch.no_grad():
+            net.extract_features(torch.from_numpy(lite0.preprocess(photos)))
+    finally:
+        for h in hooks:
+            h.remove()
+    np.testing.assert_allclose(X[:, :-1280], np.hstack([captured[i] for i in ends]),
+                               atol=1e-5, rtol=0)
+    # pickles as a factory, exports to ONNX with its name
+    again = pickle.loads(pickle.dumps(ms))
+    assert repr(again.model) == "pretrained('efficientnet-lite0', multiscale=True)"
+    np.testing.assert_allclose(again(photos[:1]), X[:1], atol=1e-6)
+    with pytest.raises(ValueError, match="multiscale.*head"):
+        pretrained(head=True, multiscale=True)
+
+
+def test_multiscale_onnx_export_matches_torch(photos, tmp_path):
+    _need_weights()
+    _need_onnx()
+    from leukfeat.embed import OnnxEmbedder, export_onnx, pretrained
+    ms = pretrained(multiscale=True)
+    onnx_emb = OnnxEmbedder(export_onnx(ms, tmp_path / "ms.onnx"))
+    assert onnx_emb.name == "efficientnet-lite0-ms" and onnx_emb.n_features == 2024
+    np.testing.assert_allclose(onnx_emb(photos[:2]), ms(photos[:2]), atol=1e-4, rtol=0)
+
+
 def test_pretrained_pickles_without_weights(lite0, photos):
     blob = pickle.dumps(lite0)
     assert len(blob) < 10_000  # the factory, not the 4.7 M weights
