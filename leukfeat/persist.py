@@ -126,6 +126,8 @@ TRUSTED_TYPES = (
     # "xgboost"
     "xgboost.sklearn.XGBClassifier",
     "xgboost.core.Booster",
+    # make_hybrid_vote: VotingClassifier.named_estimators_ (a dict subclass)
+    "sklearn.utils._bunch.Bunch",
 )
 
 

@@ -283,7 +283,59 @@ def test_make_pipeline_other_presets(cell_paths, classifier, stain):
     assert pipe.predict_proba(list(X[24:])).shape == (12, 2)
 
 
+def test_hybrid_vote_averages_its_members_on_their_columns(data):
+    X, y = data
+    vote = models.make_hybrid_vote(slice(0, 6), [6, 7, 8, 9], random_state=3)
+    assert [n for n, _ in vote.estimators] == ["handcrafted", "cnn", "both"]
+    vote.fit(X, y)
+    # reference: the three presets fitted by hand on the same columns
+    refs = [make_classifier("xgboost", random_state=3).fit(X[:, :6], y),
+            make_classifier("logreg", random_state=3).fit(X[:, 6:], y),
+            make_classifier("xgboost", random_state=3).fit(X, y)]
+    expected = np.mean([r.predict_proba(c) for r, c in
+                        zip(refs, (X[:, :6], X[:, 6:], X))], axis=0)
+    np.testing.assert_allclose(vote.predict_proba(X), expected, atol=1e-6)
+    np.testing.assert_array_equal(vote.predict(X), LABELS[expected.argmax(axis=1)])
+    two = models.make_hybrid_vote(slice(0, 6), slice(6, None), members=("handcrafted", "cnn"))
+    assert [n for n, _ in two.estimators] == ["handcrafted", "cnn"]
+    for bad in ((), ("cnn", "cnn"), ("trees",)):
+        with pytest.raises(ValueError, match="members"):
+            models.make_hybrid_vote(slice(0, 6), slice(6, None), members=bad)
+
+
+def _mean_rgb(images):
+    return np.stack([im.mean(axis=(0, 1)) for im in images])
+
+
+def test_make_pipeline_vote_gives_each_member_its_columns(cell_paths, tmp_path):
+    from leukfeat.embed import CallableEmbedder
+    X, y = cell_paths
+    emb = CallableEmbedder(_mean_rgb, name="rgb")
+    pipe = make_pipeline("vote", groups=("shape", "colour"), embedder=emb)
+    pipe.fit(list(X[:24]), y[:24])
+    n_hand = pipe.named_steps["features"].transformer_list[0][1].n_features_out_
+    widths = {name: member.named_steps["model"][0].n_features_in_
+              for name, member in pipe.named_steps["classifier"].named_estimators_.items()}
+    assert widths == {"handcrafted": n_hand, "cnn": 3, "both": n_hand + 3}
+    proba = pipe.predict_proba(list(X[24:]))
+    assert proba.shape == (12, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert np.mean(pipe.predict(list(X[24:])) == y[24:]) > 0.7
+    clone(pipe)
+    # the fitted pipeline saves and loads as a safe model file
+    from leukfeat import persist
+    path = persist.save_model(pipe, tmp_path / "vote.skops")
+    # (embedders are not trusted by default: they can name any code)
+    again = persist.load_model(path, trusted=["leukfeat.embed.CallableEmbedder",
+                                              "leukfeat.embed.EmbeddingTransformer",
+                                              "test_models._mean_rgb"])
+    np.testing.assert_allclose(again.predict_proba(list(X[24:])), proba)
+    with pytest.raises(ValueError, match="needs an embedder"):
+        make_pipeline("vote")
+    with pytest.raises(ValueError, match="overrides"):
+        make_pipeline("vote", embedder=emb, max_depth=3)
+
+
 def test_module_exports():
     assert set(models.__all__) >= {"make_classifier", "make_pipeline", "CLASSIFIERS",
-                                   "LabelEncodedClassifier"}
+                                   "LabelEncodedClassifier", "make_hybrid_vote"}
     assert isinstance(make_classifier("knn"), Pipeline)

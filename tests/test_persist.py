@@ -15,7 +15,7 @@ from sklearn.datasets import make_classification
 import leukfeat
 from leukfeat import persist
 from leukfeat.datasets import make_cells
-from leukfeat.models import CLASSIFIERS, make_classifier, make_pipeline
+from leukfeat.models import CLASSIFIERS, make_classifier, make_hybrid_vote, make_pipeline
 from leukfeat.persist import (TRUSTED_TYPES, ModelFileError, UntrustedModelError, load_model,
                               read_metadata, save_model)
 from leukfeat.transformers import FeatureExtractor
@@ -174,6 +174,9 @@ def test_allow_list_is_precise(saved, cells, tmp_path):
         found |= set(sio.get_untrusted_types(data=sio.dumps(pipe)))
     fx = FeatureExtractor(groups=("shape",), cache=tmp_path / "cache").fit(images)
     found |= set(sio.get_untrusted_types(data=sio.dumps(fx)))
+    X = fx.transform(images)
+    vote = make_hybrid_vote(slice(0, 10), slice(10, None)).fit(X, y)
+    found |= set(sio.get_untrusted_types(data=sio.dumps(vote)))
     # the rest: leukfeat's other image transformers, the ball tree a knn preset
     # uses with algorithm="ball_tree", a cache path saved on Windows
     extras = {"leukfeat.transformers.ImageReader", "leukfeat.transformers.Resize",
