@@ -946,19 +946,17 @@ def _efficientnet_features_class():
             def forward(self, x):
                 if self.stages is None:
                     return self.net.extract_features(x)
-                net = self.net
-                x = net._swish(net._bn0(net._conv_stem(x)))
+                # the model's own forward, with the stage outputs captured on the way
                 pooled = []
-                for idx, block in enumerate(net._blocks):
-                    # the model's own drop-connect schedule (inactive in eval mode)
-                    rate = net._global_params.drop_connect_rate
-                    x = block(x, drop_connect_rate=rate * idx / len(net._blocks) if rate
-                              else rate)
-                    if idx in self.stages:
-                        pooled.append(x.mean(dim=(2, 3)))
-                x = net._swish(net._bn1(net._conv_head(x)))
-                pooled.append(x.mean(dim=(2, 3)))
-                return torch.cat(pooled, dim=1)
+                hooks = [self.net._blocks[i].register_forward_hook(
+                    lambda _m, _in, out: pooled.append(out.mean(dim=(2, 3))))
+                    for i in self.stages]
+                try:
+                    x = self.net.extract_features(x)
+                finally:
+                    for hook in hooks:
+                        hook.remove()
+                return torch.cat(pooled + [x.mean(dim=(2, 3))], dim=1)
 
         # picklable as leukfeat.embed._EfficientNetFeatures (see the module __getattr__)
         _EfficientNetFeatures.__module__ = __name__
@@ -975,6 +973,8 @@ def __getattr__(name):
 
 class _PretrainedFactory:
     """Picklable factory building a pretrained model offline (see :func:`pretrained`)."""
+
+    multiscale = False  # (the default of factories pickled before the option existed)
 
     def __init__(self, name: str, head: bool, multiscale: bool = False):
         self.name = f"{name}-logits" if head else f"{name}-ms" if multiscale else name
@@ -994,11 +994,11 @@ class _PretrainedFactory:
         net.eval()
         if self.head:
             return net
-        stages = _stage_ends(net) if getattr(self, "multiscale", False) else None
+        stages = _stage_ends(net) if self.multiscale else None
         return _efficientnet_features_class()(net, stages).eval()
 
     def _key(self):
-        return (self.model_name, self.head, getattr(self, "multiscale", False))
+        return (self.model_name, self.head, self.multiscale)
 
     def __eq__(self, other):
         return isinstance(other, _PretrainedFactory) and self._key() == other._key()
@@ -1008,7 +1008,7 @@ class _PretrainedFactory:
 
     def __repr__(self) -> str:
         return (f"pretrained({self.model_name!r}" + (", head=True" if self.head else "")
-                + (", multiscale=True" if getattr(self, "multiscale", False) else "") + ")")
+                + (", multiscale=True" if self.multiscale else "") + ")")
 
 
 def _stage_ends(net) -> tuple:
