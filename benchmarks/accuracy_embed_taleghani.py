@@ -206,7 +206,8 @@ def main(argv=None) -> int:
             if onnx_emb is None:
                 try:
                     onnx_path = export_onnx(torch_emb, out / f"{torch_emb.name}.onnx")
-                    onnx_emb = OnnxEmbedder(onnx_path, batch_size=args.batch_size)
+                    onnx_emb = OnnxEmbedder(onnx_path, batch_size=args.batch_size,
+                                           num_threads=args.threads)
                 except ImportError:
                     pass
             if onnx_emb is not None:
