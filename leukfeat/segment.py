@@ -635,8 +635,10 @@ def split_nucleus(image, mask, *, channel: str = "L", min_contrast: float = 12.0
     One Otsu threshold is computed on ``channel`` over the pixels of all the
     cells in ``mask`` (cells of one field share their staining); pixels darker
     than it are nucleus.  Holes inside each nucleus are filled, specks smaller
-    than ``min_fraction`` of the cell area are dropped and the result is
-    restricted to ``mask``.
+    than ``min_fraction`` of the area of the cell they lie in are dropped and
+    the result is restricted to ``mask``.  The speck size is relative to each
+    cell, not to all the cells of the field, so a field of many cells (e.g. a
+    whole ALL-IDB1 smear) keeps every nucleus.
 
     When the two Otsu classes differ by less than ``min_contrast`` grey levels
     the cells have no distinguishable cytoplasm (e.g. blasts with scant
@@ -646,15 +648,18 @@ def split_nucleus(image, mask, *, channel: str = "L", min_contrast: float = 12.0
     ----------
     image : ndarray of uint8, shape (H, W, 3)
         RGB image.
-    mask : array_like of bool, shape (H, W)
-        White cells.
+    mask : array_like of bool or int, shape (H, W)
+        White cells: a boolean mask (each 8-connected object is one cell) or
+        a label image (0 background, one positive label per cell, e.g.
+        ``Segmentation.labels`` after :func:`split_touching`).
     channel : {"L", "gray", "green"}
         Channel in which the nucleus is darker: CIELAB lightness (default),
         BT.601 grey or the green channel (haematoxylin/azure absorb green).
     min_contrast : float
         Minimum difference of the class means (8-bit units) for a split.
     min_fraction : float
-        Nucleus fragments smaller than this fraction of the mask are removed.
+        Nucleus fragments smaller than this fraction of their own cell's area
+        are removed.
     smooth : int
         Radius of an opening applied to the nucleus mask (0 to disable).
 
@@ -664,7 +669,17 @@ def split_nucleus(image, mask, *, channel: str = "L", min_contrast: float = 12.0
         Nucleus mask, a subset of ``mask``.
     """
     rgb = _check_rgb(image)
-    m = check_mask(mask, rgb.shape, "mask")
+    arr = np.asarray(mask)
+    cells = None
+    if arr.dtype != bool and np.issubdtype(arr.dtype, np.integer):
+        if arr.shape != rgb.shape[:2]:
+            raise ValueError(f"mask: expected shape {rgb.shape[:2]}, got {arr.shape}")
+        if arr.size and arr.min() < 0:
+            raise ValueError("mask: a label image must not hold negative labels")
+        cells = arr.astype(np.int32, copy=False)
+        m = cells > 0
+    else:
+        m = check_mask(mask, rgb.shape, "mask")
     if not m.any():
         return np.zeros_like(m)
     if channel == "L":
@@ -675,11 +690,14 @@ def split_nucleus(image, mask, *, channel: str = "L", min_contrast: float = 12.0
         ch = np.ascontiguousarray(rgb[..., 1])
     else:
         raise ValueError(f"channel: expected 'L', 'gray' or 'green', got {channel!r}")
-    return _nucleus_from_channel(ch, m, min_contrast=min_contrast,
+    return _nucleus_from_channel(ch, m, cells, min_contrast=min_contrast,
                                  min_fraction=min_fraction, smooth=smooth)
 
 
-def _nucleus_from_channel(ch, m, *, min_contrast=12.0, min_fraction=0.02, smooth=1):
+def _nucleus_from_channel(ch, m, cells=None, *, min_contrast=12.0, min_fraction=0.02,
+                          smooth=1):
+    """Nucleus of the cells ``m`` (bool) from the dark Otsu class of ``ch``;
+    ``cells`` is their label image (None: the 8-connected objects of ``m``)."""
     mu8 = np.ascontiguousarray(m).view(np.uint8)
     hist = cv2.calcHist([ch], [0], mu8, [256], [0, 256]).ravel().astype(np.float64)
     t = _otsu_from_hist(hist)
@@ -696,10 +714,32 @@ def _nucleus_from_channel(ch, m, *, min_contrast=12.0, min_fraction=0.02, smooth
         return m.copy()
     dark = cv2.compare(ch, ti, cv2.CMP_LE)
     dark = cv2.bitwise_and(dark, dark, mask=mu8)
-    labels = _clean_and_label(dark, max(2, int(min_fraction * (w_lo + w_hi))), smooth)
+    labels = _clean_and_label(dark, 2, smooth)
     if labels is None:
         return np.zeros_like(m)
-    return (labels > 0) & m
+    return _drop_specks(labels, m, cells, min_fraction)
+
+
+def _drop_specks(parts, m, cells, min_fraction):
+    """``parts > 0`` inside ``m``, without the pieces (a part within one
+    cell) smaller than ``min_fraction`` of that cell's area (at least 2 px)."""
+    if cells is None:
+        _, cells = cv2.connectedComponents(m.view(np.uint8), connectivity=8,
+                                           ltype=cv2.CV_32S)
+    inside = (parts > 0) & m
+    idx = np.flatnonzero(inside)
+    if idx.size == 0:
+        return inside
+    cell_of = cells.ravel()[idx].astype(np.int64)
+    n_cells = int(cells.max()) + 1
+    key = parts.ravel()[idx].astype(np.int64) * n_cells + cell_of
+    piece_area = np.bincount(key)
+    flat = cells.ravel()
+    cell_area = np.bincount(flat[np.flatnonzero(m)], minlength=n_cells)
+    keep = piece_area[key] >= np.maximum(2.0, np.floor(min_fraction * cell_area[cell_of]))
+    out = np.zeros(m.size, bool)
+    out[idx[keep]] = True
+    return out.reshape(m.shape)
 
 
 def _finish(rgb, raw, *, method, min_size, open_radius, split, exclude_border,
@@ -725,7 +765,7 @@ def _finish(rgb, raw, *, method, min_size, open_radius, split, exclude_border,
     if nucleus:
         if lightness is None:
             lightness = _lab(rgb)[..., 0]
-        nuc = _nucleus_from_channel(lightness, m)
+        nuc = _nucleus_from_channel(lightness, m, labels)
     else:
         nuc = np.zeros_like(m)
     return Segmentation(m, nuc, labels.astype(np.int32, copy=False), method, info)

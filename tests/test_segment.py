@@ -267,6 +267,40 @@ def test_nucleus_split_recovers_make_cells_nuclei(synthetic):
     assert np.mean(ious2) >= 0.85
 
 
+def test_nucleus_specks_are_relative_to_their_own_cell():
+    # a big cell (~10,000 px) and a small one (~450 px) in one field: the small
+    # cell's nucleus (~110 px) is 1 % of all the stained area but 25 % of its
+    # own cell, so it is kept; a 5 px dark speck in the big cell is dropped
+    shape = (160, 260)
+    img = np.full(shape + (3,), (236, 232, 228), np.uint8)
+    big, small = disc(shape, (80, 80), 56), disc(shape, (80, 210), 12)
+    img[big | small] = (200, 170, 220)                 # pale cytoplasm
+    nuc_big, nuc_small = disc(shape, (80, 80), 30), disc(shape, (80, 210), 6)
+    img[nuc_big | nuc_small] = (90, 40, 130)           # dark nucleus
+    speck = np.zeros(shape, bool)
+    speck[30:32, 60:63] = True
+    img[speck] = (90, 40, 130)
+    cells = big | small
+    for mask in (cells, ndi.label(cells)[0]):          # bool mask or label image
+        nuc = S.split_nucleus(img, mask, smooth=0)
+        assert iou(nuc[:, 150:], nuc_small[:, 150:]) > 0.95
+        assert iou(nuc[:, :150], nuc_big[:, :150]) > 0.95
+        assert not (nuc & speck).any()
+
+
+def test_nucleus_of_every_cell_in_a_many_cell_field(synthetic):
+    # 64 synthetic fields tiled into one 1024 x 1024 smear (an ALL-IDB1-like
+    # field): every cell keeps its nucleus, as it does in its own field
+    rows = [np.concatenate(synthetic.images[8 * i:8 * i + 8], 1) for i in range(5)]
+    truth = [np.concatenate(synthetic.nucleus[8 * i:8 * i + 8], 1) for i in range(5)]
+    field, gt = np.concatenate(rows, 0), np.concatenate(truth, 0)
+    seg = S.lab_kmeans(field)
+    assert seg.n_cells == 40
+    assert iou(seg.nucleus, gt) >= 0.85
+    with_nucleus = np.unique(seg.labels[seg.nucleus])
+    assert with_nucleus.size == 40
+
+
 def test_segmentation_invariants(synthetic):
     for im in synthetic.images[:10]:
         for method in ("lab_kmeans", "hsv", "otsu"):
