@@ -649,9 +649,10 @@ def split_nucleus(image, mask, *, channel: str = "L", min_contrast: float = 12.0
     image : ndarray of uint8, shape (H, W, 3)
         RGB image.
     mask : array_like of bool or int, shape (H, W)
-        White cells: a boolean mask (each 8-connected object is one cell) or
-        a label image (0 background, one positive label per cell, e.g.
-        ``Segmentation.labels`` after :func:`split_touching`).
+        White cells: a boolean or 0/1 (0/255, ...) mask, each 8-connected
+        object one cell, or an integer label image with several labels (0
+        background, one positive label per cell, e.g. ``Segmentation.labels``
+        after :func:`split_touching`).
     channel : {"L", "gray", "green"}
         Channel in which the nucleus is darker: CIELAB lightness (default),
         BT.601 grey or the green channel (haematoxylin/azure absorb green).
@@ -669,17 +670,16 @@ def split_nucleus(image, mask, *, channel: str = "L", min_contrast: float = 12.0
         Nucleus mask, a subset of ``mask``.
     """
     rgb = _check_rgb(image)
-    arr = np.asarray(mask)
+    m = check_mask(mask, rgb.shape, "mask")
     cells = None
-    if arr.dtype != bool and np.issubdtype(arr.dtype, np.integer):
-        if arr.shape != rgb.shape[:2]:
-            raise ValueError(f"mask: expected shape {rgb.shape[:2]}, got {arr.shape}")
-        if arr.size and arr.min() < 0:
-            raise ValueError("mask: a label image must not hold negative labels")
-        cells = arr.astype(np.int32, copy=False)
-        m = cells > 0
-    else:
-        m = check_mask(mask, rgb.shape, "mask")
+    arr = np.asarray(mask)
+    if np.issubdtype(arr.dtype, np.integer):
+        positive = arr[m]
+        if positive.size and positive.min() != positive.max():   # a label image
+            if (arr < 0).any():
+                raise ValueError("mask: a label image must not hold negative labels")
+            cells = arr.astype(np.int32, copy=False)
+            m = cells > 0
     if not m.any():
         return np.zeros_like(m)
     if channel == "L":

@@ -281,7 +281,10 @@ def test_nucleus_specks_are_relative_to_their_own_cell():
     speck[30:32, 60:63] = True
     img[speck] = (90, 40, 130)
     cells = big | small
-    for mask in (cells, ndi.label(cells)[0]):          # bool mask or label image
+    # bool mask, label image, and 0/1 and 0/255 uint8 masks (one label value:
+    # still a mask whose objects are the cells, not one cell)
+    for mask in (cells, ndi.label(cells)[0], cells.astype(np.uint8),
+                 cells.astype(np.uint8) * 255):
         nuc = S.split_nucleus(img, mask, smooth=0)
         assert iou(nuc[:, 150:], nuc_small[:, 150:]) > 0.95
         assert iou(nuc[:, :150], nuc_big[:, :150]) > 0.95
