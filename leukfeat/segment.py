@@ -730,12 +730,11 @@ def _drop_specks(parts, m, cells, min_fraction):
     idx = np.flatnonzero(inside)
     if idx.size == 0:
         return inside
-    cell_of = cells.ravel()[idx].astype(np.int64)
-    n_cells = int(cells.max()) + 1
-    key = parts.ravel()[idx].astype(np.int64) * n_cells + cell_of
-    piece_area = np.bincount(key)
     flat = cells.ravel()
-    cell_area = np.bincount(flat[np.flatnonzero(m)], minlength=n_cells)
+    cell_area = np.bincount(flat[m.ravel()])
+    cell_of = flat[idx].astype(np.int64)
+    key = parts.ravel()[idx].astype(np.int64) * cell_area.size + cell_of
+    piece_area = np.bincount(key)
     keep = piece_area[key] >= np.maximum(2.0, np.floor(min_fraction * cell_area[cell_of]))
     out = np.zeros(m.size, bool)
     out[idx[keep]] = True

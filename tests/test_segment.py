@@ -292,7 +292,7 @@ def test_nucleus_specks_are_relative_to_their_own_cell():
 
 
 def test_nucleus_of_every_cell_in_a_many_cell_field(synthetic):
-    # 64 synthetic fields tiled into one 1024 x 1024 smear (an ALL-IDB1-like
+    # 40 synthetic fields tiled into one 640 x 1024 smear (an ALL-IDB1-like
     # field): every cell keeps its nucleus, as it does in its own field
     rows = [np.concatenate(synthetic.images[8 * i:8 * i + 8], 1) for i in range(5)]
     truth = [np.concatenate(synthetic.nucleus[8 * i:8 * i + 8], 1) for i in range(5)]
