@@ -206,6 +206,10 @@ def _to_rgb_uint8(arr: np.ndarray, *, bgr: bool, path) -> np.ndarray:
         if channels == 2:  # gray + alpha
             arr = arr[..., 0]
         elif channels in (3, 4):
+            if bgr and arr.dtype == np.uint8:
+                # one OpenCV pass: several times faster than a reversed-stride copy
+                return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if channels == 3
+                                    else cv2.COLOR_BGRA2RGB)
             arr = arr[..., 2::-1] if bgr else arr[..., :3]
         else:
             raise ImageReadError(path, f"unsupported number of channels ({channels})")

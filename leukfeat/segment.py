@@ -30,6 +30,7 @@ field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -551,24 +552,30 @@ def _kmeans_on_histogram(hist: np.ndarray, k: int, *, init=None, max_iter: int =
     else:
         centres = np.asarray(init, np.float64)
     # cluster j holds the levels v with bounds[j-1] < v <= bounds[j]; with
-    # cumulative sums each Lloyd step costs O(k), not O(256)
-    cw = np.concatenate([[0.0], np.cumsum(hist)])
-    cs = np.concatenate([[0.0], np.cumsum(hist * levels)])
+    # cumulative sums each Lloyd step costs O(k), not O(256). The loop runs on
+    # Python floats (k is small: numpy's per-call overhead would dominate);
+    # every operation is the same IEEE one as its array form.
+    cw = [0.0] + np.cumsum(hist).tolist()
+    cs = [0.0] + np.cumsum(hist * levels).tolist()
     n = hist.size
+
+    def cuts_of(c):
+        return [0] + [min(max(math.floor((c[j + 1] + c[j]) / 2.0) + 1, 0), n)
+                      for j in range(len(c) - 1)] + [n]
+
+    centres = centres.tolist()
     prev = None
     for _ in range(max_iter):
-        bounds = (centres[1:] + centres[:-1]) / 2.0
-        # first level of each cluster: smallest v with v > bound
-        cuts = np.concatenate([[0], np.clip(np.floor(bounds).astype(np.int64) + 1, 0, n), [n]])
-        if prev is not None and np.array_equal(cuts, prev):
+        cuts = cuts_of(centres)
+        if cuts == prev:
             break
         prev = cuts
-        w = cw[cuts[1:]] - cw[cuts[:-1]]
-        keep = w > 0
-        centres = (cs[cuts[1:]] - cs[cuts[:-1]])[keep] / w[keep]
+        centres = [(cs[b] - cs[a]) / (cw[b] - cw[a]) for a, b in zip(cuts[:-1], cuts[1:])
+                   if cw[b] - cw[a] > 0]
+    cuts = cuts_of(centres)
+    centres = np.array(centres, dtype=np.float64)
     bounds = (centres[1:] + centres[:-1]) / 2.0
-    cuts = np.concatenate([[0], np.clip(np.floor(bounds).astype(np.int64) + 1, 0, n), [n]])
-    counts = np.rint(cw[cuts[1:]] - cw[cuts[:-1]]).astype(np.int64)
+    counts = np.rint(np.diff(np.take(cw, cuts))).astype(np.int64)
     return centres, bounds, counts
 
 
@@ -714,7 +721,7 @@ def _nucleus_from_channel(ch, m, cells=None, *, min_contrast=12.0, min_fraction=
         return m.copy()
     dark = cv2.compare(ch, ti, cv2.CMP_LE)
     dark = cv2.bitwise_and(dark, dark, mask=mu8)
-    labels = _clean_and_label(dark, 2, smooth)
+    labels = _clean_and_label(dark, 2, smooth, ordered=False)
     if labels is None:
         return np.zeros_like(m)
     return _drop_specks(labels, m, cells, min_fraction)
@@ -770,13 +777,16 @@ def _finish(rgb, raw, *, method, min_size, open_radius, split, exclude_border,
     return Segmentation(m, nuc, labels.astype(np.int32, copy=False), method, info)
 
 
-def _clean_and_label(raw, min_size: int, open_radius: int):
+def _clean_and_label(raw, min_size: int, open_radius: int, ordered: bool = True):
     """Opening, hole filling, small-object removal and labelling in one pass.
 
     The outer contours (8-connected objects) of the opened mask whose filled
     area is at least ``min_size`` are drawn filled into a label image, one
     label per contour, which fills every hole exactly as :func:`fill_holes`
-    does. Returns None when nothing is left.
+    does. Returns None when nothing is left. With ``ordered=False`` the
+    objects are the same but their numbering is arbitrary: all contours are
+    filled in one call and the result labelled (8-connected; distinct outer
+    contours never touch), much faster when there are many small objects.
     """
     m = raw.view(np.uint8) if raw.dtype == bool else raw
     if open_radius:
@@ -787,6 +797,10 @@ def _clean_and_label(raw, min_size: int, open_radius: int):
     cs = [c for c in cs if cv2.contourArea(c) + len(c) / 2.0 + 1.0 >= min_size]
     if not cs:
         return None
+    if not ordered:
+        filled = np.zeros(m.shape, np.uint8)
+        cv2.drawContours(filled, cs, -1, 1, thickness=-1)
+        return cv2.connectedComponents(filled, connectivity=8, ltype=cv2.CV_32S)[1]
     labels = np.zeros(m.shape, np.int32)
     for i, c in enumerate(cs, start=1):
         cv2.drawContours(labels, [c], -1, i, thickness=-1)

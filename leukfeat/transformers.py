@@ -255,11 +255,17 @@ class _ExtractTask:
                 row = self._read(cached)
                 if row is not None:
                     return row
-        feats = extract.features(_load(item), **self.kwargs)
-        if len(feats) != len(self.names) or list(feats) != self.names:
-            raise RuntimeError("extract.features returned other names than "
-                               "extract.feature_names for this configuration")
-        row = np.fromiter(feats.values(), dtype=np.float64, count=len(self.names))
+        # the values of extract.features(...) in feature_names order, without
+        # building the name -> value mapping (tests check that the orders agree)
+        values = extract._feature_values(_load(item), **self.kwargs)
+        if values is None:
+            row = np.full(len(self.names), np.nan)
+        elif len(values) != len(self.names):
+            raise RuntimeError(f"extract.features returned {len(values)} values, "
+                               f"extract.feature_names {len(self.names)} names for this "
+                               "configuration")
+        else:
+            row = np.array(values, dtype=np.float64)
         if cached is not None:
             self._write(cached, row)
         return row

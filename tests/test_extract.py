@@ -39,6 +39,23 @@ def test_features_keys_match_names(cells, groups):
     assert not np.isinf(vals).any()
 
 
+@pytest.mark.parametrize("kw", [{}, {"groups": ("shape", "field")}, {"cell": "median"},
+                                {"cell": "mean", "groups": ("colour",)},
+                                {"lbp_radii": (2,), "percentiles": (25, 75)}])
+def test_feature_values_fast_path_equals_features(cells, kw):
+    """FeatureExtractor's fast path gives the values of features(), in order."""
+    img = cells.images[3]
+    f = extract.features(img, **kw)
+    values = extract._feature_values(img, **kw)
+    assert len(values) == len(f) == len(extract.feature_names(
+        kw.get("groups", extract.GROUPS),
+        **{k: v for k, v in kw.items() if k not in ("groups", "cell")}))
+    np.testing.assert_array_equal(np.array(values, float), np.array(list(f.values()), float))
+    blank = np.full_like(img, 235)
+    assert extract._feature_values(blank, **kw) is None
+    assert np.isnan(list(extract.features(blank, **kw).values())).all()
+
+
 def test_options_change_names_consistently(cells):
     opts = dict(glcm_distances=(1,), lbp_radii=(1,), edge_sigmas=(1.5,), percentiles=(50,),
                 histogram_bins=4, n_fourier=5)

@@ -299,8 +299,8 @@ class _CountingFeatures:
 
 
 def test_cache_hits_and_misses(paths, images, expected, tmp_path, monkeypatch):
-    counter = _CountingFeatures(extract.features)
-    monkeypatch.setattr(extract, "features", counter)
+    counter = _CountingFeatures(extract._feature_values)
+    monkeypatch.setattr(extract, "_feature_values", counter)
     cache = tmp_path / "cache"
     fx = FeatureExtractor(cache=cache, n_jobs=1)
     X1 = fx.fit_transform(paths)

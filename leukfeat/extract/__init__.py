@@ -168,8 +168,9 @@ def _pick_cell(seg: Segmentation, cell) -> int:
                      f"label, got {cell!r}")
 
 
-def _measure(rgb, cell_mask, nucleus_mask, groups, cfg) -> "OrderedDict[str, float]":
-    """Features of one cell given full-size masks (cropped here once)."""
+def _measure(rgb, cell_mask, nucleus_mask, groups, cfg) -> list:
+    """Features of one cell given full-size masks (cropped here once), as the
+    list of the groups' ``name -> value`` dicts in column order."""
     rows = np.flatnonzero(cell_mask.any(axis=1))
     cols = np.flatnonzero(cell_mask.any(axis=0))
     margin = int(4.0 * max(cfg["edge_sigmas"]) + 0.5) + _CROP_MARGIN_EXTRA
@@ -179,22 +180,22 @@ def _measure(rgb, cell_mask, nucleus_mask, groups, cfg) -> "OrderedDict[str, flo
     img = np.ascontiguousarray(rgb[sl])
     cm = np.ascontiguousarray(cell_mask[sl])
     nm = np.ascontiguousarray(nucleus_mask[sl]) & cm
-    out = OrderedDict()
+    out = []
     for g in groups:
         if g == "texture":
             gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-            out.update(texture.texture_features(
+            out.append(texture.texture_features(
                 gray, cm, distances=cfg["glcm_distances"], levels=cfg["glcm_levels"],
                 lbp_radii=cfg["lbp_radii"], quantization=cfg["glcm_quantization"]))
         elif g == "shape":
-            out.update(shape.shape_features(cm, nm, n_fourier=cfg["n_fourier"],
+            out.append(shape.shape_features(cm, nm, n_fourier=cfg["n_fourier"],
                                             zernike_degree=cfg["zernike_degree"]))
         elif g == "colour":
-            out.update(colour.colour_features(img, cm, nm, spaces=cfg["colour_spaces"],
+            out.append(colour.colour_features(img, cm, nm, spaces=cfg["colour_spaces"],
                                               percentiles=cfg["percentiles"],
                                               histogram_bins=cfg["histogram_bins"]))
         elif g == "edges":
-            out.update(edges.edge_features(img, cm, sigmas=cfg["edge_sigmas"]))
+            out.append(edges.edge_features(img, cm, sigmas=cfg["edge_sigmas"]))
     return out
 
 
@@ -203,11 +204,21 @@ def _cell_groups(groups) -> tuple:
     return tuple(g for g in groups if g != "field")
 
 
-def _with_field(row, seg, groups):
+def _with_field(parts, seg, groups):
     """Append the field group (measured once on the whole segmentation)."""
     if "field" in groups:
-        row.update(field.field_features(seg))
-    return row
+        parts.append(field.field_features(seg))
+    return parts
+
+
+def _merged(parts) -> "OrderedDict[str, float]":
+    """One ordered mapping from a list of group dicts."""
+    return OrderedDict(kv for d in parts for kv in d.items())
+
+
+def _values(parts) -> list:
+    """The values of a list of group dicts, in column order."""
+    return [v for d in parts for v in d.values()]
 
 
 def _prepare(image, segmentation, segmenter):
@@ -267,6 +278,15 @@ def features(image, segmentation=None, groups=GROUPS, *, cell="largest",
     >>> 0.0 < f["shape_nucleus_fraction"] < 1.0
     True
     """
+    parts = _feature_parts(image, segmentation, groups, cell, segmenter, options)
+    if parts is None:
+        return OrderedDict.fromkeys(feature_names(groups, **options), np.nan)
+    return _merged(parts)
+
+
+def _feature_parts(image, segmentation, groups, cell, segmenter, options):
+    """The work of :func:`features`: the group dicts in column order, or None
+    when the image has no (such) cell and the row is all NaN."""
     groups = _check_groups(groups)
     cfg = _config(options)
     rgb, seg = _prepare(image, segmentation, segmenter)
@@ -275,20 +295,29 @@ def features(image, segmentation=None, groups=GROUPS, *, cell="largest",
         rows = []
         for lab in seg.cell_ids():
             cm = seg.labels == lab
-            rows.append(_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg))
+            rows.append(_values(_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg)))
         if not rows:
-            return OrderedDict.fromkeys(feature_names(groups, **options), np.nan)
+            return None
         names = feature_names(per_cell, **options) if per_cell else []
-        table = np.array([[r[n] for n in names] for r in rows], dtype=np.float64)
+        table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
             agg = _AGGREGATES[cell](table, axis=0) if names else []
-        return _with_field(OrderedDict(zip(names, np.asarray(agg).tolist())), seg, groups)
+        return _with_field([dict(zip(names, np.asarray(agg).tolist()))], seg, groups)
     lab = _pick_cell(seg, cell)
     if lab == 0:
-        return OrderedDict.fromkeys(feature_names(groups, **options), np.nan)
+        return None
     cm = seg.labels == lab
     return _with_field(_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg), seg, groups)
+
+
+def _feature_values(image, *, groups=GROUPS, cell="largest", segmenter="lab_kmeans",
+                    **options):
+    """:func:`features` as a list of values in :func:`feature_names` order, or
+    None for an all-NaN row (the fast path of ``FeatureExtractor``: no
+    mapping is built)."""
+    parts = _feature_parts(image, None, groups, cell, segmenter, options)
+    return None if parts is None else _values(parts)
 
 
 def features_per_cell(image, segmentation=None, groups=GROUPS, *, segmenter="lab_kmeans",
@@ -318,7 +347,6 @@ def features_per_cell(image, segmentation=None, groups=GROUPS, *, segmenter="lab
         cm = seg.labels == lab
         if exclude_border and (cm[0].any() or cm[-1].any() or cm[:, 0].any() or cm[:, -1].any()):
             continue
-        row = OrderedDict(cell_label=float(lab))
-        row.update(_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg))
-        rows.append(_with_field(row, seg, groups))
+        parts = [{"cell_label": float(lab)}, *_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg)]
+        rows.append(_merged(_with_field(parts, seg, groups)))
     return rows

@@ -40,6 +40,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..segment import Segmentation
+
 __all__ = ["field_features", "field_feature_names", "FIELD_FEATURES"]
 
 #: Feature names without the prefix, in output order.
@@ -96,8 +98,6 @@ def field_features(segmentation, prefix: str = "field") -> "OrderedDict[str, flo
     >>> f["field_n_cells"], f["field_cover"], f["field_cell_area_mean"]
     (2.0, 0.2, 10.0)
     """
-    from ..segment import Segmentation
-
     if not isinstance(segmentation, Segmentation):
         raise TypeError(f"segmentation: expected a leukfeat.segment.Segmentation, "
                         f"got {type(segmentation).__name__}")

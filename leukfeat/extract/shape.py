@@ -200,8 +200,11 @@ def _convex_area(v2):
     y = v2[:, 1].astype(np.float64)
     ymin, ymax = y.min(), y.max()
     top = y == ymin
-    start = int(np.flatnonzero(top & ~np.roll(top, 1))[0])
-    x, y, top = np.roll(x, -start), np.roll(y, -start), np.roll(top, -start)
+    prev_top = np.empty_like(top)                 # np.roll(top, 1), without its overhead
+    prev_top[0], prev_top[1:] = top[-1], top[:-1]
+    start = int(np.flatnonzero(top & ~prev_top)[0])
+    if start:                                     # rotate so the top run comes first
+        x, y, top = (np.concatenate((v[start:], v[:start])) for v in (x, y, top))
     ntop = int(np.argmin(top))                    # length of the leading top run
     bottom = y == ymax
     first_bottom = ntop + int(np.argmax(bottom[ntop:]))
@@ -228,8 +231,8 @@ def _feret(x, y):
     dx = x[:, None] - x[None, :]
     dy = y[:, None] - y[None, :]
     dmax = float(np.sqrt((dx * dx + dy * dy).max()))
-    ex = np.roll(x, -1) - x
-    ey = np.roll(y, -1) - y
+    ex = np.append(x[1:], x[0]) - x               # edge vectors (np.roll(x, -1) - x)
+    ey = np.append(y[1:], y[0]) - y
     elen = np.hypot(ex, ey)
     ok = elen > 0
     # |cross(edge, vertex - edge start)| / |edge| for all (edge, vertex)

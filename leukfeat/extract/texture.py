@@ -1153,12 +1153,24 @@ def texture_feature_names(distances=(1,), lbp_radii=(1, 2, 3), *, include_mcc: b
     -------
     list of str
     """
-    dists = _check_distances(distances)
+    return list(_checked_texture_names(distances, lbp_radii, include_mcc, lbp_method))
+
+
+def _checked_texture_names(distances, lbp_radii, include_mcc, lbp_method) -> tuple:
+    radii = tuple(lbp_radii)
+    if radii:  # validated before the (hashing) cache lookup
+        radii = _check_radii(radii)
+        _check_lbp_method(lbp_method)
+    return _texture_names(_check_distances(distances), radii, bool(include_mcc), lbp_method)
+
+
+@functools.lru_cache(maxsize=32)
+def _texture_names(dists: tuple, lbp_radii: tuple, include_mcc: bool, lbp_method) -> tuple:
     hn = HARALICK_NAMES if include_mcc else HARALICK_NAMES[:13]
     names = [f"glcm_{n}_d{d}_{stat}" for d in dists for n in hn for stat in ("mean", "range")]
-    if tuple(lbp_radii):
+    if lbp_radii:
         names.extend(lbp_feature_names(lbp_radii, lbp_method))
-    return names
+    return tuple(names)
 
 
 def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
@@ -1221,17 +1233,20 @@ def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
     m = _check_mask_arg(mask, arr.shape)
     dists = _check_distances(distances)
     radii = tuple(lbp_radii)
-    names = texture_feature_names(dists, radii, include_mcc=include_mcc, lbp_method=lbp_method)
+    names = _checked_texture_names(dists, radii, include_mcc, lbp_method)
     q = _quantize(arr, m, levels, quantization, "gray")
     values: list[float] = []
     for d in dists:
         f = _haralick_q(q, m, d, bool(include_mcc))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(f, axis=0)
-            rng = np.nanmax(f, axis=0) - np.nanmin(f, axis=0)
-        for k in range(f.shape[1]):
-            values.extend((float(mean[k]), float(rng[k])))
+        if np.isnan(f).any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(f, axis=0)
+                rng = np.nanmax(f, axis=0) - np.nanmin(f, axis=0)
+        else:  # the common case, same values without nan-aware reductions
+            mean = f.mean(axis=0)
+            rng = f.max(axis=0) - f.min(axis=0)
+        values.extend(np.column_stack([mean, rng]).ravel().tolist())
     if radii:
         values.extend(np.concatenate(lbp_histogram(arr, m, radii, lbp_method,
                                                    as_dict=False)).tolist())
