@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import io as _stdio
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -118,6 +119,9 @@ def _png_problem(data: bytes):
         pos = end
 
 
+_JPEG_NEXT_MARKER = re.compile(rb"\xff(?![\x00\xd0-\xd7\xff])")
+
+
 def _jpeg_problem(data: bytes):
     """Return a reason string if a JPEG stream ends before its EOI marker.
 
@@ -152,16 +156,13 @@ def _jpeg_problem(data: bytes):
         pos += length
         if pos > n:
             break
-        if marker == 0xDA:  # SOS: skip entropy-coded data up to the next marker
-            while True:
-                pos = data.find(b"\xff", pos)
-                if pos < 0 or pos + 1 >= n:
-                    return "truncated JPEG file (no end-of-image marker)"
-                nxt = data[pos + 1]
-                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
-                    pos += 1 if nxt == 0xFF else 2
-                    continue
-                break
+        if marker == 0xDA:  # SOS: skip entropy-coded data up to the next marker,
+            # the first 0xFF not followed by a stuffed 0x00, a restart marker
+            # (0xD0-0xD7) or fill (0xFF)
+            found = _JPEG_NEXT_MARKER.search(data, pos)
+            if found is None or found.start() + 1 >= n:
+                return "truncated JPEG file (no end-of-image marker)"
+            pos = found.start()
     return "truncated JPEG file (no end-of-image marker)"
 
 

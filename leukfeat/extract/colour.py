@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from .._validation import as_uint8_rgb, check_image, check_mask
+from .texture import _kernels
 
 __all__ = ["colour_features", "colour_feature_names"]
 
@@ -218,56 +219,6 @@ def _channel_rows(rgb_t, spaces):
     return codes, floats
 
 
-def _central_sums(x):
-    """n, mean and the central power sums M2, M3, M4 of every row (two-pass)."""
-    n = x.shape[1]
-    if n == 0:
-        zero = np.zeros(x.shape[0])
-        return 0, zero, zero, zero, zero
-    mean = x.mean(axis=1)
-    d = x - mean[:, None]
-    d2 = d * d
-    return (n, mean, d2.sum(axis=1), np.einsum("ij,ij->i", d2, d),
-            np.einsum("ij,ij->i", d2, d2))
-
-
-def _merge_sums(a, b):
-    """Combine central sums of two disjoint samples (Pébay 2008, eq. 1.1-1.4)."""
-    na, ma, a2, a3, a4 = a
-    nb, mb, b2, b3, b4 = b
-    if na == 0:
-        return b
-    if nb == 0:
-        return a
-    n = na + nb
-    dlt = mb - ma
-    mean = ma + dlt * (nb / n)
-    m2 = a2 + b2 + dlt ** 2 * (na * nb / n)
-    m3 = (a3 + b3 + dlt ** 3 * (na * nb * (na - nb) / n ** 2)
-          + 3.0 * dlt * (na * b2 - nb * a2) / n)
-    m4 = (a4 + b4 + dlt ** 4 * (na * nb * (na * na - na * nb + nb * nb) / n ** 3)
-          + 6.0 * dlt ** 2 * (na * na * b2 + nb * nb * a2) / n ** 2
-          + 4.0 * dlt * (na * b3 - nb * a3) / n)
-    return n, mean, m2, m3, m4
-
-
-def _moments(sums, constant):
-    """(mean, std, skewness, kurtosis) rows from central sums.
-
-    Biased estimators as ``scipy.stats.skew/kurtosis(bias=True)``. Rows that
-    are exactly constant (``constant``, from min == max) get std 0 and NaN
-    skewness/kurtosis, as do nearly constant ones (``m2 <= (eps * mean)**2``,
-    scipy's rule against round-off noise).
-    """
-    n, mean, s2, s3, s4 = sums
-    m2, m3, m4 = np.where(constant, 0.0, s2 / n), s3 / n, s4 / n
-    const = constant | (m2 <= (np.finfo(np.float64).eps * mean) ** 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        skew = np.where(const, np.nan, m3 / m2 ** 1.5)
-        kurt = np.where(const, np.nan, m4 / (m2 * m2) - 3.0)
-    return np.stack([mean, np.sqrt(m2), skew, kurt], axis=-1)
-
-
 def _circular(sin_sum, cos_sum, n):
     """Circular mean in [0, 360) and circular std (degrees) from sums.
 
@@ -314,13 +265,10 @@ def _int_stats(counts, values, percentiles, hist_ranges, bins, n_stats):
         return out
     cnt = counts[ok].astype(np.float64)                  # (m', k, 256)
     nn = n[ok].astype(np.float64)[:, None]
-    mean = (cnt * values).sum(axis=2) / nn
-    d = values - mean[..., None]
-    d2 = d * d
-    cd2 = cnt * d2
-    sums = (nn, mean, cd2.sum(axis=2), (cd2 * d).sum(axis=2), (cd2 * d2).sum(axis=2))
     res = np.empty((len(nn), k, n_stats))
-    res[..., :4] = _moments(sums, np.count_nonzero(cnt, axis=2) == 1)
+    moments = np.empty((len(nn), k, 4))
+    _kernels().count_moments(cnt, np.ascontiguousarray(values, dtype=np.float64), moments)
+    res[..., :4] = moments
     j = 4 + len(percentiles)
     if percentiles:
         # order statistics: first code whose cumulative count exceeds the rank;
@@ -351,8 +299,8 @@ def _int_stats(counts, values, percentiles, hist_ranges, bins, n_stats):
     return out
 
 
-def _float_stats(x, sums, percentiles, hist_ranges, bins, n_stats):
-    """Statistics of float rows ``x`` (k, n) with precomputed central sums."""
+def _float_stats(x, percentiles, hist_ranges, bins, n_stats):
+    """Statistics of float rows ``x`` (k, n)."""
     out = np.full((x.shape[0], n_stats), np.nan)
     n = x.shape[1]
     if n == 0 or x.shape[0] == 0:
@@ -365,7 +313,9 @@ def _float_stats(x, sums, percentiles, hist_ranges, bins, n_stats):
         constant = xs[:, 0] == xs[:, -1]
     else:
         constant = x.min(axis=1) == x.max(axis=1)
-    out[:, :4] = _moments(sums, constant)
+    moments = np.empty((x.shape[0], 4))
+    _kernels().row_moments(np.ascontiguousarray(x), constant, moments)
+    out[:, :4] = moments
     if bins:
         rows = x.shape[0]
         idx = np.stack([_bin_index(x[i], lo, hi, bins) for i, (lo, hi) in enumerate(hist_ranges)])
@@ -491,17 +441,14 @@ def colour_features(image, cell_mask, nucleus_mask=None, *, spaces=("rgb", "lab"
         return (sin_h[sel].sum(), cos_h[sel].sum())
 
     if nucleus is None:
-        parts = [(floats, _central_sums(floats), trig_of(None))]
+        parts = [(floats, trig_of(None))]
         counts = counts_of(codes)[None]
     else:
         in_nuc = nucleus[r0:r1, c0:c1][cell_c]
-        parts = []
-        for sel in (in_nuc, ~in_nuc):
-            f = floats[:, sel]
-            parts.append((f, _central_sums(f), trig_of(sel)))
-        # the cell = nucleus + cytoplasm: merge the sums instead of recomputing
-        (_, sa, ta), (_, sb, tb) = parts
-        parts.append((floats, _merge_sums(sa, sb), (ta[0] + tb[0], ta[1] + tb[1])))
+        parts = [(floats[:, sel], trig_of(sel)) for sel in (in_nuc, ~in_nuc)]
+        # the cell = nucleus + cytoplasm (the hue sums add up)
+        (_, ta), (_, tb) = parts
+        parts.append((floats, (ta[0] + tb[0], ta[1] + tb[1])))
         cn = counts_of(codes[:, in_nuc])
         cc = counts_of(codes[:, ~in_nuc])
         counts = np.stack([cn, cc, cn + cc])
@@ -509,8 +456,8 @@ def colour_features(image, cell_mask, nucleus_mask=None, *, spaces=("rgb", "lab"
     blocks = np.empty((len(parts), len(layout), n_stats))
     blocks[:, int_pos] = _int_stats(counts, int_values, percentiles, int_ranges,
                                     histogram_bins, n_stats)
-    for b, (f, sums, trig) in zip(blocks, parts):
-        b[float_pos] = _float_stats(f, sums, percentiles, float_ranges, histogram_bins, n_stats)
+    for b, (f, trig) in zip(blocks, parts):
+        b[float_pos] = _float_stats(f, percentiles, float_ranges, histogram_bins, n_stats)
         if hue_pos is not None and f.shape[1] > 0:
             b[hue_pos, :2] = _circular(trig[0], trig[1], f.shape[1])
     values = list(blocks)

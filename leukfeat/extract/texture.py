@@ -397,6 +397,9 @@ def _warm_kernels() -> None:
         _haralick_q(img, None, d, False)
         _haralick_q(img, mask, d, False)
     lbp_histogram(img, mask, radii=(1,), as_dict=False)
+    k = _kernels()                          # the colour moments
+    k.row_moments(np.ones((2, 3)), np.zeros(2, bool), np.empty((2, 4)))
+    k.count_moments(np.ones((1, 2, 4)), np.ones((2, 4)), np.empty((1, 2, 4)))
 
 
 def _count_table() -> np.ndarray:
