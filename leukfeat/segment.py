@@ -572,7 +572,8 @@ def _kmeans_on_histogram(hist: np.ndarray, k: int, *, init=None, max_iter: int =
         prev = cuts
         centres = [(cs[b] - cs[a]) / (cw[b] - cw[a]) for a, b in zip(cuts[:-1], cuts[1:])
                    if cw[b] - cw[a] > 0]
-    cuts = cuts_of(centres)
+    else:  # max_iter reached: the cuts of the last centres
+        cuts = cuts_of(centres)
     centres = np.array(centres, dtype=np.float64)
     bounds = (centres[1:] + centres[:-1]) / 2.0
     counts = np.rint(np.diff(np.take(cw, cuts))).astype(np.int64)

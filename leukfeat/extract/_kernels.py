@@ -748,13 +748,48 @@ def lbp_hist(pad, py0, px0, y0, y1, x0, x1, mask, use_mask, rp, cp, method, hist
 # Colour: moments (used by leukfeat.extract.colour)
 # --------------------------------------------------------------------------- #
 
+#: float64 machine epsilon (scipy's threshold for a "constant" sample)
+_EPS = float(np.finfo(np.float64).eps)
+
+
 @numba.njit(inline="always")
-def _finish_moments(n, mean, s2, s3, s4, constant, out):
-    """mean, std, skewness, kurtosis from central power sums (as colour._moments)."""
+def _sample_moments(v, w, weighted, constant, out):
+    """``out[:] = (mean, std, skewness, kurtosis)`` of the values ``v``.
+
+    With ``weighted`` each ``v[c]`` counts ``w[c]`` times (``w`` is ignored
+    otherwise) and a sample whose weight sits on one value is constant;
+    ``constant`` marks samples already known to be constant. Two passes (the
+    mean, then the central power sums); biased estimators as
+    ``scipy.stats.skew/kurtosis(bias=True)``; constant samples, and samples
+    whose variance is within round-off of 0 (scipy's rule), get std 0 and
+    NaN skewness and kurtosis. The sample must not be empty.
+    """
+    n = 0.0
+    s = 0.0
+    used = 0
+    for c in range(v.size):
+        wc = w[c] if weighted else 1.0
+        if wc != 0:
+            n += wc
+            s += wc * v[c]
+            used += 1
+    mean = s / n
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    for c in range(v.size):
+        wc = w[c] if weighted else 1.0
+        if wc != 0:
+            d = v[c] - mean
+            d2 = d * d
+            s2 += wc * d2
+            s3 += wc * d2 * d
+            s4 += wc * d2 * d2
+    constant = constant or (weighted and used == 1)
     m2 = 0.0 if constant else s2 / n
     out[0] = mean
     out[1] = math.sqrt(m2)
-    if constant or m2 <= (2.220446049250313e-16 * mean) ** 2:
+    if constant or m2 <= (_EPS * mean) ** 2:
         out[2] = np.nan
         out[3] = np.nan
     else:
@@ -766,27 +801,11 @@ def _finish_moments(n, mean, s2, s3, s4, constant, out):
 def row_moments(x, constant, out):
     """``out[i] = (mean, std, skewness, kurtosis)`` of row ``i`` of ``x`` (k, n).
 
-    Two passes (the mean, then the central power sums), biased estimators as
-    ``scipy.stats.skew/kurtosis(bias=True)``; ``constant[i]`` marks rows known
-    to be constant (std 0, NaN skewness and kurtosis), as do rows whose
-    variance is within round-off of 0 (scipy's rule). ``n`` must be > 0.
+    ``constant[i]`` marks rows known to be constant (see
+    :func:`_sample_moments`); ``n`` must be > 0.
     """
-    k, n = x.shape
-    for i in range(k):
-        s = 0.0
-        for j in range(n):
-            s += x[i, j]
-        mean = s / n
-        s2 = 0.0
-        s3 = 0.0
-        s4 = 0.0
-        for j in range(n):
-            d = x[i, j] - mean
-            d2 = d * d
-            s2 += d2
-            s3 += d2 * d
-            s4 += d2 * d2
-        _finish_moments(n, mean, s2, s3, s4, constant[i], out[i])
+    for i in range(x.shape[0]):
+        _sample_moments(x[i], x[i], False, constant[i], out[i])
 
 
 @numba.njit(**_OPTS)
@@ -799,28 +818,6 @@ def count_moments(counts, values, out):
     skewness and kurtosis as :func:`row_moments` on the expanded values
     (a sample whose pixels share one code is constant).
     """
-    m, k, nv = counts.shape
-    for a in range(m):
-        for j in range(k):
-            n = 0.0
-            s = 0.0
-            used = 0
-            for c in range(nv):
-                w = counts[a, j, c]
-                if w != 0:
-                    n += w
-                    s += w * values[j, c]
-                    used += 1
-            mean = s / n
-            s2 = 0.0
-            s3 = 0.0
-            s4 = 0.0
-            for c in range(nv):
-                w = counts[a, j, c]
-                if w != 0:
-                    d = values[j, c] - mean
-                    d2 = d * d
-                    s2 += w * d2
-                    s3 += w * d2 * d
-                    s4 += w * d2 * d2
-            _finish_moments(n, mean, s2, s3, s4, used == 1, out[a, j])
+    for a in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            _sample_moments(values[j], counts[a, j], True, False, out[a, j])
