@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from .._validation import check_mask
+from .texture import _kernels
 
 __all__ = ["shape_features", "shape_feature_names"]
 
@@ -179,68 +180,6 @@ def _perimeter(u):
     return float(np.bincount(codes, minlength=50)[:50] @ _PERIM_WEIGHTS)
 
 
-def _polygon_length(pts):
-    if len(pts) < 2:
-        return 0.0
-    d = np.diff(np.vstack([pts, pts[:1]]), axis=0)
-    return float(np.hypot(d[:, 0], d[:, 1]).sum())
-
-
-def _convex_area(v2):
-    """Number of pixel centres inside or on a convex polygon.
-
-    ``v2`` holds the ordered hull vertices in doubled integer coordinates
-    (x = 2 col, y = 2 row), so that pixel centres are the even lattice
-    points. Equivalent to ``skimage.morphology.convex_hull_image(...).sum()``
-    (borders included). The polygon is split into two chains that are
-    strictly monotone in y (horizontal runs only occur at the top and the
-    bottom) and each chain is interpolated at the even rows.
-    """
-    x = v2[:, 0].astype(np.float64)
-    y = v2[:, 1].astype(np.float64)
-    ymin, ymax = y.min(), y.max()
-    top = y == ymin
-    prev_top = np.empty_like(top)                 # np.roll(top, 1), without its overhead
-    prev_top[0], prev_top[1:] = top[-1], top[:-1]
-    start = int(np.flatnonzero(top & ~prev_top)[0])
-    if start:                                     # rotate so the top run comes first
-        x, y, top = (np.concatenate((v[start:], v[:start])) for v in (x, y, top))
-    ntop = int(np.argmin(top))                    # length of the leading top run
-    bottom = y == ymax
-    first_bottom = ntop + int(np.argmax(bottom[ntop:]))
-    last_bottom = int(np.flatnonzero(bottom)[-1])
-    fwd = np.arange(ntop - 1, first_bottom + 1)
-    bwd = np.concatenate([[0], np.arange(len(x) - 1, last_bottom - 1, -1)])
-    y0 = int(ymin) + int(ymin) % 2
-    ys = np.arange(y0, int(ymax) + 1, 2, dtype=np.float64)
-    xa = np.interp(ys, y[fwd], x[fwd])
-    xb = np.interp(ys, y[bwd], x[bwd])
-    eps = 1e-9
-    counts = (np.floor(np.maximum(xa, xb) / 2.0 + eps)
-              - np.ceil(np.minimum(xa, xb) / 2.0 - eps) + 1.0)
-    return float(np.clip(counts, 0, None).sum())
-
-
-def _feret(x, y):
-    """(min, max) caliper widths of a convex polygon with ordered vertices.
-
-    The maximum is the largest vertex-to-vertex distance; the minimum is
-    attained with one caliper flush with a hull edge (rotating calipers,
-    Toussaint 1983), evaluated here for all edges at once.
-    """
-    dx = x[:, None] - x[None, :]
-    dy = y[:, None] - y[None, :]
-    dmax = float(np.sqrt((dx * dx + dy * dy).max()))
-    ex = np.append(x[1:], x[0]) - x               # edge vectors (np.roll(x, -1) - x)
-    ey = np.append(y[1:], y[0]) - y
-    elen = np.hypot(ex, ey)
-    ok = elen > 0
-    # |cross(edge, vertex - edge start)| / |edge| for all (edge, vertex)
-    cross = np.abs(ex[ok, None] * dy.T[ok] - ey[ok, None] * dx.T[ok])
-    dmin = float((cross.max(axis=1) / elen[ok]).min())
-    return dmin, dmax
-
-
 def _hu(nu):
     """Hu invariants from normalised central moments ``nu[p, q]``
     (p along rows, q along columns), same formulas as skimage."""
@@ -257,36 +196,6 @@ def _hu(nu):
         (n20 - n02) * (q0 - q1) + 4 * n11 * t0 * t1,
         (3 * n21 - n03) * t0 * (q0 - 3 * q1) - (n30 - 3 * n12) * t1 * (3 * q0 - q1),
     ])
-
-
-def _efd_amplitudes(pts, n_fourier):
-    """Elliptic Fourier harmonic amplitudes 2..N+1 relative to harmonic 1."""
-    out = np.full(n_fourier, np.nan)
-    if n_fourier == 0 or len(pts) < 2:
-        return out
-    d = np.diff(np.vstack([pts, pts[:1]]), axis=0)
-    dt = np.hypot(d[:, 0], d[:, 1])
-    keep = dt > 0
-    d, dt = d[keep], dt[keep]
-    if dt.size < 2:
-        return out
-    t = np.concatenate([[0.0], np.cumsum(dt)])
-    period = t[-1]
-    n = np.arange(1, n_fourier + 2, dtype=np.float64)
-    # exp(i n phi_p), phi_p = 2 pi t_p / T, by repeated multiplication; its
-    # increments along the contour give the cos/sin sums of Kuhl & Giardina
-    e = np.empty((n.size, t.size), dtype=np.complex128)
-    e[0] = np.exp((2j * np.pi / period) * t)
-    for i in range(1, n.size):
-        np.multiply(e[i - 1], e[0], out=e[i])
-    de = e[:, 1:] - e[:, :-1]
-    coef = de @ (d / dt[:, None])                 # (n, [x, y]) complex
-    # a_n, b_n = const * (Re, Im) of coef[:, 0]; c_n, d_n likewise for y
-    const = period / (2.0 * np.pi ** 2 * n ** 2)
-    amp = const * np.sqrt((np.abs(coef) ** 2).sum(axis=1))
-    if not amp[0] > 1e-12 * period:
-        return out
-    return amp[1:] / amp[0]
 
 
 @functools.lru_cache(maxsize=8)
@@ -321,47 +230,17 @@ def _zernike_matrix(degree):
     return mat, a_exp, b_exp
 
 
-def _zernike(u, centroid, radius, degree):
-    """|Z_nm| of a binary region, same values as mahotas.
-
-    ``u`` is the (cropped) binary region, ``centroid`` its (row, col)
-    centroid in the crop and ``radius`` the largest centroid-to-pixel-centre
-    distance, so that every pixel of the region lies in the unit disc
-    (mahotas: ``zernike_moments(u, radius, degree)``). Computed from the
-    geometric moments of the scaled coordinates, ``Y^T U X``, in O(pixels *
-    degree) instead of O(pixels * degree^2).
-    """
-    mat, a_exp, b_exp = _zernike_matrix(degree)
-    if not radius > 0.0:
-        return np.full(mat.shape[0], np.nan)
-    h, w = u.shape
-    y = (np.arange(h, dtype=np.float64) - centroid[0]) / radius
-    x = (np.arange(w, dtype=np.float64) - centroid[1]) / radius
-    ypow = np.vander(y, degree + 1, increasing=True)   # (h, degree + 1)
-    xpow = np.vander(x, degree + 1, increasing=True)   # (w, degree + 1)
-    geo = ypow.T @ (u.astype(np.float64) @ xpow)  # geo[b, a] = sum y^b x^a
-    npix = geo[0, 0]
-    return np.abs(mat @ geo[b_exp, a_exp]) / npix
-
-
 def _lobe_count(u, depth, levels=10):
-    """Number of lobes of a (possibly fragmented) region, see shape_features."""
+    """Number of lobes of a (possibly fragmented) region, see shape_features.
+
+    The levels are counted by :func:`._kernels.lobe_count` (the test suite
+    checks it against the same definition written with OpenCV labelling).
+    """
     dist = cv2.distanceTransform(u, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     dmax = float(dist.max())
     if not dmax > 0:
         return np.nan
-    h = depth * dmax
-    best = 0
-    for j in range(levels):
-        t = dmax * j / levels
-        if t + h > dmax * (1.0 + 1e-9):
-            break
-        n, lab = cv2.connectedComponents((dist > t).view(np.uint8), connectivity=8)
-        if n - 1 <= best:          # cannot beat the current count
-            continue
-        reached = lab[dist >= t + h - 1e-6 * dmax]
-        best = max(best, int(np.count_nonzero(np.bincount(reached, minlength=n)[1:])))
-    return float(best)
+    return float(_kernels().lobe_count(dist, dmax, float(depth), int(levels)))
 
 
 def _region_features(mask, n_fourier, zernike_degree):
@@ -378,11 +257,15 @@ def _region_features(mask, n_fourier, zernike_degree):
     perim = _perimeter(u)
 
     hull = cv2.convexHull(contour).reshape(-1, 2)
-    convex_perim = _polygon_length(hull.astype(np.float64))
     diamond = (2 * hull[:, None, :] + _DIAMOND2[None]).reshape(-1, 2).astype(np.int32)
     dhull = cv2.convexHull(diamond).reshape(-1, 2)
-    convex_area = _convex_area(dhull)
-    min_feret, max_feret = _feret(dhull[:, 0] / 2.0, dhull[:, 1] / 2.0)
+    mat, a_exp, b_exp = _zernike_matrix(zernike_degree)
+    scalars = np.empty(5)
+    efd = np.empty(n_fourier)
+    geo = np.empty((zernike_degree + 1, zernike_degree + 1))
+    _kernels().region_geometry(u, contour, hull, dhull, cy, cx, n_fourier, zernike_degree,
+                               scalars, efd, geo)
+    convex_perim, convex_area, min_feret, max_feret, radius = scalars.tolist()
 
     # inertia tensor of the region (rows, cols), as skimage.measure.regionprops
     c_rr, c_cc, c_rc = m["mu02"] / area, m["mu20"] / area, m["mu11"] / area
@@ -420,10 +303,10 @@ def _region_features(mask, n_fourier, zernike_degree):
     out[:k] = base
     out[k:k + 7] = _hu(nu)
     k += 7
-    out[k:k + n_fourier] = _efd_amplitudes(contour.astype(np.float64), n_fourier)
-    k += n_fourier
-    radius = float(np.sqrt(((hull[:, 1] - cy) ** 2 + (hull[:, 0] - cx) ** 2).max()))
-    out[k:] = _zernike(u, (cy, cx), radius, zernike_degree)
+    out[k:k + n_fourier] = efd
+    if radius > 0.0:
+        # |Z_nm| from the geometric moments (mahotas' values, see _zernike_matrix)
+        out[k + n_fourier:] = np.abs(mat @ geo[b_exp, a_exp]) / geo[0, 0]
     return out
 
 
