@@ -818,9 +818,8 @@ def _cmd_extract(args) -> int:
 
         names = extract.feature_names(tuple(args.groups))
         n_jobs = _jobs(args, len(paths))
-        if n_jobs != 1 and len(paths) > 1 and "texture" in args.groups:
-            from .extract import texture
-            texture._warm_kernels()
+        if n_jobs != 1 and len(paths) > 1:
+            extract._warm_kernels()
         results, fails = _map(_PerCellTask(args.groups, args.method), paths,
                               n_jobs=n_jobs, progress=progress, desc="features",
                               on_error="collect")

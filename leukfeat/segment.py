@@ -30,7 +30,6 @@ field.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -552,31 +551,13 @@ def _kmeans_on_histogram(hist: np.ndarray, k: int, *, init=None, max_iter: int =
     else:
         centres = np.asarray(init, np.float64)
     # cluster j holds the levels v with bounds[j-1] < v <= bounds[j]; with
-    # cumulative sums each Lloyd step costs O(k), not O(256). The loop runs on
-    # Python floats (k is small: numpy's per-call overhead would dominate);
-    # every operation is the same IEEE one as its array form.
-    cw = [0.0] + np.cumsum(hist).tolist()
-    cs = [0.0] + np.cumsum(hist * levels).tolist()
-    n = hist.size
-
-    def cuts_of(c):
-        return [0] + [min(max(math.floor((c[j + 1] + c[j]) / 2.0) + 1, 0), n)
-                      for j in range(len(c) - 1)] + [n]
-
-    centres = centres.tolist()
-    prev = None
-    for _ in range(max_iter):
-        cuts = cuts_of(centres)
-        if cuts == prev:
-            break
-        prev = cuts
-        centres = [(cs[b] - cs[a]) / (cw[b] - cw[a]) for a, b in zip(cuts[:-1], cuts[1:])
-                   if cw[b] - cw[a] > 0]
-    else:  # max_iter reached: the cuts of the last centres
-        cuts = cuts_of(centres)
-    centres = np.array(centres, dtype=np.float64)
+    # cumulative sums each Lloyd step costs O(k), not O(256) (compiled loop)
+    cw = np.concatenate(([0.0], np.cumsum(hist)))
+    cs = np.concatenate(([0.0], np.cumsum(hist * levels)))
+    centres, cuts = _kernels().lloyd_on_histogram(cw, cs, np.ascontiguousarray(centres, np.float64),
+                                                  int(max_iter))
     bounds = (centres[1:] + centres[:-1]) / 2.0
-    counts = np.rint(np.diff(np.take(cw, cuts))).astype(np.int64)
+    counts = np.rint(np.diff(cw[cuts])).astype(np.int64)
     return centres, bounds, counts
 
 
@@ -602,17 +583,30 @@ def otsu_threshold(values) -> float:
 
 
 def _otsu_from_hist(hist: np.ndarray) -> float:
-    if np.count_nonzero(hist) < 2:
-        return float("nan")
-    levels = np.arange(hist.size, dtype=np.float64)
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * levels)
-    mu0 = m0 / np.maximum(w0, 1e-300)
-    mu1 = (m0[-1] - m0) / np.maximum(w1, 1e-300)
-    between = w0 * w1 * (mu0 - mu1) ** 2
-    between[(w0 == 0) | (w1 == 0)] = -1
-    return float(np.argmax(between))
+    """Otsu's threshold level of a float64 histogram (NaN if < 2 bins occupied)."""
+    return _kernels().otsu_from_hist(np.ascontiguousarray(hist, dtype=np.float64))
+
+
+_KERNELS = None
+
+
+def _kernels():
+    """The :mod:`._segkernels` module, imported on first use (numba is slow to import)."""
+    global _KERNELS
+    if _KERNELS is None:
+        from . import _segkernels
+        _KERNELS = _segkernels
+    return _KERNELS
+
+
+def _warm_kernels() -> None:
+    """Load (or, on a cold numba cache, compile) the segmentation kernels."""
+    k = _kernels()
+    hist = np.arange(8, dtype=np.float64)
+    k.lloyd_on_histogram(np.cumsum(hist), np.cumsum(hist * hist), np.array([1.0, 5.0]), 10)
+    k.otsu_from_hist(hist)
+    lab = np.ones((2, 2), np.int32)
+    k.drop_specks(lab, lab > 0, lab, 0.02, np.empty((2, 2), bool))
 
 
 # --------------------------------------------------------------------------
@@ -734,6 +728,12 @@ def _drop_specks(parts, m, cells, min_fraction):
     if cells is None:
         _, cells = cv2.connectedComponents(m.view(np.uint8), connectivity=8,
                                            ltype=cv2.CV_32S)
+    out = np.empty(m.shape, bool)
+    if _kernels().drop_specks(np.ascontiguousarray(parts), np.ascontiguousarray(m),
+                              np.ascontiguousarray(cells), float(min_fraction), out):
+        return out
+    # a piece overlaps two cells (touching cells split by a watershed):
+    # measure each (piece, cell) part on its own
     inside = (parts > 0) & m
     idx = np.flatnonzero(inside)
     if idx.size == 0:

@@ -501,11 +501,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         items = _as_items(X)
         cache_dir = self._cache_dir(key)
         task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir))
-        if self.n_jobs not in (None, 1) and len(items) > 1 and "texture" in kwargs["groups"]:
-            # load (or, on a cold numba cache, compile once) the texture kernels
-            # here, so that workers find them cached instead of each compiling
-            from .extract import texture
-            texture._warm_kernels()
+        if self.n_jobs not in (None, 1) and len(items) > 1:
+            extract._warm_kernels()     # compiled once here, not in every worker
         rows, failures = _map(task, items, n_jobs=self.n_jobs, progress=bool(self.progress),
                               desc="features",
                               on_error="raise" if self.on_error == "raise" else "collect")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from scipy import ndimage as ndi
 from leukfeat import segment as S
 from leukfeat.datasets import make_cells
 
-from _shared import taleghani_files
+from _shared import TALEGHANI, taleghani_files
 
 
 def iou(a, b):
@@ -73,6 +75,143 @@ def test_otsu_threshold_matches_skimage(rng):
         t = S.otsu_threshold(v)
         assert ((v > t) == (v > threshold_otsu(v))).mean() > 0.99
     assert np.isnan(S.otsu_threshold(np.full(10, 3, np.uint8)))
+
+
+# ------------------------------------------- compiled kernels vs their numpy forms
+
+
+def _kmeans_numpy(hist: np.ndarray, k: int, *, init=None, max_iter: int = 100):
+    """The former pure-Python/numpy Lloyd loop (reference of the kernel)."""
+    hist = np.asarray(hist, np.float64)
+    total = hist.sum()
+    levels = np.arange(hist.size, dtype=np.float64)
+    if total == 0:
+        return np.empty(0), np.empty(0), np.empty(0, np.int64)
+    if init is None:
+        cdf = np.cumsum(hist) / total
+        lo = float(np.searchsorted(cdf, 0.005))
+        hi = float(np.searchsorted(cdf, 0.995))
+        centres = np.linspace(lo, hi, k) if hi > lo else np.array([lo])
+    else:
+        centres = np.asarray(init, np.float64)
+    # cluster j holds the levels v with bounds[j-1] < v <= bounds[j]; with
+    # cumulative sums each Lloyd step costs O(k), not O(256). The loop runs on
+    # Python floats (k is small: numpy's per-call overhead would dominate);
+    # every operation is the same IEEE one as its array form.
+    cw = [0.0] + np.cumsum(hist).tolist()
+    cs = [0.0] + np.cumsum(hist * levels).tolist()
+    n = hist.size
+
+    def cuts_of(c):
+        return [0] + [min(max(math.floor((c[j + 1] + c[j]) / 2.0) + 1, 0), n)
+                      for j in range(len(c) - 1)] + [n]
+
+    centres = centres.tolist()
+    prev = None
+    for _ in range(max_iter):
+        cuts = cuts_of(centres)
+        if cuts == prev:
+            break
+        prev = cuts
+        centres = [(cs[b] - cs[a]) / (cw[b] - cw[a]) for a, b in zip(cuts[:-1], cuts[1:])
+                   if cw[b] - cw[a] > 0]
+    else:  # max_iter reached: the cuts of the last centres
+        cuts = cuts_of(centres)
+    centres = np.array(centres, dtype=np.float64)
+    bounds = (centres[1:] + centres[:-1]) / 2.0
+    counts = np.rint(np.diff(np.take(cw, cuts))).astype(np.int64)
+    return centres, bounds, counts
+
+
+def _otsu_numpy(hist):
+    """The former numpy Otsu (reference of the kernel)."""
+    if np.count_nonzero(hist) < 2:
+        return float("nan")
+    levels = np.arange(hist.size, dtype=np.float64)
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * levels)
+    mu0 = m0 / np.maximum(w0, 1e-300)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1e-300)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    between[(w0 == 0) | (w1 == 0)] = -1
+    return float(np.argmax(between))
+
+
+def _drop_specks_numpy(parts, m, cells, min_fraction):
+    """The former numpy speck removal (reference of the kernel)."""
+    if cells is None:
+        _, cells = cv2.connectedComponents(m.view(np.uint8), connectivity=8,
+                                           ltype=cv2.CV_32S)
+    inside = (parts > 0) & m
+    idx = np.flatnonzero(inside)
+    if idx.size == 0:
+        return inside
+    flat = cells.ravel()
+    cell_area = np.bincount(flat[m.ravel()])
+    cell_of = flat[idx].astype(np.int64)
+    key = parts.ravel()[idx].astype(np.int64) * cell_area.size + cell_of
+    piece_area = np.bincount(key)
+    keep = piece_area[key] >= np.maximum(2.0, np.floor(min_fraction * cell_area[cell_of]))
+    out = np.zeros(m.size, bool)
+    out[idx[keep]] = True
+    return out.reshape(m.shape)
+
+
+def _histograms(rng):
+    hists = [np.bincount(rng.normal(mu, sd, n).clip(0, 255).astype(np.uint8), minlength=256)
+             for mu, sd, n in [(128, 5, 5000), (140, 30, 20000), (30, 2, 100), (250, 9, 700)]]
+    hists += [np.bincount(np.concatenate([rng.normal(120, 4, 30000), rng.normal(150, 8, 4000),
+                                          rng.normal(175, 6, 900)]).clip(0, 255)
+                          .astype(np.uint8), minlength=256)]
+    hists += [rng.integers(0, 5, 256) * (rng.random(256) < p) for p in (0.02, 0.3, 1.0)]
+    one = np.zeros(256)
+    one[77] = 40
+    two = np.zeros(256)
+    two[[3, 250]] = [5, 1]
+    for f in sorted(TALEGHANI.glob("*/*.jpg"))[::400]:    # real fields, when present
+        lab = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2LAB)
+        hists += [np.bincount(lab[..., c].ravel(), minlength=256) for c in range(3)]
+    return [h.astype(np.float64) for h in hists + [one, two, np.zeros(256)]]
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 6])
+def test_kmeans_kernel_equals_numpy_loop(rng, k):
+    for h in _histograms(rng):
+        for max_iter in (0, 1, 3, 100):
+            got = S._kmeans_on_histogram(h, k, max_iter=max_iter)
+            want = _kmeans_numpy(h, k, max_iter=max_iter)
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+    h = _histograms(rng)[1]
+    got = S._kmeans_on_histogram(h, 3, init=[10.0, 100.0, 200.0])
+    want = _kmeans_numpy(h, 3, init=[10.0, 100.0, 200.0])
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_otsu_kernel_equals_numpy(rng):
+    for h in _histograms(rng):
+        got, want = S._otsu_from_hist(h), _otsu_numpy(h)
+        assert (np.isnan(got) and np.isnan(want)) or got == want
+
+
+def test_drop_specks_kernel_equals_numpy(rng):
+    for seed in range(12):
+        r = np.random.default_rng(seed)
+        cells_mask = ndi.gaussian_filter(r.random((90, 120)), 4) > 0.5
+        cells = ndi.label(cells_mask, structure=np.ones((3, 3)))[0].astype(np.int32)
+        dark = cells_mask & (ndi.gaussian_filter(r.random((90, 120)), 1.5) > 0.55)
+        parts = ndi.label(dark, structure=np.ones((3, 3)))[0].astype(np.int32)
+        if seed % 3 == 0:   # cells touching (a watershed split): pieces straddle two cells
+            cells = np.where(cells_mask, 1 + (np.arange(120)[None, :] > 60), 0).astype(np.int32)
+        for frac in (0.0, 0.02, 0.2):
+            got = S._drop_specks(parts, cells_mask, cells, frac)
+            want = _drop_specks_numpy(parts, cells_mask, cells, frac)
+            assert got.dtype == bool
+            np.testing.assert_array_equal(got, want)
+    empty = np.zeros((5, 5), np.int32)
+    assert not S._drop_specks(empty, empty > 0, empty, 0.02).any()
 
 
 # ---------------------------------------------------------------- morphology

@@ -199,6 +199,16 @@ def _measure(rgb, cell_mask, nucleus_mask, groups, cfg) -> list:
     return out
 
 
+def _warm_kernels() -> None:
+    """Load (or, on a cold numba cache, compile once) every compiled kernel
+    of segmentation and feature extraction. Called in the parent process
+    before a parallel batch, so that the workers find them cached on disk
+    instead of each compiling them."""
+    from .. import segment
+    segment._warm_kernels()
+    texture._warm_kernels()
+
+
 def _cell_groups(groups) -> tuple:
     """The groups measured per cell (all but ``field``)."""
     return tuple(g for g in groups if g != "field")

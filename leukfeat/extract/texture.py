@@ -384,7 +384,7 @@ def _kernels():
 
 
 def _warm_kernels() -> None:
-    """Load (or compile, on a cold cache) every kernel of the common paths.
+    """Load (or compile, on a cold cache) the kernels of texture, colour and shape.
 
     Compilation happens on the first call anyway; calling this once in a
     parent process before starting workers avoids that each worker compiles
