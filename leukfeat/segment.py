@@ -536,6 +536,17 @@ def kmeans_histogram(channel, k: int = 3, *, mask=None, max_iter: int = 100,
     return _kmeans_on_histogram(hist, k, init=init, max_iter=max_iter)
 
 
+def _initial_centres(hist: np.ndarray, k: int, init=None) -> np.ndarray:
+    """``init``, or ``k`` centres spread evenly between the 0.5 % and 99.5 %
+    quantiles of a non-empty float64 histogram (one when they coincide)."""
+    if init is not None:
+        return np.asarray(init, np.float64)
+    cdf = np.cumsum(hist) / hist.sum()
+    lo = float(np.searchsorted(cdf, 0.005))
+    hi = float(np.searchsorted(cdf, 0.995))
+    return np.linspace(lo, hi, k) if hi > lo else np.array([lo])
+
+
 def _kmeans_on_histogram(hist: np.ndarray, k: int, *, init=None, max_iter: int = 100):
     """Lloyd's algorithm on a 256-bin histogram (see :func:`kmeans_histogram`)."""
     hist = np.asarray(hist, np.float64)
@@ -543,13 +554,7 @@ def _kmeans_on_histogram(hist: np.ndarray, k: int, *, init=None, max_iter: int =
     levels = np.arange(hist.size, dtype=np.float64)
     if total == 0:
         return np.empty(0), np.empty(0), np.empty(0, np.int64)
-    if init is None:
-        cdf = np.cumsum(hist) / total
-        lo = float(np.searchsorted(cdf, 0.005))
-        hi = float(np.searchsorted(cdf, 0.995))
-        centres = np.linspace(lo, hi, k) if hi > lo else np.array([lo])
-    else:
-        centres = np.asarray(init, np.float64)
+    centres = _initial_centres(hist, k, init)
     # cluster j holds the levels v with bounds[j-1] < v <= bounds[j]; with
     # cumulative sums each Lloyd step costs O(k), not O(256) (compiled loop)
     cw = np.concatenate(([0.0], np.cumsum(hist)))

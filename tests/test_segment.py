@@ -87,13 +87,7 @@ def _kmeans_numpy(hist: np.ndarray, k: int, *, init=None, max_iter: int = 100):
     levels = np.arange(hist.size, dtype=np.float64)
     if total == 0:
         return np.empty(0), np.empty(0), np.empty(0, np.int64)
-    if init is None:
-        cdf = np.cumsum(hist) / total
-        lo = float(np.searchsorted(cdf, 0.005))
-        hi = float(np.searchsorted(cdf, 0.995))
-        centres = np.linspace(lo, hi, k) if hi > lo else np.array([lo])
-    else:
-        centres = np.asarray(init, np.float64)
+    centres = S._initial_centres(hist, k, init)      # the loop is what is compared
     # cluster j holds the levels v with bounds[j-1] < v <= bounds[j]; with
     # cumulative sums each Lloyd step costs O(k), not O(256). The loop runs on
     # Python floats (k is small: numpy's per-call overhead would dominate);
