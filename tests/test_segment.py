@@ -208,6 +208,41 @@ def test_drop_specks_kernel_equals_numpy(rng):
     assert not S._drop_specks(empty, empty > 0, empty, 0.02).any()
 
 
+def _nucleus_pieces_contours(dark, smooth):
+    """The former nucleus pieces: opening, outer contours of at least 2 filled
+    pixels drawn filled, labelled (reference of the flood-fill form)."""
+    m = cv2.morphologyEx(dark, cv2.MORPH_OPEN, S._disk(smooth)) if smooth else dark
+    cs, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cs = [c for c in cs if cv2.contourArea(c) + len(c) / 2.0 + 1.0 >= 2]
+    filled = np.zeros(m.shape, np.uint8)
+    cv2.drawContours(filled, cs, -1, 1, thickness=-1)
+    return cv2.connectedComponents(filled, connectivity=8, ltype=cv2.CV_32S)[1]
+
+
+def test_nucleus_pieces_equal_contour_fill():
+    """Flood-filled pieces give the nucleus the contour-drawing form gave,
+    on blobby masks with holes, specks and single pixels, and cells that
+    touch the border."""
+    for seed in range(16):
+        r = np.random.default_rng(seed)
+        shape = (80 + seed, 110 - seed)
+        cells_mask = ndi.gaussian_filter(r.random(shape), 4) > 0.5
+        cells = ndi.label(cells_mask, structure=np.ones((3, 3)))[0].astype(np.int32)
+        ch = (ndi.gaussian_filter(r.random(shape), 1.0 + seed % 3) * 255).astype(np.uint8)
+        ch[r.random(shape) < 0.02] = 0                      # single dark pixels
+        for smooth in (0, 1, 2):
+            got = S._nucleus_from_channel(ch, cells_mask, cells, min_contrast=0.0,
+                                          smooth=smooth)
+            hist = np.bincount(ch[cells_mask], minlength=256).astype(np.float64)
+            if not cells_mask.any() or np.isnan(S._otsu_from_hist(hist)):
+                continue
+            t = int(S._otsu_from_hist(hist))
+            dark = ((ch <= t) & cells_mask).astype(np.uint8) * 255
+            want = _drop_specks_numpy(_nucleus_pieces_contours(dark, smooth), cells_mask,
+                                      cells, 0.02)
+            np.testing.assert_array_equal(got, want)
+
+
 # ---------------------------------------------------------------- morphology
 def test_fill_holes_equals_scipy(rng):
     for _ in range(10):
