@@ -57,6 +57,60 @@ def reference(img, cell, sigmas=(1.0, 2.0), ring_width=3, edge_threshold=0.02):
 # building blocks
 # --------------------------------------------------------------------------
 
+def _kernels():
+    from leukfeat.extract import _kernels as k
+    return k
+
+
+def test_pairwise_sum_is_numpys_sum():
+    rng = np.random.default_rng(3)
+    k = _kernels()
+    for n in [*range(0, 300), 1000, 1023, 1024, 1025, 4097, 65536 + 9, 300_001]:
+        a = rng.normal(size=n) * 10.0 ** rng.uniform(-4, 4, n)
+        assert k.pairwise_sum(a, 0, n) == np.add.reduce(a)
+        if n > 5:
+            assert k.pairwise_sum(a, 5, n - 5) == np.add.reduce(a[5:])
+
+
+def _p90_numpy(v):
+    return np.percentile(v, 90)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_edge_kernels_equal_numpy_bit_for_bit(seed):
+    """log_stats / boundary_stats give exactly the former numpy expressions."""
+    from leukfeat._filters import _zero_crossings
+    rng = np.random.default_rng(seed)
+    shape = (20 + 7 * seed, 31 - seed)
+    resp = ndi.gaussian_filter(rng.normal(size=shape), 1.0 + seed % 2)
+    resp[rng.random(shape) < 0.05] = 0.0                        # exact zeros and ties
+    gx, gy = rng.normal(size=shape), rng.normal(size=shape)
+    m = ndi.gaussian_filter(rng.random(shape), 2) > 0.45
+    m[0, 0] = True                                              # on the crop border
+    eroded = (ndi.binary_erosion(m, iterations=2) * rng.integers(1, 3)).astype(np.uint8)
+    k = _kernels()
+    got = np.empty(4)
+    k.log_stats(resp, m, got)
+    v = resp[m]
+    want = [v.mean(), v.std(), np.abs(v).mean(), _p90_numpy(np.abs(v))]
+    np.testing.assert_array_equal(got, want)
+    thr = [0.0, 0.05, 0.2][seed % 3]
+    got = np.empty(8)
+    k.boundary_stats(resp, gx, gy, m, eroded, thr, got)
+    mag = np.sqrt(gx * gx + gy * gy) * 0.125
+    ring = m & (eroded == 0)
+    edges = _zero_crossings(resp, 0.0) & (mag >= thr)
+    want = [np.count_nonzero(edges & m) / np.count_nonzero(m),
+            np.count_nonzero(edges & ring) / np.count_nonzero(ring)]
+    for r in (m, ring):
+        want += [mag[r].mean(), mag[r].std(), _p90_numpy(mag[r])]
+    np.testing.assert_array_equal(got, want)
+    one = np.zeros(shape, bool)
+    one[3, 4] = True                                            # a one-pixel cell
+    k.log_stats(resp, one, got[:4])
+    np.testing.assert_array_equal(got[:4], [resp[3, 4], 0.0, abs(resp[3, 4]), abs(resp[3, 4])])
+
+
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 2.0, 3.5])
 def test_log_response_equals_scaled_scipy(sigma):
     rng = np.random.default_rng(1)

@@ -28,6 +28,7 @@ import numpy as np
 from .._filters import (_check_sigma, _gaussian_kernels, _log, _zero_crossings,  # noqa: F401
                         log_response, zero_crossings)
 from .._validation import as_uint8_rgb, check_image, check_mask
+from .texture import _kernels
 
 __all__ = ["edge_features", "edge_feature_names", "log_response", "zero_crossings"]
 
@@ -120,24 +121,6 @@ def _gray_crop(arr, sl):
     if arr.ndim == 2:
         return rgb[sl][..., 0] * (1.0 / 255.0)
     return rgb[sl] @ (_BT601 / 255.0)
-
-
-def _p90(v):
-    """``numpy.percentile(v, 90)`` (linear method) with one partition."""
-    n = v.size
-    pos = 0.9 * (n - 1)
-    lo = int(np.floor(pos))
-    t = pos - lo
-    part = np.partition(v, lo)
-    a = part[lo]
-    b = part[lo + 1:].min() if lo + 1 < n else a
-    # numpy's _lerp: a + (b - a) t, evaluated as b - (b - a)(1 - t) for t >= 0.5
-    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)
-
-
-def _stats3(v):
-    """mean, std (ddof=0), 90th percentile (numpy linear) of a 1-D array."""
-    return v.mean(), v.std(), _p90(v)
 
 
 @functools.lru_cache(maxsize=8)
@@ -234,29 +217,19 @@ def edge_features(image, cell_mask, *, sigmas=(1.0, 2.0), ring_width=3,
     gray = _gray_crop(arr, sl)
     m = np.ascontiguousarray(cell[sl])
 
-    values = []
+    k = _kernels()
+    values = np.empty(4 * len(sigmas) + 8)
     smin = min(sigmas)
-    for s in sigmas:
+    for i, s in enumerate(sigmas):
         resp = _log(gray, s)
         if s == smin:
             resp_min = resp
-        v = resp[m]
-        a = np.abs(v)
-        values += [v.mean(), v.std(), a.mean(), _p90(a)]
-
+        k.log_stats(resp, m, values[4 * i:4 * i + 4])
     gx = cv2.Sobel(gray, cv2.CV_64F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_64F, 0, 1, ksize=3)
-    mag = np.sqrt(gx * gx + gy * gy)
-    mag *= 0.125
-
     # ring = cell minus its erosion by a Euclidean disc: the pixels within
     # ring_width of a background pixel (outside the image counts as background)
     eroded = cv2.erode(m.view(np.uint8), _disc(ring_width), borderType=cv2.BORDER_CONSTANT,
                        borderValue=0)
-    ring = m & (eroded == 0)
-
-    edges = _zero_crossings(resp_min, 0.0) & (mag >= edge_threshold)
-    values += [np.count_nonzero(edges & m) / np.count_nonzero(m),
-               np.count_nonzero(edges & ring) / np.count_nonzero(ring)]
-    values += [*_stats3(mag[m]), *_stats3(mag[ring])]
-    return dict(zip(names, (float(v) for v in values)))
+    k.boundary_stats(resp_min, gx, gy, m, eroded, edge_threshold, values[4 * len(sigmas):])
+    return dict(zip(names, values.tolist()))

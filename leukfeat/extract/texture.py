@@ -384,7 +384,7 @@ def _kernels():
 
 
 def _warm_kernels() -> None:
-    """Load (or compile, on a cold cache) the kernels of texture, colour and shape.
+    """Load (or compile, on a cold cache) the kernels of texture, colour, shape and edges.
 
     Compilation happens on the first call anyway; calling this once in a
     parent process before starting workers avoids that each worker compiles
@@ -404,6 +404,9 @@ def _warm_kernels() -> None:
     sq = np.array([[0, 0], [0, 1], [1, 1], [1, 0]], np.int32)
     k.region_geometry(np.ones((2, 2), np.uint8), sq, sq, 2 * sq, 0.5, 0.5, 10, 8,
                       np.empty(5), np.empty(10), np.empty((9, 9)))
+    r = np.arange(9.0).reshape(3, 3) - 4.0                     # the edge statistics
+    k.log_stats(r, r > -3, np.empty(4))
+    k.boundary_stats(r, r, r, r > -3, np.zeros((3, 3), np.uint8), 0.0, np.empty(8))
 
 
 def _count_table() -> np.ndarray:
