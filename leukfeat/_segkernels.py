@@ -20,7 +20,8 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["lloyd_on_histogram", "otsu_from_hist", "drop_specks"]
+__all__ = ["lloyd_on_histogram", "otsu_from_hist", "drop_specks", "channel_histogram",
+           "split_by_threshold"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -156,3 +157,32 @@ def drop_specks(parts, m, cells, min_fraction, out):
             keep = piece_area[q] >= max(2.0, math.floor(min_fraction * cell_area[c_flat[p]]))
         o_flat[p] = keep
     return True
+
+
+@numba.njit(**_OPTS)
+def channel_histogram(img, c):
+    """256-bin histogram (float64 counts) of channel ``c`` of a (H, W, C)
+    uint8 image."""
+    hist = np.zeros(256, np.int64)
+    for y in range(img.shape[0]):
+        for x in range(img.shape[1]):
+            hist[img[y, x, c]] += 1
+    return hist.astype(np.float64)
+
+
+@numba.njit(**_OPTS)
+def split_by_threshold(lab, cut, raw):
+    """``raw = 255 * (a* >= cut)`` (uint8) for an 8-bit CIELAB image, and the
+    float64 256-bin b* histograms of the pixels with a* >= cut and a* < cut."""
+    b_in = np.zeros(256, np.int64)
+    b_out = np.zeros(256, np.int64)
+    for y in range(lab.shape[0]):
+        for x in range(lab.shape[1]):
+            b = lab[y, x, 2]
+            if lab[y, x, 1] >= cut:
+                raw[y, x] = 255
+                b_in[b] += 1
+            else:
+                raw[y, x] = 0
+                b_out[b] += 1
+    return b_in.astype(np.float64), b_out.astype(np.float64)

@@ -616,6 +616,9 @@ def _warm_kernels() -> None:
     k.otsu_from_hist(hist)
     lab = np.ones((2, 2), np.int32)
     k.drop_specks(lab, lab > 0, lab, 0.02, np.empty((2, 2), bool))
+    img = np.zeros((2, 2, 3), np.uint8)
+    k.channel_histogram(img, 1)
+    k.split_by_threshold(img, 1, np.empty((2, 2), np.uint8))
 
 
 # --------------------------------------------------------------------------
@@ -894,10 +897,8 @@ def lab_kmeans(image, k: int = 4, *, min_stain: float = 8.0, min_blue: float = 2
     if int(k) < 2:
         raise ValueError(f"k: expected an integer >= 2, got {k!r}")
     lab = _lab(rgb)
-    a = lab[..., 1]
-    # one joint (a*, b*) histogram serves the clustering and the blueness test
-    joint = cv2.calcHist([lab], [1, 2], None, [256, 256], [0, 256, 0, 256])
-    centres, bounds, counts = _kmeans_on_histogram(joint.sum(axis=1), int(k))
+    kern = _kernels()
+    centres, bounds, counts = _kmeans_on_histogram(kern.channel_histogram(lab, 1), int(k))
     info = {"centres": centres.tolist(), "counts": counts.tolist()}
     if centres.size < 2:
         return Segmentation.empty(rgb.shape, "lab_kmeans", info)
@@ -909,8 +910,8 @@ def lab_kmeans(image, k: int = 4, *, min_stain: float = 8.0, min_blue: float = 2
     # Romanowsky stains make leukocytes purple: magenta *and* bluer than the
     # slide. Pink/red objects (erythrocytes in eosin-rich stains, scale-bar
     # text) are magenta but not blue; a field of them has no white cell.
-    b_in = joint[cut:].sum(axis=0)
-    b_out = joint[:cut].sum(axis=0)
+    raw = np.empty(rgb.shape[:2], np.uint8)                  # 255 where a* >= cut
+    b_in, b_out = kern.split_by_threshold(lab, cut, raw)    # b* histograms in / out
     levels = np.arange(256)
     b_mean_in = float((b_in * levels).sum() / max(b_in.sum(), 1))
     b_median_out = float(np.searchsorted(np.cumsum(b_out), b_out.sum() / 2.0))
@@ -918,7 +919,6 @@ def lab_kmeans(image, k: int = 4, *, min_stain: float = 8.0, min_blue: float = 2
     info["blueness"] = blueness
     if blueness < min_blue:
         return Segmentation.empty(rgb.shape, "lab_kmeans", info)
-    raw = cv2.compare(a, cut, cv2.CMP_GE)  # uint8 0/255
     return _finish(rgb, raw, method="lab_kmeans", min_size=ms,
                    open_radius=open_radius, split=split, exclude_border=exclude_border,
                    nucleus=nucleus, info=info, lightness=lab[..., 0])

@@ -184,6 +184,26 @@ def test_kmeans_kernel_equals_numpy_loop(rng, k):
         np.testing.assert_array_equal(g, w)
 
 
+def test_histogram_kernels_equal_opencv(rng):
+    """The a* histogram and the b* histograms on either side of the a* cut
+    are the row and column sums of OpenCV's joint (a*, b*) histogram, and
+    the mask is ``a* >= cut``."""
+    imgs = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),
+            np.full((5, 6, 3), 200, np.uint8)]
+    imgs += [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2LAB)
+             for f in sorted(TALEGHANI.glob("*/*.jpg"))[::800]]
+    k = S._kernels()
+    for lab in imgs:
+        joint = cv2.calcHist([lab], [1, 2], None, [256, 256], [0, 256, 0, 256])
+        np.testing.assert_array_equal(k.channel_histogram(lab, 1), joint.sum(axis=1))
+        for cut in (0, 1, 137, 200, 255):
+            raw = np.empty(lab.shape[:2], np.uint8)
+            b_in, b_out = k.split_by_threshold(lab, cut, raw)
+            np.testing.assert_array_equal(b_in, joint[cut:].sum(axis=0))
+            np.testing.assert_array_equal(b_out, joint[:cut].sum(axis=0))
+            np.testing.assert_array_equal(raw, cv2.compare(lab[..., 1], cut, cv2.CMP_GE))
+
+
 def test_otsu_kernel_equals_numpy(rng):
     for h in _histograms(rng):
         got, want = S._otsu_from_hist(h), _otsu_numpy(h)
