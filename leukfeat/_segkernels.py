@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 __all__ = ["lloyd_on_histogram", "otsu_from_hist", "drop_specks", "channel_histogram",
-           "split_by_threshold"]
+           "split_by_threshold", "label_counts"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -186,3 +186,42 @@ def split_by_threshold(lab, cut, raw):
                 raw[y, x] = 0
                 b_out[b] += 1
     return b_in.astype(np.float64), b_out.astype(np.float64)
+
+
+@numba.njit(**_OPTS)
+def label_counts(labels, nucleus, n):
+    """Pixels of each label ``0..n`` and of the nucleus inside it, in one pass.
+
+    ``labels`` and ``nucleus`` are C-contiguous. Returns ``(areas,
+    nucleus_areas)`` (int64, length ``n + 1``), or two empty arrays when a
+    label lies outside ``0..n`` (the caller then counts with numpy).
+    Counts are accumulated along runs of equal labels (cells are runs of
+    pixels along a row), not pixel by pixel into memory.
+    """
+    lab = labels.ravel()
+    nu = nucleus.ravel()
+    areas = np.zeros(n + 1, np.int64)
+    nuc = np.zeros(n + 1, np.int64)
+    prev = 0
+    run = 0
+    run_nuc = 0
+    for p in range(lab.size):
+        v = lab[p]
+        if v != prev:
+            if prev != 0:
+                areas[prev] += run
+                nuc[prev] += run_nuc
+            if v < 0 or v > n:
+                return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            prev = v
+            run = 0
+            run_nuc = 0
+        if v != 0:
+            run += 1
+            run_nuc += nu[p]
+    if prev != 0:
+        areas[prev] += run
+        nuc[prev] += run_nuc
+    areas[0] = lab.size - areas[1:].sum()
+    nuc[0] = np.count_nonzero(nu) - nuc[1:].sum()
+    return areas, nuc

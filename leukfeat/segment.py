@@ -183,9 +183,27 @@ class Segmentation:
 
     def areas(self) -> np.ndarray:
         """Area in pixels of cells ``1..n_cells`` (index 0 is cell 1)."""
+        return self._label_counts()[0][1:]
+
+    def _label_counts(self):
+        """Pixels of each label ``0..n_cells`` and of the nucleus inside it
+        (two int64 arrays), in one compiled pass when the labels allow."""
         lab = self.labels
-        # counting only the labelled pixels is ~8x faster than the whole image
-        return np.bincount(lab[lab > 0], minlength=self.n_cells + 1)[1:]
+        n = self.n_cells
+        if lab.ndim == 2 and lab.dtype == np.int32 and n <= lab.size and \
+                self.nucleus.shape == lab.shape and self.nucleus.dtype == bool:
+            areas, nuc = _kernels().label_counts(np.ascontiguousarray(lab),
+                                                 np.ascontiguousarray(self.nucleus), n)
+            if areas.size:
+                return areas, nuc
+        flat = lab.ravel()
+        inside = flat > 0                    # label 0 counts everything else
+        areas = np.bincount(flat[inside], minlength=n + 1)
+        areas[0] = flat.size - int(inside.sum())
+        in_nuc = np.asarray(self.nucleus, bool).ravel()
+        nuc = np.bincount(flat[in_nuc & inside], minlength=n + 1)
+        nuc[0] = int(in_nuc.sum()) - int(nuc[1:].sum())
+        return areas, nuc
 
     def largest(self) -> int:
         """Label of the largest cell (0 when there is none)."""
@@ -617,6 +635,7 @@ def _warm_kernels() -> None:
     lab = np.ones((2, 2), np.int32)
     k.drop_specks(lab, lab > 0, lab, 0.02, np.empty((2, 2), bool))
     img = np.zeros((2, 2, 3), np.uint8)
+    k.label_counts(lab, lab > 0, 1)
     k.channel_histogram(img, 1)
     k.split_by_threshold(img, 1, np.empty((2, 2), np.uint8))
 

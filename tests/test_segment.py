@@ -204,6 +204,26 @@ def test_histogram_kernels_equal_opencv(rng):
             np.testing.assert_array_equal(raw, cv2.compare(lab[..., 1], cut, cv2.CMP_GE))
 
 
+def test_label_counts_equal_bincount(rng):
+    """Areas and nucleus areas per label, compiled and numpy paths alike."""
+    labels = rng.integers(0, 6, (40, 30)).astype(np.int32)
+    nucleus = rng.random((40, 30)) < 0.3
+    seg = S.Segmentation(labels > 0, nucleus & (labels > 0), labels)
+    areas, nuc = seg._label_counts()
+    np.testing.assert_array_equal(areas, np.bincount(labels.ravel(), minlength=6))
+    np.testing.assert_array_equal(nuc, np.bincount(labels[seg.nucleus], minlength=6))
+    np.testing.assert_array_equal(seg.areas(), areas[1:])
+    # the numpy path (int64 labels) agrees
+    seg64 = S.Segmentation(seg.mask, seg.nucleus, labels.astype(np.int64))
+    for a, b in zip(seg64._label_counts(), (areas, nuc)):
+        np.testing.assert_array_equal(a, b)
+    # sparse label numbers and no cell
+    sparse = np.where(labels == 3, 1000, 0).astype(np.int32)
+    s2 = S.Segmentation(sparse > 0, nucleus & (sparse > 0), sparse)
+    assert s2.areas()[999] == (labels == 3).sum() and s2.areas()[:999].sum() == 0
+    assert S.Segmentation.empty((4, 5)).areas().size == 0
+
+
 def test_otsu_kernel_equals_numpy(rng):
     for h in _histograms(rng):
         got, want = S._otsu_from_hist(h), _otsu_numpy(h)

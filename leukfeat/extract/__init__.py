@@ -80,6 +80,7 @@ _CROP_MARGIN_EXTRA = 2
 
 #: Aggregations over every cell of a field accepted as ``cell=``.
 _AGGREGATES = {"mean": np.nanmean, "median": np.nanmedian}
+_FIELD_NAMES = tuple(field.field_feature_names())
 
 
 def _config(overrides: dict) -> dict:
@@ -145,11 +146,13 @@ def feature_names(groups=GROUPS, **options) -> list:
     return out
 
 
-def _pick_cell(seg: Segmentation, cell) -> int:
+def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
+    """The label of the cell to measure (0: none); ``counts``: the
+    segmentation's ``_label_counts()``, if already computed."""
     if seg.n_cells == 0:
         return 0
     if cell == "largest":
-        return seg.largest()
+        return seg.largest() if counts is None else int(np.argmax(counts[0][1:]) + 1)
     if cell == "central":
         h, w = seg.shape
         best, best_d = 0, np.inf
@@ -214,10 +217,10 @@ def _cell_groups(groups) -> tuple:
     return tuple(g for g in groups if g != "field")
 
 
-def _with_field(parts, seg, groups):
+def _with_field(parts, seg, groups, counts=None):
     """Append the field group (measured once on the whole segmentation)."""
     if "field" in groups:
-        parts.append(field.field_features(seg))
+        parts.append(field._field_features(seg, _FIELD_NAMES, counts))
     return parts
 
 
@@ -314,11 +317,13 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
             agg = _AGGREGATES[cell](table, axis=0) if names else []
         return _with_field([dict(zip(names, np.asarray(agg).tolist()))], seg, groups)
-    lab = _pick_cell(seg, cell)
+    # cell areas (for "largest") and nucleus areas (for the field) in one pass
+    counts = seg._label_counts() if seg.labels.size >= seg.n_cells else None
+    lab = _pick_cell(seg, cell, counts)
     if lab == 0:
         return None
     cm = seg.labels == lab
-    return _with_field(_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg), seg, groups)
+    return _with_field(_measure(rgb, cm, seg.nucleus & cm, per_cell, cfg), seg, groups, counts)
 
 
 def _feature_values(image, *, groups=GROUPS, cell="largest", segmenter="lab_kmeans",

@@ -101,7 +101,12 @@ def field_features(segmentation, prefix: str = "field") -> "OrderedDict[str, flo
     if not isinstance(segmentation, Segmentation):
         raise TypeError(f"segmentation: expected a leukfeat.segment.Segmentation, "
                         f"got {type(segmentation).__name__}")
-    names = field_feature_names(prefix)
+    return _field_features(segmentation, field_feature_names(prefix))
+
+
+def _field_features(segmentation, names, counts=None):
+    """:func:`field_features` with the names given and, optionally, the
+    segmentation's ``_label_counts()`` already computed."""
     seg = segmentation
     labels = np.asarray(seg.labels)
     n = seg.n_cells
@@ -112,13 +117,14 @@ def field_features(segmentation, prefix: str = "field") -> "OrderedDict[str, flo
         labels = (inverse.reshape(labels.shape) + (0 if ids[0] == 0 else 1)).astype(np.int32)
         seg = Segmentation(seg.mask, seg.nucleus, labels)
         n = seg.n_cells
-    areas = seg.areas().astype(np.float64)
+        counts = None
+    area_counts, nuc_counts = seg._label_counts() if counts is None else counts
+    areas = area_counts[1:].astype(np.float64)
     present = areas > 0                      # labels may skip numbers
     areas = areas[present]
     if areas.size == 0:
         return OrderedDict.fromkeys(names, np.nan)
-    nuc = np.bincount(labels[np.asarray(segmentation.nucleus, bool)],
-                      minlength=n + 1)[1:].astype(np.float64)[present]
+    nuc = nuc_counts[1:].astype(np.float64)[present]
     frac = nuc / areas
     values = (float(areas.size), float(areas.sum() / labels.size), float(areas.mean()),
               float(areas.std()), float(frac.mean()), float(frac.std()))
