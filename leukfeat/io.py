@@ -227,6 +227,25 @@ def _to_rgb_uint8(arr: np.ndarray, *, bgr: bool, path) -> np.ndarray:
     return out
 
 
+#: OpenCV >= 4.10 decodes JPEG straight to RGB (saves a channel swap)
+_JPEG_RGB_FLAGS = (getattr(cv2, "IMREAD_COLOR_RGB", None), cv2.IMREAD_IGNORE_ORIENTATION)
+
+
+def _decode_jpeg_rgb(data: bytes):
+    """RGB uint8 of a JPEG (gray JPEGs as three equal channels), stored
+    orientation; None when OpenCV cannot (or has no RGB decoding)."""
+    if _JPEG_RGB_FLAGS[0] is None:
+        return None
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8),
+                               _JPEG_RGB_FLAGS[0] | _JPEG_RGB_FLAGS[1])
+    except cv2.error:
+        return None
+    if decoded is None or decoded.size == 0 or decoded.ndim != 3 or decoded.shape[2] != 3:
+        return None
+    return decoded
+
+
 def _decode_cv2(data: bytes):
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
@@ -333,6 +352,10 @@ def read_image(path) -> np.ndarray:
     if problem is not None:
         raise ImageReadError(path, problem)
 
+    if data[:3] == b"\xff\xd8\xff":         # JPEG: always 8-bit gray or colour
+        decoded = _decode_jpeg_rgb(data)
+        if decoded is not None:
+            return decoded
     decoded = _decode_cv2(data)
     if decoded is not None:
         return _to_rgb_uint8(decoded, bgr=True, path=path)

@@ -659,3 +659,28 @@ def test_public_api():
         doc = inspect.getdoc(func)
         for section in ("Parameters", "Returns", "Examples"):
             assert section in doc, (func.__name__, section)
+
+
+def test_jpeg_fast_path_equals_general_decoder(tmp_path):
+    """JPEGs are decoded straight to RGB; the pixels are those of the general
+    (BGR, unchanged-depth) path, gray JPEGs give three equal channels and an
+    EXIF orientation tag is ignored (stored pixel order)."""
+    from PIL import Image
+    from leukfeat import io as lio
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((23, 31, 3)) * 255).astype(np.uint8)
+    gray = rgb[..., 1].copy()
+    files = {"colour.jpg": Image.fromarray(rgb), "gray.jpg": Image.fromarray(gray)}
+    exif = Image.Exif()
+    exif[0x0112] = 6                                  # Orientation: rotate 90 CW
+    for name, im in files.items():
+        im.save(tmp_path / name, quality=85)
+    Image.fromarray(rgb).save(tmp_path / "rotated.jpg", quality=85, exif=exif)
+    for name in ("colour.jpg", "gray.jpg", "rotated.jpg"):
+        data = (tmp_path / name).read_bytes()
+        general = lio._to_rgb_uint8(lio._decode_cv2(data), bgr=True, path=name)
+        got = read_image(tmp_path / name)
+        assert got.shape == (23, 31, 3) and got.dtype == np.uint8 and got.flags.writeable
+        np.testing.assert_array_equal(got, general)
+    g = read_image(tmp_path / "gray.jpg")
+    assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
