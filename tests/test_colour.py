@@ -212,3 +212,35 @@ def test_bad_inputs():
         colour_features(img, cell, histogram_bins=0)
     with pytest.raises(ValueError, match="prefix"):
         colour_feature_names(prefix=3)
+
+
+def test_count_and_sorted_row_kernels_equal_numpy():
+    """Percentiles from 256-bin counts and from sorted rows are exactly
+    numpy.percentile of the values; moments are those of count_moments /
+    row_moments."""
+    from leukfeat.extract import _kernels as k
+    rng = np.random.default_rng(5)
+    pcts = np.array([0.0, 10.0, 12.5, 50.0, 90.0, 99.9, 100.0])
+    values = np.stack([np.arange(256.0), np.arange(256.0) / 255.0])
+    for n in (1, 2, 3, 7, 50, 1001):
+        codes = rng.integers(0, 256, (3, 2, n))
+        codes[1] = rng.integers(100, 104, (2, n))                 # few distinct values
+        counts = np.stack([[np.bincount(c, minlength=256) for c in comp] for comp in codes])
+        counts = counts.astype(np.float64)
+        out = np.empty((3, 2, 4 + pcts.size))
+        k.count_stats(counts, values, pcts, out)
+        moments = np.empty((3, 2, 4))
+        k.count_moments(counts, values, moments)
+        np.testing.assert_array_equal(out[..., :4], moments)
+        for a in range(3):
+            for j in range(2):
+                np.testing.assert_array_equal(
+                    out[a, j, 4:], np.percentile(values[j][codes[a, j]], pcts))
+        x = rng.normal(size=(4, n))
+        x[1] = 3.0                                                # a constant row
+        out = np.empty((4, 4 + pcts.size))
+        k.sorted_row_stats(x, np.sort(x, axis=1), pcts, out)
+        moments = np.empty((4, 4))
+        k.row_moments(x, x.min(axis=1) == x.max(axis=1), moments)
+        np.testing.assert_array_equal(out[:, :4], moments)
+        np.testing.assert_array_equal(out[:, 4:], np.percentile(x, pcts, axis=1).T)

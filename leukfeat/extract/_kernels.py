@@ -839,6 +839,66 @@ def count_moments(counts, values, out):
             _sample_moments(values[j], counts[a, j], True, False, out[a, j])
 
 
+@numba.njit(inline="always")
+def _lerp(a, b, t):
+    """numpy's ``_lerp``: ``a + (b - a) t``, as ``b - (b - a)(1 - t)`` for t >= 0.5."""
+    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)
+
+
+@numba.njit(**_OPTS)
+def count_stats(counts, values, percentiles, out):
+    """Moments and percentiles of integer-coded samples from their counts.
+
+    As :func:`count_moments` for ``out[..., :4]``; ``out[..., 4:4 + q]``
+    receives ``numpy.percentile(x, percentiles)`` (linear) of the expanded
+    values ``x`` (every sample non-empty; codes in increasing value order).
+    The order statistic of rank ``r`` is the value of the first code whose
+    cumulative count exceeds ``r``.
+    """
+    q = percentiles.size
+    v = counts.shape[2]
+    for a in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            c = counts[a, j]
+            _sample_moments(values[j], c, True, False, out[a, j])
+            n = 0.0
+            for k in range(v):
+                n += c[k]
+            for i in range(q):
+                pos = percentiles[i] / 100.0 * (n - 1.0)
+                lo = math.floor(pos)
+                hi = min(lo + 1.0, n - 1.0)
+                t = pos - lo
+                # values of the order statistics of ranks lo and hi
+                cum = 0.0
+                va = np.nan
+                vb = np.nan
+                for k in range(v):
+                    cum += c[k]
+                    if cum > lo and np.isnan(va):
+                        va = values[j, k]
+                    if cum > hi:
+                        vb = values[j, k]
+                        break
+                out[a, j, 4 + i] = _lerp(va, vb, t)
+
+
+@numba.njit(**_OPTS)
+def sorted_row_stats(x, xs, percentiles, out):
+    """Moments (:func:`row_moments`) of the rows of ``x`` (k, n), n > 0, and
+    their percentiles (``numpy.percentile``, linear) from the sorted rows
+    ``xs``, into ``out[:, :4]`` and ``out[:, 4:4 + q]``; a row is constant
+    when its smallest and largest values are equal."""
+    n = x.shape[1]
+    for r in range(x.shape[0]):
+        _sample_moments(x[r], x[r], False, xs[r, 0] == xs[r, n - 1], out[r])
+        for i in range(percentiles.size):
+            pos = percentiles[i] / 100.0 * (n - 1)
+            lo = int(math.floor(pos))
+            hi = min(lo + 1, n - 1)
+            out[r, 4 + i] = _lerp(xs[r, lo], xs[r, hi], pos - lo)
+
+
 # --------------------------------------------------------------------------- #
 # Shape: nucleus lobe count (used by leukfeat.extract.shape)
 # --------------------------------------------------------------------------- #

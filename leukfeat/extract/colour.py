@@ -200,6 +200,23 @@ def _layout(spaces):
     return out, n_int, n_float
 
 
+@functools.lru_cache(maxsize=32)
+def _plan(spaces, percentiles, histogram_bins):
+    """Per-configuration constants of :func:`colour_features`: the number
+    of statistics, the channel layout, the positions and ranges of the
+    integer and float channels, and the values of the integer codes."""
+    n_stats = len(_stat_names(percentiles, histogram_bins))
+    layout, n_int, _ = _layout(spaces)
+    all_ranges = [r for sp in spaces for r in _RANGES[sp]]
+    int_pos = [i for i, spec in enumerate(layout) if spec[0] == "int"]
+    float_pos = [i for i, spec in enumerate(layout) if spec[0] == "float"]
+    int_ranges = [all_ranges[i] for i in int_pos]
+    float_ranges = [all_ranges[i] for i in float_pos]
+    int_values = np.array([np.arange(256.0) * layout[i][2] for i in int_pos]).reshape(n_int, 256)
+    return (n_stats, layout, n_int, int_pos, float_pos, int_ranges, float_ranges,
+            int_values)
+
+
 def _channel_rows(rgb_t, spaces):
     """Integer code rows (k_i, n) uint8 and float rows (k_f, n) float64."""
     codes, floats = [], []
@@ -266,28 +283,9 @@ def _int_stats(counts, values, percentiles, hist_ranges, bins, n_stats):
     cnt = counts[ok].astype(np.float64)                  # (m', k, 256)
     nn = n[ok].astype(np.float64)[:, None]
     res = np.empty((len(nn), k, n_stats))
-    moments = np.empty((len(nn), k, 4))
-    _kernels().count_moments(cnt, np.ascontiguousarray(values, dtype=np.float64), moments)
-    res[..., :4] = moments
     j = 4 + len(percentiles)
-    if percentiles:
-        # order statistics: first code whose cumulative count exceeds the rank;
-        # rows are offset by (row * big) so that one searchsorted serves all
-        rows = cnt.shape[0] * k
-        big = float(nn.max()) + 1.0
-        off = (np.arange(rows, dtype=np.float64) * big).reshape(-1, k, 1)
-        cum_flat = (cnt.cumsum(axis=2) + off).ravel()
-        pos = np.asarray(percentiles, dtype=np.float64)[None, :] / 100.0 * (nn - 1)  # (m', q)
-        lo = np.floor(pos)
-        hi = np.minimum(lo + 1, nn - 1)
-        t = (pos - lo)[:, None, :]
-        flat_values = np.broadcast_to(values[None], cnt.shape).ravel()
-
-        def order_stat(rank):                               # (m', q) -> (m', k, q)
-            code = np.searchsorted(cum_flat, (rank[:, None, :] + off).ravel(), side="right")
-            return flat_values[code].reshape(-1, k, rank.shape[1])
-        a, b = order_stat(lo), order_stat(hi)
-        res[..., 4:j] = np.where(t < 0.5, a + (b - a) * t, b - (b - a) * (1.0 - t))
+    _kernels().count_stats(cnt, np.ascontiguousarray(values, dtype=np.float64),
+                           np.asarray(percentiles, dtype=np.float64), res[..., :j])
     if bins:
         idx = np.stack([_bin_index(values[i], lo_, hi_, bins)
                         for i, (lo_, hi_) in enumerate(hist_ranges)])       # (k, 256)
@@ -310,13 +308,12 @@ def _float_stats(x, percentiles, hist_ranges, bins, n_stats, xs=None):
         # one full sort is several times faster than numpy's multi-kth partition
         if xs is None:
             xs = np.sort(x, axis=1)
-        out[:, 4:k] = _lerp_percentiles(lambda ks: xs[:, ks], n, percentiles)
-        constant = xs[:, 0] == xs[:, -1]
+        _kernels().sorted_row_stats(np.ascontiguousarray(x), xs,
+                                    np.asarray(percentiles, dtype=np.float64), out[:, :k])
     else:
-        constant = x.min(axis=1) == x.max(axis=1)
-    moments = np.empty((x.shape[0], 4))
-    _kernels().row_moments(np.ascontiguousarray(x), constant, moments)
-    out[:, :4] = moments
+        moments = np.empty((x.shape[0], 4))
+        _kernels().row_moments(np.ascontiguousarray(x), x.min(axis=1) == x.max(axis=1), moments)
+        out[:, :4] = moments
     if bins:
         rows = x.shape[0]
         idx = np.stack([_bin_index(x[i], lo, hi, bins) for i, (lo, hi) in enumerate(hist_ranges)])
@@ -413,14 +410,8 @@ def colour_features(image, cell_mask, nucleus_mask=None, *, spaces=("rgb", "lab"
     r0, r1, c0, c1 = box
     cell_c = cell[r0:r1, c0:c1]
     crop = rgb[r0:r1, c0:c1]
-    n_stats = len(_stat_names(percentiles, histogram_bins))
-    layout, n_int, n_float = _layout(spaces)
-    all_ranges = [r for sp in spaces for r in _RANGES[sp]]
-    int_pos = [i for i, spec in enumerate(layout) if spec[0] == "int"]
-    float_pos = [i for i, spec in enumerate(layout) if spec[0] == "float"]
-    int_ranges = [all_ranges[i] for i in int_pos]
-    float_ranges = [all_ranges[i] for i in float_pos]
-    int_values = np.array([np.arange(256.0) * layout[i][2] for i in int_pos]).reshape(n_int, 256)
+    (n_stats, layout, n_int, int_pos, float_pos, int_ranges, float_ranges,
+     int_values) = _plan(spaces, percentiles, histogram_bins)
 
     # (3, n) C-contiguous (row operations on a transposed view are ~3x slower)
     rgb_t = np.ascontiguousarray(crop[cell_c].T)           # raster order
