@@ -34,7 +34,19 @@ Colour moments
     channels given their 256-bin counts) compute mean, standard deviation,
     skewness and kurtosis with two passes, in one call for every channel of
     a compartment, where the equivalent numpy code spends most of its time
-    in per-call overhead on these small arrays.
+    in per-call overhead on these small arrays; :func:`count_stats` and
+    :func:`sorted_row_stats` add the linear-interpolation percentiles
+    (from the 256-bin counts, or from the sorted rows) in the same call,
+    exactly as ``numpy.percentile``.
+
+Edge statistics
+    :func:`log_stats` and :func:`boundary_stats` gather the LoG response
+    and the gradient magnitude of a cell (and of its boundary ring) and
+    compute mean, standard deviation, 90th percentile and the zero-crossing
+    edge densities in one call each, bit for bit as the numpy expressions
+    they replace: :func:`pairwise_sum` reproduces numpy's pairwise
+    summation (on an explicit stack: numba's on-disk cache cannot hold
+    recursive functions; a cached recursive kernel crashed when loaded).
 
 Nucleus lobe count
     :func:`lobe_count` counts, at each of a few levels of the distance
@@ -61,8 +73,9 @@ import numpy as np
 from numba.extending import intrinsic
 
 __all__ = ["glcm_stats_u8", "haralick_from_stats", "xlog2x_table", "lbp_padded", "lbp_hist",
-           "LBP_METHOD_CODES", "row_moments", "count_moments", "lobe_count",
-           "region_geometry"]
+           "LBP_METHOD_CODES", "row_moments", "count_moments", "count_stats",
+           "sorted_row_stats", "lobe_count", "region_geometry", "pairwise_sum", "log_stats",
+           "boundary_stats"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 

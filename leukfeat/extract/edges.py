@@ -25,7 +25,7 @@ from numbers import Real
 import cv2
 import numpy as np
 
-from .._filters import (_check_sigma, _gaussian_kernels, _log, _zero_crossings,  # noqa: F401
+from .._filters import (_check_sigma, _gaussian_kernels, _log,  # noqa: F401
                         log_response, zero_crossings)
 from .._validation import as_uint8_rgb, check_image, check_mask
 from .texture import _kernels
