@@ -166,6 +166,32 @@ def _jpeg_problem(data: bytes):
     return "truncated JPEG file (no end-of-image marker)"
 
 
+#: start-of-frame markers (SOF0-SOF15 but DHT, JPG and DAC)
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_precision(data: bytes):
+    """Sample precision in bits of a JPEG stream's frame header (8 for
+    baseline and most progressive files; 12 or 16 for high-depth ones), or
+    None if no frame header precedes the first scan."""
+    n = len(data)
+    pos = 2
+    while pos + 4 < n and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:                      # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            pos += 2
+            continue
+        if marker in _JPEG_SOF:
+            return data[pos + 4]
+        if marker == 0xDA:
+            return None
+        pos += 2 + ((data[pos + 2] << 8) | data[pos + 3])
+    return None
+
+
 def _truncation_problem(data: bytes):
     if data.startswith(_PNG_SIGNATURE):
         return _png_problem(data)
@@ -232,8 +258,10 @@ _JPEG_RGB_FLAGS = (getattr(cv2, "IMREAD_COLOR_RGB", None), cv2.IMREAD_IGNORE_ORI
 
 
 def _decode_jpeg_rgb(data: bytes):
-    """RGB uint8 of a JPEG (gray JPEGs as three equal channels), stored
-    orientation; None when OpenCV cannot (or has no RGB decoding)."""
+    """RGB uint8 of an 8-bit JPEG (gray JPEGs as three equal channels), in
+    stored orientation; None when OpenCV cannot (or has no RGB decoding).
+    Higher-depth JPEGs take the general path, which rescales by the real
+    range."""
     if _JPEG_RGB_FLAGS[0] is None:
         return None
     try:
@@ -352,7 +380,7 @@ def read_image(path) -> np.ndarray:
     if problem is not None:
         raise ImageReadError(path, problem)
 
-    if data[:3] == b"\xff\xd8\xff":         # JPEG: always 8-bit gray or colour
+    if data[:3] == b"\xff\xd8\xff" and _jpeg_precision(data) == 8:   # 8-bit JPEG
         decoded = _decode_jpeg_rgb(data)
         if decoded is not None:
             return decoded

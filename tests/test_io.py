@@ -684,3 +684,12 @@ def test_jpeg_fast_path_equals_general_decoder(tmp_path):
         np.testing.assert_array_equal(got, general)
     g = read_image(tmp_path / "gray.jpg")
     assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
+    for name in ("colour.jpg", "gray.jpg", "rotated.jpg"):
+        assert lio._jpeg_precision((tmp_path / name).read_bytes()) == 8
+    # a 12-bit frame header sends the file down the general path
+    data = bytearray((tmp_path / "colour.jpg").read_bytes())
+    sof = next(i for i in range(2, len(data) - 1)
+               if data[i] == 0xFF and data[i + 1] in lio._JPEG_SOF)
+    data[sof + 4] = 12
+    assert lio._jpeg_precision(bytes(data)) == 12
+    assert lio._jpeg_precision(b"\xff\xd8\xff\xda\x00\x02") is None
