@@ -109,6 +109,10 @@ def test_edge_kernels_equal_numpy_bit_for_bit(seed):
     one[3, 4] = True                                            # a one-pixel cell
     k.log_stats(resp, one, got[:4])
     np.testing.assert_array_equal(got[:4], [resp[3, 4], 0.0, abs(resp[3, 4]), abs(resp[3, 4])])
+    none = np.zeros(shape, bool)                                # empty samples give NaN
+    k.log_stats(resp, none, got[:4])
+    k.boundary_stats(resp, gx, gy, none, eroded, thr, got)
+    assert np.isnan(got).all()
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 2.0, 3.5])

@@ -1247,7 +1247,12 @@ def _mean_std_p90(v, n, tmp, out, j, p90_of_abs):
     """``out[j:j + 4]`` = mean and std (ddof 0) of ``v[:n]`` as numpy's
     ``v.mean()``, ``v.std()``; then, with ``p90_of_abs``, the mean of
     ``|v|`` and its 90th percentile, else (``out[j:j + 3]``) the 90th
-    percentile of ``v`` (``numpy.percentile``, linear). ``tmp`` is scratch."""
+    percentile of ``v`` (``numpy.percentile``, linear). ``tmp`` is scratch.
+    An empty sample gives NaN."""
+    if n == 0:
+        for i in range(j, j + (4 if p90_of_abs else 3)):
+            out[i] = np.nan
+        return
     mean = pairwise_sum(v, 0, n) / n
     for i in range(n):
         d = v[i] - mean
@@ -1341,8 +1346,8 @@ def boundary_stats(resp, gx, gy, m, eroded, threshold, out):
                 ring[nr] = mag
                 nr += 1
                 er += edge
-    out[0] = ec / nc
-    out[1] = er / nr
+    out[0] = ec / nc if nc > 0 else np.nan
+    out[1] = er / nr if nr > 0 else np.nan
     tmp = np.empty(nc)
     _mean_std_p90(cell, nc, tmp, out, 2, False)
     _mean_std_p90(ring, nr, tmp, out, 5, False)

@@ -250,17 +250,6 @@ def _circular(sin_sum, cos_sum, n):
             float(np.rad2deg(np.sqrt(-2.0 * np.log(r)))))
 
 
-def _lerp_percentiles(order_stat, n, percentiles):
-    """numpy.percentile 'linear' method given ``order_stat(ks)`` -> (rows, len(ks))."""
-    pos = np.asarray(percentiles, dtype=np.float64) / 100.0 * (n - 1)
-    lo = np.floor(pos).astype(np.intp)
-    hi = np.minimum(lo + 1, n - 1)
-    t = pos - lo
-    a, b = order_stat(lo), order_stat(hi)
-    # numpy's _lerp: a + (b - a) t, evaluated as b - (b - a)(1 - t) for t >= 0.5
-    return np.where(t < 0.5, a + (b - a) * t, b - (b - a) * (1.0 - t))
-
-
 def _bin_index(x, lo, hi, bins):
     idx = np.floor((x - lo) * (bins / (hi - lo))).astype(np.intp)
     return np.clip(idx, 0, bins - 1, out=idx)
