@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 __all__ = ["lloyd_on_histogram", "otsu_from_hist", "drop_specks", "channel_histogram",
-           "split_by_threshold", "label_counts"]
+           "split_by_threshold", "label_counts", "label_boxes"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -225,3 +225,36 @@ def label_counts(labels, nucleus, n):
     areas[0] = lab.size - areas[1:].sum()
     nuc[0] = np.count_nonzero(nu) - nuc[1:].sum()
     return areas, nuc
+
+
+@numba.njit(**_OPTS)
+def label_boxes(labels, n):
+    """Bounding box ``(r0, r1, c0, c1)`` (exclusive ends) of each label
+    ``0..n`` of a C-contiguous label image, as an (n + 1, 4) int64 array;
+    a label that does not occur gets ``(0, 0, 0, 0)``. Returns an empty
+    (0, 4) array when a label lies outside ``0..n``."""
+    h, w = labels.shape
+    box = np.empty((n + 1, 4), np.int64)
+    for v in range(n + 1):
+        box[v, 0] = h
+        box[v, 1] = 0
+        box[v, 2] = w
+        box[v, 3] = 0
+    for y in range(h):
+        x = 0
+        while x < w:
+            v = labels[y, x]
+            x0 = x
+            while x < w and labels[y, x] == v:       # one run of equal labels
+                x += 1
+            if v < 0 or v > n:
+                return np.zeros((0, 4), np.int64)
+            box[v, 0] = min(box[v, 0], y)
+            box[v, 1] = max(box[v, 1], y + 1)
+            box[v, 2] = min(box[v, 2], x0)
+            box[v, 3] = max(box[v, 3], x)
+    for v in range(n + 1):
+        if box[v, 1] == 0:
+            box[v, 0] = 0
+            box[v, 2] = 0
+    return box

@@ -636,6 +636,7 @@ def _warm_kernels() -> None:
     k.drop_specks(lab, lab > 0, lab, 0.02, np.empty((2, 2), bool))
     img = np.zeros((2, 2, 3), np.uint8)
     k.label_counts(lab, lab > 0, 1)
+    k.label_boxes(lab, 1)
     k.channel_histogram(img, 1)
     k.split_by_threshold(img, 1, np.empty((2, 2), np.uint8))
 

@@ -227,3 +227,24 @@ def test_haralick_reexported():
     im = rng.integers(0, 64, (40, 50)).astype(np.uint8)
     np.testing.assert_allclose(extract.haralick(im, distance=2),
                                mahotas.features.haralick(im, distance=2), rtol=1e-6)
+
+
+def test_per_cell_rows_with_sparse_labels_equal_renumbered():
+    """Cells are cut out by their boxes: a label image with sparse label
+    numbers (boxes found one cell at a time) gives the same rows as the
+    consecutive one (boxes from one compiled pass)."""
+    from leukfeat.segment import Segmentation, lab_kmeans
+    data = make_cells(2, size=160, n_white_cells=3, random_state=4)
+    for img in data.images:
+        seg = lab_kmeans(img)
+        assert seg.n_cells >= 2
+        sparse = Segmentation(seg.mask, seg.nucleus,
+                              np.where(seg.labels > 0, seg.labels * 100_000, 0).astype(np.int64))
+        a = extract.features_per_cell(img, seg)
+        b = extract.features_per_cell(img, sparse)
+        assert [r["cell_label"] * 100_000 for r in a] == [r["cell_label"] for r in b]
+        for ra, rb in zip(a, b):
+            va, vb = list(ra.values())[1:], list(rb.values())[1:]
+            np.testing.assert_array_equal(va, vb)
+        np.testing.assert_array_equal(list(extract.features(img, seg, cell="median").values()),
+                                      list(extract.features(img, sparse, cell="median").values()))

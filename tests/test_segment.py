@@ -224,6 +224,23 @@ def test_label_counts_equal_bincount(rng):
     assert S.Segmentation.empty((4, 5)).areas().size == 0
 
 
+def test_label_boxes_equal_bounding_rect(rng):
+    labels = np.zeros((50, 61), np.int32)
+    for v in range(1, 8):
+        r, c = rng.integers(0, 45), rng.integers(0, 55)
+        labels[r:r + rng.integers(1, 6), c:c + rng.integers(1, 7)] = v
+    labels[0, 60] = 3                                          # a label in two pieces
+    labels[labels == 5] = 0                                    # and one absent
+    k = S._kernels()
+    boxes = k.label_boxes(labels, 7)
+    for v in range(1, 8):
+        x, y, w, h = cv2.boundingRect((labels == v).view(np.uint8))
+        want = (y, y + h, x, x + w) if w else (0, 0, 0, 0)
+        assert tuple(boxes[v]) == want
+    assert k.label_boxes(labels, 2).shape == (0, 4)            # label 3 > n: refused
+    assert k.label_boxes(-labels, 7).shape == (0, 4)
+
+
 def test_otsu_kernel_equals_numpy(rng):
     for h in _histograms(rng):
         got, want = S._otsu_from_hist(h), _otsu_numpy(h)

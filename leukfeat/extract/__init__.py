@@ -51,7 +51,7 @@ import cv2
 import numpy as np
 
 from .._validation import as_uint8_rgb, check_image
-from ..segment import Segmentation, segment as _segment
+from ..segment import Segmentation, _kernels as segment_kernels, segment as _segment
 from . import colour, edges, field, shape, texture
 from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
 
@@ -171,18 +171,54 @@ def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
                      f"label, got {cell!r}")
 
 
+def _crop_of(box, shape, cfg):
+    """The slices of a cell's box ``(r0, r1, c0, c1)`` widened by the margin
+    every filter needs (so that values equal those on the full image)."""
+    margin = int(4.0 * max(cfg["edge_sigmas"]) + 0.5) + _CROP_MARGIN_EXTRA
+    h, w = shape
+    return (slice(max(box[0] - margin, 0), min(box[1] + margin, h)),
+            slice(max(box[2] - margin, 0), min(box[3] + margin, w)))
+
+
 def _measure(rgb, cell_mask, nucleus_mask, groups, cfg) -> list:
     """Features of one cell given full-size masks (cropped here once; the
     nucleus is restricted to the cell here), as the list of the groups'
     ``name -> value`` dicts in column order."""
     x, y, bw, bh = cv2.boundingRect(np.ascontiguousarray(cell_mask).view(np.uint8))
-    margin = int(4.0 * max(cfg["edge_sigmas"]) + 0.5) + _CROP_MARGIN_EXTRA
-    h, w = cell_mask.shape
-    sl = (slice(max(y - margin, 0), min(y + bh + margin, h)),
-          slice(max(x - margin, 0), min(x + bw + margin, w)))
-    img = np.ascontiguousarray(rgb[sl])
+    sl = _crop_of((y, y + bh, x, x + bw), cell_mask.shape, cfg)
     cm = np.ascontiguousarray(cell_mask[sl])
-    nm = np.ascontiguousarray(nucleus_mask[sl]) & cm
+    return _measure_crop(rgb[sl], cm, np.ascontiguousarray(nucleus_mask[sl]) & cm, groups, cfg)
+
+
+def _measure_label(rgb, seg, lab, box, groups, cfg) -> list:
+    """:func:`_measure` of cell ``lab`` of ``seg`` given its bounding box:
+    only the crop of the label image is compared with ``lab``, so a field
+    of many cells costs the cells' areas, not cells x image."""
+    sl = _crop_of(box, seg.shape, cfg)
+    cm = seg.labels[sl] == lab
+    return _measure_crop(rgb[sl], cm, np.ascontiguousarray(seg.nucleus[sl]) & cm, groups, cfg)
+
+
+def _cell_boxes(seg):
+    """Bounding boxes ``(r0, r1, c0, c1)`` of the cells of ``seg``, indexed
+    by label: one compiled pass over the label image, or (sparse or negative
+    label numbers) one ``boundingRect`` per cell."""
+    labels = seg.labels
+    if labels.size >= seg.n_cells and labels.dtype.kind in "iu":
+        boxes = segment_kernels().label_boxes(np.ascontiguousarray(labels, dtype=np.int32),
+                                              seg.n_cells)
+        if boxes.size:
+            return boxes
+    out = {}
+    for lab in seg.cell_ids():
+        x, y, bw, bh = cv2.boundingRect((labels == lab).view(np.uint8))
+        out[lab] = (y, y + bh, x, x + bw)
+    return out
+
+
+def _measure_crop(img, cm, nm, groups, cfg) -> list:
+    """The groups' dicts for a cell given its crop and masks (C-contiguous)."""
+    img = np.ascontiguousarray(img)
     out = []
     for g in groups:
         if g == "texture":
@@ -306,9 +342,9 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
     per_cell = _cell_groups(groups)
     if isinstance(cell, str) and cell in _AGGREGATES:
         rows = []
+        boxes = _cell_boxes(seg)
         for lab in seg.cell_ids():
-            cm = seg.labels == lab
-            rows.append(_values(_measure(rgb, cm, seg.nucleus, per_cell, cfg)))
+            rows.append(_values(_measure_label(rgb, seg, lab, boxes[lab], per_cell, cfg)))
         if not rows:
             return None
         names = feature_names(per_cell, **options) if per_cell else []
@@ -358,10 +394,14 @@ def features_per_cell(image, segmentation=None, groups=GROUPS, *, segmenter="lab
     rgb, seg = _prepare(image, segmentation, segmenter)
     per_cell = _cell_groups(groups)
     rows = []
+    boxes = _cell_boxes(seg)
+    h, w = seg.shape
+    fld = _with_field([], seg, groups)                 # the same for every cell
     for lab in seg.cell_ids():
-        cm = seg.labels == lab
-        if exclude_border and (cm[0].any() or cm[-1].any() or cm[:, 0].any() or cm[:, -1].any()):
+        r0, r1, c0, c1 = boxes[lab]
+        if exclude_border and (r0 == 0 or c0 == 0 or r1 == h or c1 == w):
             continue
-        parts = [{"cell_label": float(lab)}, *_measure(rgb, cm, seg.nucleus, per_cell, cfg)]
-        rows.append(_merged(_with_field(parts, seg, groups)))
+        parts = [{"cell_label": float(lab)}, *_measure_label(rgb, seg, lab, boxes[lab],
+                                                             per_cell, cfg)]
+        rows.append(_merged(parts + [dict(d) for d in fld]))
     return rows
