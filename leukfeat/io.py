@@ -122,21 +122,30 @@ def _png_problem(data: bytes):
 _JPEG_NEXT_MARKER = re.compile(rb"\xff(?![\x00\xd0-\xd7\xff])")
 
 
-def _jpeg_problem(data: bytes):
-    """Return a reason string if a JPEG stream ends before its EOI marker.
+#: start-of-frame markers (SOF0-SOF15 but DHT, JPG and DAC)
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
-    Walks the marker segments (skipping APPn/EXIF payloads, which may hold a
-    thumbnail with its own EOI) and the entropy-coded scan data, so trailing
-    bytes after the EOI are accepted. Structural oddities other than running
-    out of data are left for the decoder to judge.
+
+def _jpeg_scan(data: bytes):
+    """Walk a JPEG stream's marker segments once: ``(problem, precision)``.
+
+    ``problem`` is a reason string if the stream ends before its EOI marker,
+    else None. The walk skips APPn/EXIF payloads (which may hold a thumbnail
+    with its own EOI) and the entropy-coded scan data, so trailing bytes
+    after the EOI are accepted; structural oddities other than running out
+    of data are left for the decoder to judge. ``precision`` is the sample
+    precision in bits of the first frame header (8 for baseline and most
+    progressive files, 12 or 16 for high-depth ones), None if there is none.
     """
+    truncated = "truncated JPEG file (no end-of-image marker)"
+    precision = None
     n = len(data)
     pos = 2  # after SOI
     while True:
         if pos >= n:
             break
         if data[pos] != 0xFF:
-            return None  # not at a marker: let the decoder decide
+            return None, precision  # not at a marker: let the decoder decide
         # Skip fill bytes (0xFF padding is allowed before a marker).
         while pos < n and data[pos] == 0xFF:
             pos += 1
@@ -145,14 +154,16 @@ def _jpeg_problem(data: bytes):
         marker = data[pos]
         pos += 1
         if marker == 0xD9:  # EOI
-            return None
+            return None, precision
         if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # standalone markers
             continue
         if pos + 2 > n:
             break
         (length,) = struct.unpack(">H", data[pos:pos + 2])
         if length < 2:
-            return None
+            return None, precision
+        if marker in _JPEG_SOF and precision is None and pos + 2 < n:
+            precision = data[pos + 2]
         pos += length
         if pos > n:
             break
@@ -161,42 +172,21 @@ def _jpeg_problem(data: bytes):
             # (0xD0-0xD7) or fill (0xFF)
             found = _JPEG_NEXT_MARKER.search(data, pos)
             if found is None or found.start() + 1 >= n:
-                return "truncated JPEG file (no end-of-image marker)"
+                return truncated, precision
             pos = found.start()
-    return "truncated JPEG file (no end-of-image marker)"
-
-
-#: start-of-frame markers (SOF0-SOF15 but DHT, JPG and DAC)
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+    return truncated, precision
 
 
 def _jpeg_precision(data: bytes):
-    """Sample precision in bits of a JPEG stream's frame header (8 for
-    baseline and most progressive files; 12 or 16 for high-depth ones), or
-    None if no frame header precedes the first scan."""
-    n = len(data)
-    pos = 2
-    while pos + 4 < n and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:                      # fill byte
-            pos += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
-            pos += 2
-            continue
-        if marker in _JPEG_SOF:
-            return data[pos + 4]
-        if marker == 0xDA:
-            return None
-        pos += 2 + ((data[pos + 2] << 8) | data[pos + 3])
-    return None
+    """Sample precision in bits of a JPEG's first frame header, or None."""
+    return _jpeg_scan(data)[1]
 
 
 def _truncation_problem(data: bytes):
     if data.startswith(_PNG_SIGNATURE):
         return _png_problem(data)
     if data.startswith(_JPEG_SIGNATURE):
-        return _jpeg_problem(data)
+        return _jpeg_scan(data)[0]
     return None
 
 
@@ -253,8 +243,9 @@ def _to_rgb_uint8(arr: np.ndarray, *, bgr: bool, path) -> np.ndarray:
     return out
 
 
-#: OpenCV >= 4.10 decodes JPEG straight to RGB (saves a channel swap)
-_JPEG_RGB_FLAGS = (getattr(cv2, "IMREAD_COLOR_RGB", None), cv2.IMREAD_IGNORE_ORIENTATION)
+#: imdecode flags of the direct JPEG -> RGB decoding (OpenCV >= 4.10; None before)
+_JPEG_RGB_FLAGS = (cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+                   if hasattr(cv2, "IMREAD_COLOR_RGB") else None)
 
 
 def _decode_jpeg_rgb(data: bytes):
@@ -262,11 +253,10 @@ def _decode_jpeg_rgb(data: bytes):
     stored orientation; None when OpenCV cannot (or has no RGB decoding).
     Higher-depth JPEGs take the general path, which rescales by the real
     range."""
-    if _JPEG_RGB_FLAGS[0] is None:
+    if _JPEG_RGB_FLAGS is None:
         return None
     try:
-        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8),
-                               _JPEG_RGB_FLAGS[0] | _JPEG_RGB_FLAGS[1])
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _JPEG_RGB_FLAGS)
     except cv2.error:
         return None
     if decoded is None or decoded.size == 0 or decoded.ndim != 3 or decoded.shape[2] != 3:
@@ -376,11 +366,15 @@ def read_image(path) -> np.ndarray:
     if not data:
         raise ImageReadError(path, "file is empty (0 bytes)")
 
-    problem = _truncation_problem(data)
+    precision = None
+    if data.startswith(_JPEG_SIGNATURE):          # one marker walk: truncation + depth
+        problem, precision = _jpeg_scan(data)
+    else:
+        problem = _truncation_problem(data)
     if problem is not None:
         raise ImageReadError(path, problem)
 
-    if data[:3] == b"\xff\xd8\xff" and _jpeg_precision(data) == 8:   # 8-bit JPEG
+    if precision == 8:                            # 8-bit JPEG: straight to RGB
         decoded = _decode_jpeg_rgb(data)
         if decoded is not None:
             return decoded

@@ -180,20 +180,18 @@ def _crop_of(box, shape, cfg):
             slice(max(box[2] - margin, 0), min(box[3] + margin, w)))
 
 
-def _measure(rgb, cell_mask, nucleus_mask, groups, cfg) -> list:
-    """Features of one cell given full-size masks (cropped here once; the
-    nucleus is restricted to the cell here), as the list of the groups'
-    ``name -> value`` dicts in column order."""
-    x, y, bw, bh = cv2.boundingRect(np.ascontiguousarray(cell_mask).view(np.uint8))
-    sl = _crop_of((y, y + bh, x, x + bw), cell_mask.shape, cfg)
-    cm = np.ascontiguousarray(cell_mask[sl])
-    return _measure_crop(rgb[sl], cm, np.ascontiguousarray(nucleus_mask[sl]) & cm, groups, cfg)
+def _label_box(labels, lab):
+    """Bounding box ``(r0, r1, c0, c1)`` of label ``lab`` (one image pass)."""
+    x, y, bw, bh = cv2.boundingRect((labels == lab).view(np.uint8))
+    return y, y + bh, x, x + bw
 
 
 def _measure_label(rgb, seg, lab, box, groups, cfg) -> list:
-    """:func:`_measure` of cell ``lab`` of ``seg`` given its bounding box:
-    only the crop of the label image is compared with ``lab``, so a field
-    of many cells costs the cells' areas, not cells x image."""
+    """Features of cell ``lab`` of ``seg`` given its bounding box, as the
+    list of the groups' ``name -> value`` dicts in column order. The image
+    and masks are cropped once (the nucleus restricted to the cell) and only
+    the crop of the label image is compared with ``lab``, so a field of many
+    cells costs the cells' areas, not cells x image."""
     sl = _crop_of(box, seg.shape, cfg)
     cm = seg.labels[sl] == lab
     return _measure_crop(rgb[sl], cm, np.ascontiguousarray(seg.nucleus[sl]) & cm, groups, cfg)
@@ -209,11 +207,7 @@ def _cell_boxes(seg):
                                               seg.n_cells)
         if boxes.size:
             return boxes
-    out = {}
-    for lab in seg.cell_ids():
-        x, y, bw, bh = cv2.boundingRect((labels == lab).view(np.uint8))
-        out[lab] = (y, y + bh, x, x + bw)
-    return out
+    return {lab: _label_box(labels, lab) for lab in seg.cell_ids()}
 
 
 def _measure_crop(img, cm, nm, groups, cfg) -> list:
@@ -358,8 +352,8 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
     lab = _pick_cell(seg, cell, counts)
     if lab == 0:
         return None
-    cm = seg.labels == lab
-    return _with_field(_measure(rgb, cm, seg.nucleus, per_cell, cfg), seg, groups, counts)
+    box = _label_box(seg.labels, lab)
+    return _with_field(_measure_label(rgb, seg, lab, box, per_cell, cfg), seg, groups, counts)
 
 
 def _feature_values(image, *, groups=GROUPS, cell="largest", segmenter="lab_kmeans",
@@ -403,5 +397,5 @@ def features_per_cell(image, segmentation=None, groups=GROUPS, *, segmenter="lab
             continue
         parts = [{"cell_label": float(lab)}, *_measure_label(rgb, seg, lab, boxes[lab],
                                                              per_cell, cfg)]
-        rows.append(_merged(parts + [dict(d) for d in fld]))
+        rows.append(_merged(parts + fld))
     return rows

@@ -34,10 +34,12 @@ Colour moments
     channels given their 256-bin counts) compute mean, standard deviation,
     skewness and kurtosis with two passes, in one call for every channel of
     a compartment, where the equivalent numpy code spends most of its time
-    in per-call overhead on these small arrays; :func:`count_stats` and
-    :func:`sorted_row_stats` add the linear-interpolation percentiles
-    (from the 256-bin counts, or from the sorted rows) in the same call,
-    exactly as ``numpy.percentile``.
+    in per-call overhead on these small arrays. :mod:`~leukfeat.extract.colour`
+    calls :func:`count_stats` and :func:`sorted_row_stats`, which add the
+    linear-interpolation percentiles (from the 256-bin counts, or from the
+    sorted rows) in the same call, exactly as ``numpy.percentile``;
+    ``row_moments`` serves configurations without percentiles, and
+    ``count_moments`` stays as the moments-only form.
 
 Edge statistics
     :func:`log_stats` and :func:`boundary_stats` gather the LoG response
@@ -1278,8 +1280,7 @@ def _mean_std_p90(v, n, tmp, out, j, p90_of_abs):
         b = part[lo + 1]
         for i in range(lo + 2, n):
             b = min(b, part[i])
-    # numpy's _lerp: a + (b - a) t, evaluated as b - (b - a)(1 - t) for t >= 0.5
-    out[k] = a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)
+    out[k] = _lerp(a, b, t)
 
 
 @numba.njit(**_OPTS)

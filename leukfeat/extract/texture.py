@@ -399,7 +399,6 @@ def _warm_kernels() -> None:
     lbp_histogram(img, mask, radii=(1,), as_dict=False)
     k = _kernels()                          # the colour moments
     k.row_moments(np.ones((2, 3)), np.zeros(2, bool), np.empty((2, 4)))
-    k.count_moments(np.ones((1, 2, 4)), np.ones((2, 4)), np.empty((1, 2, 4)))
     k.count_stats(np.ones((1, 2, 4)), np.ones((2, 4)), np.array([50.0]), np.empty((1, 2, 5)))
     k.sorted_row_stats(np.ones((2, 3)), np.ones((2, 3)), np.array([50.0]), np.empty((2, 5)))
     k.lobe_count(np.ones((2, 2), np.float32), 1.0, 0.25, 10)   # the shape kernels
