@@ -341,42 +341,53 @@ def shape_features(cell_mask, nucleus_mask=None, *, n_fourier=10, zernike_degree
         Ordered as :func:`shape_feature_names`. Per compartment
         (``{prefix}_cell_*`` then ``{prefix}_nucleus_*``):
 
-        ``area`` : :math:`A`, number of pixels.
-        ``perimeter`` : :math:`P`, the Benkrid & Crookes estimate on the
+        ``area``
+            :math:`A`, number of pixels.
+        ``perimeter``
+            :math:`P`, the Benkrid & Crookes estimate on the
             4-connected border pixels, identical to
             ``skimage.measure.perimeter(mask, 4)`` and to regionprops'
             ``perimeter`` (includes the borders of holes).
-        ``equivalent_diameter`` : :math:`\sqrt{4A/\pi}`.
-        ``circularity`` : :math:`4\pi A / P^2` (NaN if :math:`P = 0`). This
+        ``equivalent_diameter``
+            :math:`\sqrt{4A/\pi}`.
+        ``circularity``
+            :math:`4\pi A / P^2` (NaN if :math:`P = 0`). This
             perimeter estimator is about 5 % long on the staircase border of a
             digital disc, so discs give 0.90-0.95 for radii of 15-60 px
             (0.90-1.0 below 10 px, depending on the sub-pixel centre); a
             square gives about :math:`\pi/4`. Thin regions of a few pixels
             can exceed 1 (the estimator is short there).
-        ``eccentricity`` : :math:`\sqrt{1 - \lambda_2/\lambda_1}` with
+        ``eccentricity``
+            :math:`\sqrt{1 - \lambda_2/\lambda_1}` with
             :math:`\lambda_1 \ge \lambda_2` the eigenvalues of the covariance
             of the pixel coordinates (regionprops' inertia tensor); NaN when
             :math:`\lambda_1 = 0` (a single pixel).
-        ``solidity`` : :math:`A / A_{hull}`, :math:`A_{hull}` being the
+        ``solidity``
+            :math:`A / A_{hull}`, :math:`A_{hull}` being the
             number of pixel centres in the convex hull of the pixel-edge
             midpoints (``skimage.morphology.convex_hull_image``), as regionprops.
-        ``extent`` : :math:`A` / bounding-box area.
-        ``convexity`` : :math:`P_{hull} / P` with :math:`P_{hull}` the length
+        ``extent``
+            :math:`A` / bounding-box area.
+        ``convexity``
+            :math:`P_{hull} / P` with :math:`P_{hull}` the length
             of the convex hull polygon of the boundary pixel centres (the path
             the perimeter estimator measures, so a digital square gives
             exactly 1; discs about 0.95). NaN if :math:`P = 0`.
-        ``major_axis_length``, ``minor_axis_length`` :
+        ``major_axis_length``, ``minor_axis_length``
             :math:`4\sqrt{\lambda_1}`, :math:`4\sqrt{\lambda_2}` (regionprops).
-        ``min_feret``, ``max_feret`` : smallest and largest caliper width of
+        ``min_feret``, ``max_feret``
+            smallest and largest caliper width of
             the convex hull of the pixel-edge midpoints (rotating calipers).
             ``max_feret`` agrees with regionprops' ``feret_diameter_max``
             within one pixel; a ``n x n`` square gives ``n`` and
             :math:`\sqrt{n^2 + (n-1)^2}`.
-        ``hu_1`` .. ``hu_7`` : the raw (not log-scaled) Hu invariants of the
+        ``hu_1`` .. ``hu_7``
+            the raw (not log-scaled) Hu invariants of the
             binary region, equal to ``skimage.measure.moments_hu`` (Hu 1962).
             ``hu_7`` changes sign under reflection. They span many orders of
             magnitude; consider ``-sign(h) log10|h|`` before linear models.
-        ``fourier_1`` .. ``fourier_N`` : elliptic Fourier descriptors (Kuhl &
+        ``fourier_1`` .. ``fourier_N``
+            elliptic Fourier descriptors (Kuhl &
             Giardina 1982) of the outer contour (8-connected boundary pixel
             centres, piecewise linear, no resampling):
             :math:`F_k = \|C_{k+1}\|_F / \|C_1\|_F` where
@@ -387,7 +398,8 @@ def shape_features(cell_mask, nucleus_mask=None, *, n_fourier=10, zernike_degree
             scale. Equivalently :math:`F_k \propto \sqrt{|Z_{k+1}|^2 +
             |Z_{-(k+1)}|^2}` of the complex contour :math:`x + iy`; also
             invariant to reflection and tracing direction.
-        ``zernike_0`` .. ``zernike_K`` : :math:`|Z_{nm}|` for
+        ``zernike_0`` .. ``zernike_K``
+            :math:`|Z_{nm}|` for
             :math:`0 \le m \le n \le` `zernike_degree`, :math:`n - m` even,
             in mahotas' order, equal (to ~1e-12 up to degree 16) to
             ``mahotas.features.zernike_moments(mask, radius, degree)`` with the
@@ -395,7 +407,7 @@ def shape_features(cell_mask, nucleus_mask=None, *, n_fourier=10, zernike_degree
             centroid-to-pixel distance (Teague 1980):
             :math:`Z_{nm} = \frac{n+1}{\pi} \frac{1}{A}\sum_p R_{nm}(\rho_p)
             e^{-im\theta_p}`. ``zernike_0`` is always :math:`1/\pi` and
-            ``zernike_1`` (|Z_11|) about 0, since the disc is centred on the
+            ``zernike_1`` (:math:`|Z_{11}|`) about 0, since the disc is centred on the
             centroid. NaN for a single pixel.
 
         Nucleus only: ``{prefix}_nucleus_lobe_count``, the number of regional

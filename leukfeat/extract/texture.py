@@ -1,7 +1,7 @@
 r"""Texture features: grey-level co-occurrence (Haralick) and local binary patterns.
 
 Grey-level co-occurrence matrices (GLCM)
----------------------------------------
+----------------------------------------
 For a displacement :math:`\delta = d\,(\Delta y, \Delta x)` the co-occurrence
 count of grey levels :math:`(i, j)` is
 
@@ -56,27 +56,27 @@ is symmetric), :math:`\mu = \sum_i i\,p_x(i)`,
 :math:`HX = H(p_x)`, :math:`HXY = H(p)`, the 14 features of Haralick,
 Shanmugam & Dinstein (1973) [1]_ are, in mahotas' order:
 
-==  ==============================  ==============================================
- #  name                            definition
-==  ==============================  ==============================================
- 1  ``asm``                         :math:`\sum_{ij} p(i,j)^2`
- 2  ``contrast``                    :math:`\sum_k k^2 p_{x-y}(k)`
- 3  ``correlation``                 :math:`(\sum_{ij} ij\,p(i,j) - \mu^2)/\sigma^2`
- 4  ``sum_of_squares_variance``     :math:`\sigma^2`
- 5  ``inverse_difference_moment``   :math:`\sum_{ij} p(i,j) / (1 + (i-j)^2)`
- 6  ``sum_average``                 :math:`\mu_s = \sum_k k\,p_{x+y}(k)`
- 7  ``sum_variance``                :math:`\sum_k (k - \mu_s)^2 p_{x+y}(k)`
- 8  ``sum_entropy``                 :math:`H(p_{x+y})`
- 9  ``entropy``                     :math:`HXY = H(p)`
-10  ``difference_variance``         variance of the *vector*
-                                    :math:`p_{x-y}(0..G-1)`, see below
-11  ``difference_entropy``          :math:`H(p_{x-y})`
-12  ``info_measure_correlation_1``  :math:`(HXY - HXY1) / \max(HX, HY)`
-13  ``info_measure_correlation_2``  :math:`\sqrt{1 - e^{-2 (HXY2 - HXY)}}`
-14  ``max_correlation_coefficient`` square root of the second largest
-                                    eigenvalue of the correlation matrix of the
-                                    rows of :math:`p` (occupied levels only)
-==  ==============================  ==============================================
+==  ===============================  =============================================
+ #  name                             definition
+==  ===============================  =============================================
+ 1  ``asm``                          :math:`\sum_{ij} p(i,j)^2`
+ 2  ``contrast``                     :math:`\sum_k k^2 p_{x-y}(k)`
+ 3  ``correlation``                  :math:`(\sum_{ij} ij\,p(i,j) - \mu^2)/\sigma^2`
+ 4  ``sum_of_squares_variance``      :math:`\sigma^2`
+ 5  ``inverse_difference_moment``    :math:`\sum_{ij} p(i,j) / (1 + (i-j)^2)`
+ 6  ``sum_average``                  :math:`\mu_s = \sum_k k\,p_{x+y}(k)`
+ 7  ``sum_variance``                 :math:`\sum_k (k - \mu_s)^2 p_{x+y}(k)`
+ 8  ``sum_entropy``                  :math:`H(p_{x+y})`
+ 9  ``entropy``                      :math:`HXY = H(p)`
+10  ``difference_variance``          variance of the *vector*
+                                     :math:`p_{x-y}(0..G-1)`, see below
+11  ``difference_entropy``           :math:`H(p_{x-y})`
+12  ``info_measure_correlation_1``   :math:`(HXY - HXY1) / \max(HX, HY)`
+13  ``info_measure_correlation_2``   :math:`\sqrt{1 - e^{-2 (HXY2 - HXY)}}`
+14  ``max_correlation_coefficient``  square root of the second largest
+                                     eigenvalue of the correlation matrix of the
+                                     rows of :math:`p` (occupied levels only)
+==  ===============================  =============================================
 
 with :math:`HXY1 = -\sum_{ij} p(i,j) \log_2(p_x(i) p_y(j))` and
 :math:`HXY2 = -\sum_{ij} p_x(i) p_y(j) \log_2(p_x(i) p_y(j))`; for a
