@@ -377,7 +377,7 @@ def make_hybrid_vote(handcrafted, cnn, *, members=("handcrafted", "cnn", "both")
     return VotingClassifier(estimators, voting="soft")
 
 
-def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extract.GROUPS,
+def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extract.DEFAULT_GROUPS,
                   cell="largest", options=None, embedder=None, n_jobs=None, cache=None,
                   stain=None, on_error="raise", progress=False, random_state=0, **params):
     """A Pipeline from images (paths or arrays) to class labels.

@@ -308,7 +308,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         Segmentation``. A callable must be picklable when ``n_jobs != 1``
         (functions, lambdas and :func:`functools.partial` objects are).
     groups : sequence of str, default ("texture", "shape", "colour", "edges", "field")
-        Feature groups (a subset of :data:`leukfeat.extract.GROUPS`); columns
+        Feature groups (a subset of :data:`leukfeat.extract.GROUPS`; the
+        default is :data:`leukfeat.extract.DEFAULT_GROUPS`, add
+        ``"nucleus_texture"`` for the texture of the nucleus); columns
         always come in the canonical group order.
     cell : {"largest", "central", "mean", "median"} or int, default "largest"
         Which white cell of each image to measure.
@@ -377,7 +379,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     'shape_cell_area'
     """
 
-    def __init__(self, segmenter="lab_kmeans", groups=extract.GROUPS, cell="largest",
+    def __init__(self, segmenter="lab_kmeans", groups=extract.DEFAULT_GROUPS, cell="largest",
                  options=None, n_jobs=None, on_error="raise", cache=None, progress=False):
         self.segmenter = segmenter
         self.groups = groups

@@ -497,6 +497,13 @@ def test_classifier_names_match_the_models_module():
     assert set(cli.ALL_CLASSIFIERS) <= set(models.CLASSIFIERS)
 
 
+def test_feature_group_names_match_the_extract_module():
+    from leukfeat import cli, extract
+
+    assert cli.FEATURE_GROUPS == extract.GROUPS
+    assert cli.DEFAULT_FEATURE_GROUPS == extract.DEFAULT_GROUPS
+
+
 def test_unique_output_stems():
     from leukfeat.cli import _unique_stems
 

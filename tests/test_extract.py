@@ -48,7 +48,7 @@ def test_feature_values_fast_path_equals_features(cells, kw):
     f = extract.features(img, **kw)
     values = extract._feature_values(img, **kw)
     assert len(values) == len(f) == len(extract.feature_names(
-        kw.get("groups", extract.GROUPS),
+        kw.get("groups", extract.DEFAULT_GROUPS),
         **{k: v for k, v in kw.items() if k not in ("groups", "cell")}))
     np.testing.assert_array_equal(np.array(values, float), np.array(list(f.values()), float))
     blank = np.full_like(img, 235)
@@ -90,6 +90,48 @@ def test_features_equal_group_functions_on_full_image(cells):
             assert math.isnan(f[k]), k
         else:
             assert f[k] == pytest.approx(v, rel=1e-9, abs=1e-9), k
+
+
+def test_nucleus_texture_group_is_the_texture_of_the_nucleus(cells):
+    """``nucleus_texture``: the texture features on the nucleus mask of the
+    measured cell, named ``glcm_nucleus_*`` / ``lbp_nucleus_*``, and
+    opt-in (the default vector is unchanged)."""
+    img = cells.images[2]
+    seg = segment.lab_kmeans(img)
+    lab = seg.largest()
+    nm = seg.nucleus & (seg.labels == lab)
+    assert nm.sum() > 50
+    d = extract.DEFAULTS
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    ref = texture.texture_features(gray, nm, distances=d["glcm_distances"],
+                                   levels=d["glcm_levels"], lbp_radii=d["lbp_radii"],
+                                   quantization=d["glcm_quantization"])
+    f = extract.features(img, seg, groups=("nucleus_texture", "texture"))
+    names = extract.feature_names(("texture", "nucleus_texture"))
+    assert list(f) == names and len(names) == 2 * 106
+    assert names[106] == "glcm_nucleus_asm_d1_mean"
+    assert "lbp_nucleus_r3_u25" in names
+    for k, v in ref.items():
+        nk = k.replace("glcm_", "glcm_nucleus_", 1).replace("lbp_", "lbp_nucleus_", 1)
+        assert f[nk] == pytest.approx(v, rel=1e-12, abs=1e-12), nk
+    # the cell texture is not the nucleus texture, and the default is unchanged
+    assert f["glcm_contrast_d1_mean"] != f["glcm_nucleus_contrast_d1_mean"]
+    assert "nucleus_texture" not in extract.DEFAULT_GROUPS
+    assert extract.feature_names() == extract.feature_names(extract.DEFAULT_GROUPS)
+    assert len(extract.feature_names()) == 428
+    assert len(extract.feature_names(extract.GROUPS)) == 428 + 106
+
+
+def test_nucleus_texture_of_a_cell_without_nucleus_is_nan(cells):
+    img = cells.images[0]
+    seg = segment.lab_kmeans(img)
+    empty = segment.Segmentation.from_masks(seg.mask, np.zeros_like(seg.mask))
+    f = extract.features(img, empty, groups=("texture", "nucleus_texture"))
+    nuc = [v for k, v in f.items() if "_nucleus_" in k]
+    cell = [v for k, v in f.items() if "_nucleus_" not in k]
+    assert len(nuc) == 106 and all(math.isnan(v) or v == 0 for v in nuc)
+    assert all(math.isnan(v) for k, v in f.items() if k.startswith("glcm_nucleus_"))
+    assert not np.isnan(cell).any()
 
 
 def test_features_measure_ground_truth_masks(cells):

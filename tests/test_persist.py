@@ -246,7 +246,7 @@ def test_feature_extractor_with_defaults_round_trips(cells, tmp_path):
     np.testing.assert_array_equal(loaded.transform(images[:3]), fx.transform(images[:3]))
     meta = read_metadata(tmp_path / "fx.skops")
     assert meta["features"]["step"] == ""
-    assert meta["features"]["params"]["groups"] == list(leukfeat.extract.GROUPS)
+    assert meta["features"]["params"]["groups"] == list(leukfeat.extract.DEFAULT_GROUPS)
 
 
 def test_callable_segmenter_is_recorded_and_must_be_trusted(cells, tmp_path):

@@ -772,6 +772,20 @@ def test_texture_features_names_and_values():
     assert not any(k.startswith("lbp_") for k in f14)
 
 
+def test_texture_features_compartment_only_renames():
+    img = np.maximum(smooth_gray(7, (60, 60), noise=8.0), 1)
+    mask = blob_mask(img.shape, 4)
+    plain = T.texture_features(img, mask, distances=(1, 3))
+    tagged = T.texture_features(img, mask, distances=(1, 3), compartment="nucleus")
+    assert list(tagged) == T.texture_feature_names((1, 3), compartment="nucleus")
+    assert list(tagged) == [k.replace("glcm_", "glcm_nucleus_").replace("lbp_", "lbp_nucleus_")
+                            for k in plain]
+    np.testing.assert_array_equal(list(tagged.values()), list(plain.values()))
+    for bad in ("", "nu cleus", "1x", 3):
+        with pytest.raises(ValueError, match="compartment"):
+            T.texture_feature_names(compartment=bad)
+
+
 def test_texture_features_degenerate_inputs():
     img = smooth_gray(1, (30, 30))
     names = T.texture_feature_names()

@@ -129,6 +129,18 @@ def test_output_shape_names_and_values(paths, images, expected):
     _same(X, expected)  # PNG is lossless: reading gives the very same pixels
 
 
+def test_every_group_including_nucleus_texture(images, expected):
+    fx = FeatureExtractor(groups=extract.GROUPS, cell="median")
+    X = fx.fit_transform(images[:3])
+    names = extract.feature_names(extract.GROUPS)
+    assert list(fx.get_feature_names_out()) == names
+    ref = np.array([list(extract.features(im, groups=extract.GROUPS, cell="median").values())
+                    for im in images[:3]])
+    _same(X, ref)
+    nuc = [i for i, n in enumerate(names) if n.startswith(("glcm_nucleus_", "lbp_nucleus_"))]
+    assert len(nuc) == 106 and np.isfinite(X[:, nuc]).all()
+
+
 def test_paths_and_arrays_give_identical_output(paths, images, expected):
     fx = FeatureExtractor().fit(paths)
     _same(fx.transform(images), expected)

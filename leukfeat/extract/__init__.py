@@ -13,6 +13,9 @@ group      name prefixes               module
 =========  ==========================  ============================================
 texture    ``glcm_``, ``lbp_``         :mod:`leukfeat.extract.texture` (Haralick on
                                        the GLCM of the cell, LBP histograms)
+nucleus_   ``glcm_nucleus_``,          the same texture features restricted to the
+texture    ``lbp_nucleus_``            nucleus (chromatin pattern); not in the
+                                       default vector
 shape      ``shape_cell_``,            :mod:`leukfeat.extract.shape` (morphometry,
            ``shape_nucleus_``,         Feret, Hu, Fourier, Zernike, lobes, N:C)
            ``shape_nc_ratio``, ...
@@ -55,12 +58,18 @@ from ..segment import Segmentation, _kernels as segment_kernels, segment as _seg
 from . import colour, edges, field, shape, texture
 from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
 
-__all__ = ["features", "features_per_cell", "feature_names", "GROUPS", "DEFAULTS",
+__all__ = ["features", "features_per_cell", "feature_names", "GROUPS", "DEFAULT_GROUPS",
+           "DEFAULTS",
            "haralick", "glcm", "glcm_props", "lbp_histogram",
            "texture", "shape", "colour", "edges", "field"]
 
-#: Feature groups in the order their columns appear.
-GROUPS = ("texture", "shape", "colour", "edges", "field")
+#: Every feature group, in the order their columns appear.
+GROUPS = ("texture", "nucleus_texture", "shape", "colour", "edges", "field")
+
+#: The groups of the default feature vector (428 columns with :data:`DEFAULTS`).
+#: ``nucleus_texture`` (106 more columns) is opt-in, so that the default
+#: names stay as they were.
+DEFAULT_GROUPS = ("texture", "shape", "colour", "edges", "field")
 
 #: Default configuration of every group (keyword arguments of :func:`features`).
 DEFAULTS = {
@@ -81,6 +90,8 @@ _CROP_MARGIN_EXTRA = 2
 #: Aggregations over every cell of a field accepted as ``cell=``.
 _AGGREGATES = {"mean": np.nanmean, "median": np.nanmedian}
 _FIELD_NAMES = tuple(field.field_feature_names())
+#: Name tag of the texture groups (``glcm_<tag>_...``).
+_TEXTURE_COMPARTMENT = {"texture": None, "nucleus_texture": "nucleus"}
 
 
 def _config(overrides: dict) -> dict:
@@ -104,12 +115,12 @@ def _check_groups(groups) -> tuple:
     return tuple(g for g in GROUPS if g in groups)
 
 
-def feature_names(groups=GROUPS, **options) -> list:
+def feature_names(groups=DEFAULT_GROUPS, **options) -> list:
     """Names of the features :func:`features` returns for a configuration.
 
     Parameters
     ----------
-    groups : sequence of str
+    groups : sequence of str, default :data:`DEFAULT_GROUPS`
         Subset of :data:`GROUPS`.
     **options
         Group options, see :data:`DEFAULTS`.
@@ -130,8 +141,9 @@ def feature_names(groups=GROUPS, **options) -> list:
     cfg = _config(options)
     out = []
     for g in groups:
-        if g == "texture":
-            out += texture.texture_feature_names(cfg["glcm_distances"], cfg["lbp_radii"])
+        if g in ("texture", "nucleus_texture"):
+            out += texture.texture_feature_names(cfg["glcm_distances"], cfg["lbp_radii"],
+                                                 compartment=_TEXTURE_COMPARTMENT[g])
         elif g == "shape":
             out += shape.shape_feature_names(True, n_fourier=cfg["n_fourier"],
                                              zernike_degree=cfg["zernike_degree"])
@@ -214,12 +226,15 @@ def _measure_crop(img, cm, nm, groups, cfg) -> list:
     """The groups' dicts for a cell given its crop and masks (C-contiguous)."""
     img = np.ascontiguousarray(img)
     out = []
+    gray = None
     for g in groups:
-        if g == "texture":
-            gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        if g in ("texture", "nucleus_texture"):
+            if gray is None:
+                gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
             out.append(texture.texture_features(
-                gray, cm, distances=cfg["glcm_distances"], levels=cfg["glcm_levels"],
-                lbp_radii=cfg["lbp_radii"], quantization=cfg["glcm_quantization"]))
+                gray, cm if g == "texture" else nm, distances=cfg["glcm_distances"],
+                levels=cfg["glcm_levels"], lbp_radii=cfg["lbp_radii"],
+                quantization=cfg["glcm_quantization"], compartment=_TEXTURE_COMPARTMENT[g]))
         elif g == "shape":
             out.append(shape.shape_features(cm, nm, n_fourier=cfg["n_fourier"],
                                             zernike_degree=cfg["zernike_degree"]))
@@ -278,7 +293,7 @@ def _prepare(image, segmentation, segmenter):
     return rgb, segmentation
 
 
-def features(image, segmentation=None, groups=GROUPS, *, cell="largest",
+def features(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
              segmenter="lab_kmeans", **options) -> "OrderedDict[str, float]":
     """Measure one white cell of an image.
 
@@ -288,9 +303,10 @@ def features(image, segmentation=None, groups=GROUPS, *, cell="largest",
         RGB image (uint8; floats in [0, 1] are accepted and converted).
     segmentation : Segmentation, optional
         Precomputed segmentation; default: ``segment(image, segmenter)``.
-    groups : sequence of str
-        Feature groups, a subset of :data:`GROUPS`; columns always come in
-        the canonical group order.
+    groups : sequence of str, default :data:`DEFAULT_GROUPS`
+        Feature groups, a subset of :data:`GROUPS` (add ``"nucleus_texture"``
+        for the texture of the nucleus); columns always come in the
+        canonical group order.
     cell : {"largest", "central", "mean", "median"} or int
         Which cell of the field to measure (see the module docstring), or
         ``"mean"`` / ``"median"``: every cell is measured and each feature
@@ -356,7 +372,7 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
     return _with_field(_measure_label(rgb, seg, lab, box, per_cell, cfg), seg, groups, counts)
 
 
-def _feature_values(image, *, groups=GROUPS, cell="largest", segmenter="lab_kmeans",
+def _feature_values(image, *, groups=DEFAULT_GROUPS, cell="largest", segmenter="lab_kmeans",
                     **options):
     """:func:`features` as a list of values in :func:`feature_names` order, or
     None for an all-NaN row (the fast path of ``FeatureExtractor``: no
@@ -365,7 +381,7 @@ def _feature_values(image, *, groups=GROUPS, cell="largest", segmenter="lab_kmea
     return None if parts is None else _values(parts)
 
 
-def features_per_cell(image, segmentation=None, groups=GROUPS, *, segmenter="lab_kmeans",
+def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmenter="lab_kmeans",
                       exclude_border: bool = False, **options) -> list:
     """Measure every white cell of a field.
 

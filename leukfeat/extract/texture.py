@@ -1144,12 +1144,15 @@ def _lbp_counts_skimage(arr, m, p, r, method, nb, bbox):
 
 
 def texture_feature_names(distances=(1,), lbp_radii=(1, 2, 3), *, include_mcc: bool = False,
-                          lbp_method: str = "uniform") -> list[str]:
+                          lbp_method: str = "uniform", compartment: str | None = None
+                          ) -> list[str]:
     """Names of the :func:`texture_features` outputs, in order, without an image.
 
     ``glcm_<name>_d<d>_mean`` and ``glcm_<name>_d<d>_range`` for each
     Haralick feature (:data:`HARALICK_NAMES`, the 14th only with
-    ``include_mcc``) and distance, then :func:`lbp_feature_names`.
+    ``include_mcc``) and distance, then :func:`lbp_feature_names`. With a
+    ``compartment`` (e.g. ``"nucleus"``) it follows the family prefix:
+    ``glcm_nucleus_asm_d1_mean``, ``lbp_nucleus_r1_u00``.
 
     Parameters
     ----------
@@ -1159,35 +1162,53 @@ def texture_feature_names(distances=(1,), lbp_radii=(1, 2, 3), *, include_mcc: b
     include_mcc : bool, optional
         Include ``max_correlation_coefficient``.
     lbp_method : str, optional
+    compartment : str, optional
+        Compartment tag inserted after ``glcm_`` / ``lbp_`` (letters, digits
+        and underscores); None (default) for the names of the cell group.
 
     Returns
     -------
     list of str
     """
-    return list(_checked_texture_names(distances, lbp_radii, include_mcc, lbp_method))
+    return list(_checked_texture_names(distances, lbp_radii, include_mcc, lbp_method,
+                                       compartment))
 
 
-def _checked_texture_names(distances, lbp_radii, include_mcc, lbp_method) -> tuple:
+def _check_compartment(compartment) -> str:
+    if compartment is None:
+        return ""
+    if not (isinstance(compartment, str) and compartment.isidentifier()
+            and compartment.isascii()):
+        raise ValueError(f"compartment: expected None or a name of letters, digits and "
+                         f"underscores, got {compartment!r}")
+    return compartment + "_"
+
+
+def _checked_texture_names(distances, lbp_radii, include_mcc, lbp_method,
+                           compartment=None) -> tuple:
     radii = tuple(lbp_radii)
     if radii:  # validated before the (hashing) cache lookup
         radii = _check_radii(radii)
         _check_lbp_method(lbp_method)
-    return _texture_names(_check_distances(distances), radii, bool(include_mcc), lbp_method)
+    return _texture_names(_check_distances(distances), radii, bool(include_mcc), lbp_method,
+                          _check_compartment(compartment))
 
 
 @functools.lru_cache(maxsize=32)
-def _texture_names(dists: tuple, lbp_radii: tuple, include_mcc: bool, lbp_method) -> tuple:
+def _texture_names(dists: tuple, lbp_radii: tuple, include_mcc: bool, lbp_method,
+                   tag: str = "") -> tuple:
     hn = HARALICK_NAMES if include_mcc else HARALICK_NAMES[:13]
-    names = [f"glcm_{n}_d{d}_{stat}" for d in dists for n in hn for stat in ("mean", "range")]
+    names = [f"glcm_{tag}{n}_d{d}_{stat}" for d in dists for n in hn
+             for stat in ("mean", "range")]
     if lbp_radii:
-        names.extend(lbp_feature_names(lbp_radii, lbp_method))
+        names.extend("lbp_" + tag + n[4:] for n in lbp_feature_names(lbp_radii, lbp_method))
     return tuple(names)
 
 
 def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
                      lbp_radii=(1, 2, 3), *, quantization: str = "fixed",
-                     include_mcc: bool = False,
-                     lbp_method: str = "uniform") -> dict[str, float]:
+                     include_mcc: bool = False, lbp_method: str = "uniform",
+                     compartment: str | None = None) -> dict[str, float]:
     r"""Haralick (aggregated over directions) and LBP texture features.
 
     For every distance :math:`d`, the Haralick features of the four
@@ -1225,6 +1246,11 @@ def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
         Include the (slow) maximal correlation coefficient.
     lbp_method : str, optional
         See :func:`lbp_histogram`.
+    compartment : str, optional
+        Tag of the region in the names (``"nucleus"`` gives
+        ``glcm_nucleus_*`` and ``lbp_nucleus_*``, the ``nucleus_texture``
+        group of :func:`leukfeat.extract.features`); values do not depend
+        on it.
 
     Returns
     -------
@@ -1244,7 +1270,7 @@ def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
     m = _check_mask_arg(mask, arr.shape)
     dists = _check_distances(distances)
     radii = tuple(lbp_radii)
-    names = _checked_texture_names(dists, radii, include_mcc, lbp_method)
+    names = _checked_texture_names(dists, radii, include_mcc, lbp_method, compartment)
     q = _quantize(arr, m, levels, quantization, "gray")
     values: list[float] = []
     for d in dists:
