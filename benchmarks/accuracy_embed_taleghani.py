@@ -120,6 +120,10 @@ def main(argv=None) -> int:
                     help="use a stratified random subset of this many images")
     ap.add_argument("--reuse", action="store_true",
                     help="load the features file instead of extracting again")
+    ap.add_argument("--nucleus-texture", action="store_true",
+                    help="join the optional nucleus_texture group (106 columns, GLCM and "
+                         "LBP of the nucleus) to the handcrafted block; extracted (about a "
+                         "minute) and added to the features file when the file lacks it")
     ap.add_argument("--features", default=None,
                     help="the features file written (or, with --reuse, read); default "
                          "OUT/features.npz")
@@ -147,6 +151,7 @@ def main(argv=None) -> int:
         "data": str(data), "n_images": len(paths), "classes": sorted(set(y)),
         "limit": args.limit, "cv": args.cv, "cell": args.cell, "crops": crops, "tta": args.tta,
         "model": args.model, "multiscale": args.multiscale, "cv_seed": args.cv_seed,
+        "nucleus_texture": args.nucleus_texture,
         "backend": args.backend, "n_jobs": args.n_jobs, "threads": args.threads,
         "split_note": "image-level, duplicate-grouped (no patient ids)",
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
@@ -236,6 +241,25 @@ def main(argv=None) -> int:
         np.savez_compressed(store, paths=np.asarray(paths), handcrafted=X_hand,
                             timings=json.dumps(timings),
                             **{f"cnn_{c}": e for c, e in embeddings.items()})
+    X_nuc = None
+    if args.nucleus_texture:
+        if args.reuse and store.is_file() and "nucleus_texture" in saved.files:
+            X_nuc = saved["nucleus_texture"]
+        else:
+            fx = FeatureExtractor(groups=("nucleus_texture",), n_jobs=args.n_jobs,
+                                  cell=args.cell)
+            t0 = time.perf_counter()
+            X_nuc = fx.fit_transform(paths)
+            timings["nucleus_texture"] = {"seconds": time.perf_counter() - t0,
+                                          "n_features": int(X_nuc.shape[1]),
+                                          "note": f"FeatureExtractor(groups=('nucleus_texture',)"
+                                                  f", cell={args.cell!r})"}
+            print(f"nucleus texture {X_nuc.shape} in "
+                  f"{timings['nucleus_texture']['seconds']:.1f} s", flush=True)
+            with np.load(store, allow_pickle=False) as old:  # add it to the file
+                kept = {k: old[k] for k in old.files if k != "nucleus_texture"}
+            np.savez_compressed(store, nucleus_texture=X_nuc, **kept)
+        X_hand = np.hstack([X_hand, X_nuc])
     results["timings"] = timings
 
     # 4. one comparison over every feature set and classifier
