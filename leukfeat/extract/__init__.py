@@ -8,25 +8,25 @@ cell of a field.
 Feature groups (names are stable, ``group_feature[_suffix]``, documented in
 each module):
 
-=========  ==========================  ============================================
-group      name prefixes               module
-=========  ==========================  ============================================
-texture    ``glcm_``, ``lbp_``         :mod:`leukfeat.extract.texture` (Haralick on
-                                       the GLCM of the cell, LBP histograms)
-nucleus_   ``glcm_nucleus_``,          the same texture features restricted to the
-texture    ``lbp_nucleus_``            nucleus (chromatin pattern); not in the
-                                       default vector
-shape      ``shape_cell_``,            :mod:`leukfeat.extract.shape` (morphometry,
-           ``shape_nucleus_``,         Feret, Hu, Fourier, Zernike, lobes, N:C)
-           ``shape_nc_ratio``, ...
-colour     ``colour_<compartment>_``   :mod:`leukfeat.extract.colour` (RGB, LAB, HSV
-                                       statistics per nucleus/cytoplasm/cell)
-edges      ``edges_``                  :mod:`leukfeat.extract.edges` (LoG, edge
-                                       density, gradient)
-field      ``field_``                  :mod:`leukfeat.extract.field` (the whole
-                                       field: number of white cells, coverage,
-                                       size and nucleus-fraction spread)
-=========  ==========================  ============================================
+===================  ==========================  ============================================
+group                name prefixes               module
+===================  ==========================  ============================================
+``texture``          ``glcm_``, ``lbp_``         :mod:`leukfeat.extract.texture` (Haralick on
+                                                 the GLCM of the cell, LBP histograms)
+``nucleus_texture``  ``glcm_nucleus_``,          the same texture features restricted to the
+                     ``lbp_nucleus_``            nucleus (chromatin pattern); not in the
+                                                 default vector
+``shape``            ``shape_cell_``,            :mod:`leukfeat.extract.shape` (morphometry,
+                     ``shape_nucleus_``,         Feret, Hu, Fourier, Zernike, lobes, N:C)
+                     ``shape_nc_ratio``, ...
+``colour``           ``colour_<compartment>_``   :mod:`leukfeat.extract.colour` (RGB, LAB, HSV
+                                                 statistics per nucleus/cytoplasm/cell)
+``edges``            ``edges_``                  :mod:`leukfeat.extract.edges` (LoG, edge
+                                                 density, gradient)
+``field``            ``field_``                  :mod:`leukfeat.extract.field` (the whole
+                                                 field: number of white cells, coverage,
+                                                 size and nucleus-fraction spread)
+===================  ==========================  ============================================
 
 Which cell: a smear field can hold several white cells. :func:`features`
 measures one of them, by default the **largest** (``cell="largest"``; also
