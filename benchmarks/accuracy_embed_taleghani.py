@@ -85,6 +85,22 @@ def time_embedder(emb, images) -> float:
     return (time.perf_counter() - t0) / len(images)
 
 
+def nucleus_texture(paths, args, timings) -> np.ndarray:
+    """The optional ``nucleus_texture`` group of every image, timed."""
+    from leukfeat.transformers import FeatureExtractor
+
+    fx = FeatureExtractor(groups=("nucleus_texture",), n_jobs=args.n_jobs, cell=args.cell)
+    t0 = time.perf_counter()
+    X = fx.fit_transform(paths)
+    timings["nucleus_texture"] = {"seconds": time.perf_counter() - t0,
+                                  "n_features": int(X.shape[1]),
+                                  "note": f"FeatureExtractor(groups=('nucleus_texture',), "
+                                          f"cell={args.cell!r}, n_jobs={args.n_jobs})"}
+    print(f"nucleus texture {X.shape} in {timings['nucleus_texture']['seconds']:.1f} s",
+          flush=True)
+    return X
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -175,6 +191,14 @@ def main(argv=None) -> int:
         X_hand = saved["handcrafted"]
         embeddings = {c: saved[f"cnn_{c}"] for c in crops}
         timings = json.loads(str(saved["timings"]))
+        if args.nucleus_texture:
+            if "nucleus_texture" in saved.files:
+                X_nuc = saved["nucleus_texture"]
+            else:  # extract it once and add it to the file
+                X_nuc = nucleus_texture(paths, args, timings)
+                kept = {k: saved[k] for k in saved.files}
+                kept["timings"] = json.dumps(timings)
+                np.savez_compressed(store, nucleus_texture=X_nuc, **kept)
         results["reused_features"] = str(store)
         print(f"reused features from {store}", flush=True)
     else:
@@ -189,6 +213,9 @@ def main(argv=None) -> int:
                                   "nan_rows": int(np.isnan(X_hand).all(axis=1).sum())}
         print(f"handcrafted {X_hand.shape} in {timings['handcrafted']['seconds']:.1f} s",
               flush=True)
+
+        if args.nucleus_texture:
+            X_nuc = nucleus_texture(paths, args, timings)
 
         # 2. the embedder
         torch_emb = pretrained(args.model, multiscale=args.multiscale,
@@ -240,25 +267,9 @@ def main(argv=None) -> int:
                   f"({len(et.fallbacks_)} images without a cell)", flush=True)
         np.savez_compressed(store, paths=np.asarray(paths), handcrafted=X_hand,
                             timings=json.dumps(timings),
+                            **({"nucleus_texture": X_nuc} if args.nucleus_texture else {}),
                             **{f"cnn_{c}": e for c, e in embeddings.items()})
-    X_nuc = None
     if args.nucleus_texture:
-        if args.reuse and store.is_file() and "nucleus_texture" in saved.files:
-            X_nuc = saved["nucleus_texture"]
-        else:
-            fx = FeatureExtractor(groups=("nucleus_texture",), n_jobs=args.n_jobs,
-                                  cell=args.cell)
-            t0 = time.perf_counter()
-            X_nuc = fx.fit_transform(paths)
-            timings["nucleus_texture"] = {"seconds": time.perf_counter() - t0,
-                                          "n_features": int(X_nuc.shape[1]),
-                                          "note": f"FeatureExtractor(groups=('nucleus_texture',)"
-                                                  f", cell={args.cell!r})"}
-            print(f"nucleus texture {X_nuc.shape} in "
-                  f"{timings['nucleus_texture']['seconds']:.1f} s", flush=True)
-            with np.load(store, allow_pickle=False) as old:  # add it to the file
-                kept = {k: old[k] for k in old.files if k != "nucleus_texture"}
-            np.savez_compressed(store, nucleus_texture=X_nuc, **kept)
         X_hand = np.hstack([X_hand, X_nuc])
     results["timings"] = timings
 

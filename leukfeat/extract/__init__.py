@@ -141,7 +141,7 @@ def feature_names(groups=DEFAULT_GROUPS, **options) -> list:
     cfg = _config(options)
     out = []
     for g in groups:
-        if g in ("texture", "nucleus_texture"):
+        if g in _TEXTURE_COMPARTMENT:
             out += texture.texture_feature_names(cfg["glcm_distances"], cfg["lbp_radii"],
                                                  compartment=_TEXTURE_COMPARTMENT[g])
         elif g == "shape":
@@ -228,7 +228,7 @@ def _measure_crop(img, cm, nm, groups, cfg) -> list:
     out = []
     gray = None
     for g in groups:
-        if g in ("texture", "nucleus_texture"):
+        if g in _TEXTURE_COMPARTMENT:
             if gray is None:
                 gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
             out.append(texture.texture_features(

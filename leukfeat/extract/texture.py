@@ -957,13 +957,13 @@ def lbp_feature_names(radii=(1, 2, 3), method: str = "uniform") -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _lbp_names(radii: tuple, method: str) -> tuple:
+def _lbp_names(radii: tuple, method: str, compartment_tag: str = "") -> tuple:
     tag = _LBP_METHODS[method]
     names = []
     for r in radii:
         nb = _lbp_n_bins(_lbp_points(r), method)
         width = max(2, len(str(nb - 1)))
-        names.extend(f"lbp_r{r}_{tag}{c:0{width}d}" for c in range(nb))
+        names.extend(f"lbp_{compartment_tag}r{r}_{tag}{c:0{width}d}" for c in range(nb))
     return tuple(names)
 
 
@@ -1201,7 +1201,7 @@ def _texture_names(dists: tuple, lbp_radii: tuple, include_mcc: bool, lbp_method
     names = [f"glcm_{tag}{n}_d{d}_{stat}" for d in dists for n in hn
              for stat in ("mean", "range")]
     if lbp_radii:
-        names.extend("lbp_" + tag + n[4:] for n in lbp_feature_names(lbp_radii, lbp_method))
+        names.extend(_lbp_names(lbp_radii, lbp_method, tag))
     return tuple(names)
 
 
