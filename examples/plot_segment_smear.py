@@ -9,8 +9,6 @@ Pass an image path as the first argument to segment your own field instead.
 
 import sys
 
-import numpy as np
-
 from leukfeat import datasets, io, segment
 
 if len(sys.argv) > 1:
