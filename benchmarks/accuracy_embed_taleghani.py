@@ -28,7 +28,9 @@ Steps, all on the images of ``../shared/data/taleghani-all``:
    resamples: handcrafted only, embeddings only, handcrafted + embeddings,
    with XGBoost, plus logistic regression and SVM on the embeddings, and
    (with the ``cells`` crop) soft votes of the handcrafted XGBoost, the
-   cells-embedding logistic regression and the XGBoost on both.
+   cells-embedding logistic regression and the XGBoost on both (with the
+   ``image`` crop too, a fourth member: logistic regression on the
+   whole-field embedding, ``make_pipeline("vote", whole_image=True)``).
 
 Writes ``results.json``, ``results.md`` and ``features.npz`` (so that
 ``--reuse`` can redo step 4 without extracting again, e.g. on other folds
@@ -298,6 +300,9 @@ def main(argv=None) -> int:
             hand, cnn, members=("handcrafted", "cnn"), random_state=0)
         estimators["vote: the two above + handcrafted+cnn-cells / xgboost"] = \
             make_hybrid_vote(hand, cnn, random_state=0)
+        if "image" in crops:  # make_pipeline("vote", whole_image=True)
+            estimators["vote: the three above + cnn-image / logreg"] = make_hybrid_vote(
+                hand, cnn, image=blocks["cnn-image"], random_state=0)
     t0 = time.perf_counter()
     comp = evaluate.compare(estimators, X_all, y, paths=paths, cv=args.cv, dedupe=True,
                             random_state=args.cv_seed, n_jobs=args.n_jobs)

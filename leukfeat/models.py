@@ -62,8 +62,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import extract
 from .transformers import FeatureExtractor, StainNormalizer
 
-__all__ = ["CLASSIFIERS", "LabelEncodedClassifier", "make_classifier", "make_hybrid_vote",
-           "make_pipeline"]
+__all__ = ["CLASSIFIERS", "EmbeddingColumns", "LabelEncodedClassifier", "make_classifier",
+           "make_hybrid_vote", "make_pipeline"]
 
 #: Names accepted by :func:`make_classifier`.
 CLASSIFIERS = ("knn", "svm", "rf", "xgboost", "logreg")
@@ -300,17 +300,19 @@ def make_classifier(name, *, random_state=0, variance_threshold=0.0, **params):
 
 
 #: Members of :func:`make_hybrid_vote`: (name, preset); ``both`` sees the
-#: handcrafted columns followed by the embedding columns.
-HYBRID_MEMBERS = (("handcrafted", "xgboost"), ("cnn", "logreg"), ("both", "xgboost"))
+#: handcrafted columns followed by the embedding columns, ``image`` the
+#: whole-field embedding columns (only when they are given).
+HYBRID_MEMBERS = (("handcrafted", "xgboost"), ("cnn", "logreg"), ("both", "xgboost"),
+                  ("image", "logreg"))
 
 
-def make_hybrid_vote(handcrafted, cnn, *, members=("handcrafted", "cnn", "both"),
-                     random_state=0):
+def make_hybrid_vote(handcrafted, cnn, *, image=None, members=None, random_state=0):
     """Soft vote of handcrafted, CNN-embedding and combined classifiers.
 
-    Three classifiers see different columns of one feature matrix (e.g. the
-    output of ``make_pipeline(..., embedder=...)``'s features step) and
-    their class probabilities are averaged (``VotingClassifier(voting="soft")``):
+    Three (or four) classifiers see different columns of one feature matrix
+    (e.g. the output of ``make_pipeline(..., embedder=...)``'s features
+    step) and their class probabilities are averaged
+    (``VotingClassifier(voting="soft")``):
 
     ``handcrafted``
         ``make_classifier("xgboost")`` on the handcrafted columns;
@@ -319,14 +321,22 @@ def make_hybrid_vote(handcrafted, cnn, *, members=("handcrafted", "cnn", "both")
         embedding columns, where a linear model is the usual probe of
         pretrained features;
     ``both``
-        ``make_classifier("xgboost")`` on both.
+        ``make_classifier("xgboost")`` on both;
+    ``image`` (only when `image` columns are given)
+        ``make_classifier("logreg")`` on an embedding of the whole field
+        (``EmbeddingTransformer(crop="image")``), the view the published
+        whole-image CNNs have. It sees the background too, so on a data set
+        whose classes were imaged with different staining or backgrounds
+        it learns part of the acquisition (check with
+        :func:`leukfeat.evaluate.confound_check`).
 
     The members err on different images (trees on a few hundred
     measurements, a linear model on thousands of generic ones), so the
     vote beats each of them: on Taleghani ALL (duplicate-grouped 5-fold,
     EfficientNet-Lite1 multi-scale embeddings of every cell, default
     folds) 0.9966 accuracy against 0.9865, 0.9923 and 0.9939 for the
-    members alone (``README``, section *CNN embeddings*).
+    members alone, and 0.9985 with the ``image`` member (whole-field
+    embedding alone 0.9948; ``README``, section *CNN embeddings*).
 
     Parameters
     ----------
@@ -335,8 +345,11 @@ def make_hybrid_vote(handcrafted, cnn, *, members=("handcrafted", "cnn", "both")
         :class:`~sklearn.compose.ColumnTransformer` accepts (integer indices,
         a slice, a boolean mask, names for DataFrame input, or a callable
         such as :func:`~sklearn.compose.make_column_selector`).
-    members : sequence of {"handcrafted", "cnn", "both"}, default all three
-        The members to vote, in this order.
+    image : column specification, optional
+        The whole-field embedding columns; adds the ``image`` member.
+    members : sequence of {"handcrafted", "cnn", "both", "image"}, optional
+        The members to vote, in this order. Default: the first three, and
+        ``"image"`` when `image` is given.
     random_state : int, RandomState instance or None, default 0
         Seed of every member.
 
@@ -344,29 +357,40 @@ def make_hybrid_vote(handcrafted, cnn, *, members=("handcrafted", "cnn", "both")
     -------
     sklearn.ensemble.VotingClassifier
         Unfitted, soft voting; members reachable as ``handcrafted__model``,
-        ``cnn__model`` and ``both__model``.
+        ``cnn__model``, ``both__model`` (and ``image__model``).
 
     Raises
     ------
     ValueError
-        For an empty or unknown ``members``.
+        For an empty, repeated or unknown ``members``, or ``"image"`` without
+        `image` columns.
 
     Examples
     --------
     >>> vote = make_hybrid_vote(slice(0, 428), slice(428, None))
     >>> [name for name, _ in vote.estimators]
     ['handcrafted', 'cnn', 'both']
+    >>> four = make_hybrid_vote(slice(0, 428), slice(428, 2452), image=slice(2452, None))
+    >>> [name for name, _ in four.estimators]
+    ['handcrafted', 'cnn', 'both', 'image']
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import VotingClassifier
 
     known = [name for name, _ in HYBRID_MEMBERS]
+    if image is None:
+        known.remove("image")
+    if members is None:
+        members = known
     members = list(members) if not isinstance(members, str) else [members]
     if not members or any(m not in known for m in members) or len(set(members)) < len(members):
-        raise ValueError(f"members: expected distinct names among {known}, got {members!r}")
+        hint = ' ("image" needs the image columns)' if "image" in members else ""
+        raise ValueError(f"members: expected distinct names among {known}{hint}, "
+                         f"got {members!r}")
     presets = dict(HYBRID_MEMBERS)
     parts = {"handcrafted": [("handcrafted", handcrafted)], "cnn": [("cnn", cnn)],
-             "both": [("handcrafted", handcrafted), ("cnn", cnn)]}
+             "both": [("handcrafted", handcrafted), ("cnn", cnn)],
+             "image": [("image", image)]}
     estimators = []
     for name in members:
         pick = ColumnTransformer([(part, "passthrough", cols) for part, cols in parts[name]],
@@ -377,9 +401,54 @@ def make_hybrid_vote(handcrafted, cnn, *, members=("handcrafted", "cnn", "both")
     return VotingClassifier(estimators, voting="soft")
 
 
+class EmbeddingColumns:
+    """Column selector of one of two equal-width embedding blocks.
+
+    ``make_pipeline(..., whole_image=True)`` puts the handcrafted columns
+    first (``start`` of them, counted when the pipeline is built) and then
+    two embeddings of the same embedder, of a width known only after
+    ``fit``: the cell embedding (``block=0``) and the whole-field embedding
+    (``block=1``). Called on a feature matrix ``X`` (as
+    :class:`~sklearn.compose.ColumnTransformer` does with callable
+    columns), it returns the integer indices of its block.
+
+    Parameters
+    ----------
+    start : int
+        Number of leading (handcrafted) columns.
+    block : {0, 1}
+        Which of the two blocks after them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> EmbeddingColumns(2, 1)(np.zeros((1, 8))).tolist()
+    [5, 6, 7]
+    """
+
+    def __init__(self, start, block):
+        if block not in (0, 1):
+            raise ValueError(f"block: expected 0 or 1, got {block!r}")
+        self.start = int(start)
+        self.block = block
+
+    def __call__(self, X):
+        n = np.shape(X)[1] - self.start
+        if n <= 0 or n % 2:
+            raise ValueError(f"expected {self.start} handcrafted columns and two embeddings "
+                             f"of equal width, got {np.shape(X)[1]} columns")
+        width = n // 2
+        first = self.start + self.block * width
+        return np.arange(first, first + width)
+
+    def __repr__(self):
+        return f"EmbeddingColumns(start={self.start}, block={self.block})"
+
+
 def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extract.DEFAULT_GROUPS,
-                  cell="largest", options=None, embedder=None, n_jobs=None, cache=None,
-                  stain=None, on_error="raise", progress=False, random_state=0, **params):
+                  cell="largest", options=None, embedder=None, whole_image=False, n_jobs=None,
+                  cache=None, stain=None, on_error="raise", progress=False, random_state=0,
+                  **params):
     """A Pipeline from images (paths or arrays) to class labels.
 
     ``Pipeline([("features", FeatureExtractor(...)), ("classifier",
@@ -418,6 +487,14 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
         (cloned). The extractor's parameters are then reached as
         ``features__handcrafted__groups`` and the embedding's as
         ``features__cnn__crop``. Nothing is imported or built until ``fit``.
+    whole_image : bool, default False
+        With an `embedder`, also embed the whole field
+        (``EmbeddingTransformer(crop="image")``, the third part
+        ``features__image`` of the features step, after the cell
+        embedding); with ``classifier="vote"`` it feeds the vote's ``image``
+        member (:func:`make_hybrid_vote`). The whole field holds the
+        background, which on a confounded data set carries the class
+        (:func:`leukfeat.evaluate.confound_check`).
     stain : {"reinhard", "macenko"}, optional
         Add a :class:`~leukfeat.transformers.StainNormalizer` learning its
         target from the training images. (The normalised images are then
@@ -451,12 +528,20 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
     >>> best = make_pipeline("vote", cell="median", embedder="efficientnet-lite0")
     >>> [name for name, _ in best.named_steps["classifier"].estimators]
     ['handcrafted', 'cnn', 'both']
+    >>> four = make_pipeline("vote", cell="median", embedder="efficientnet-lite0",
+    ...                      whole_image=True)
+    >>> [name for name, _ in four.named_steps["features"].transformer_list]
+    ['handcrafted', 'cnn', 'image']
+    >>> [name for name, _ in four.named_steps["classifier"].estimators]
+    ['handcrafted', 'cnn', 'both', 'image']
     """
     if embedder is not None:
         from .embed import _check_embedder_param
         _check_embedder_param(embedder)
     if stain is not None and stain not in ("reinhard", "macenko"):
         raise ValueError(f"stain: expected None, 'reinhard' or 'macenko', got {stain!r}")
+    if whole_image and embedder is None:
+        raise ValueError("whole_image: needs an embedder (it adds a whole-field embedding)")
     if isinstance(classifier, str) and classifier == "vote":
         if embedder is None:
             raise ValueError('classifier: "vote" needs an embedder (its members see the '
@@ -492,8 +577,14 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
             cnn = EmbeddingTransformer(embedder, crop=crop, segmenter=segmenter,
                                        n_jobs=n_jobs, on_error=on_error, progress=progress)
         n_hand = len(features._configuration()[1])
-        features = FeatureUnion([("handcrafted", features), ("cnn", cnn)])
-        if clf is None:
+        parts = [("handcrafted", features), ("cnn", cnn)]
+        if whole_image:
+            parts.append(("image", clone(cnn).set_params(crop="image")))
+        features = FeatureUnion(parts)
+        if clf is None and whole_image:
+            clf = make_hybrid_vote(slice(0, n_hand), EmbeddingColumns(n_hand, 0),
+                                   image=EmbeddingColumns(n_hand, 1), random_state=random_state)
+        elif clf is None:
             clf = make_hybrid_vote(slice(0, n_hand), slice(n_hand, None),
                                    random_state=random_state)
     steps.append(("features", features))

@@ -303,8 +303,76 @@ def test_hybrid_vote_averages_its_members_on_their_columns(data):
             models.make_hybrid_vote(slice(0, 6), slice(6, None), members=bad)
 
 
+def test_hybrid_vote_image_member_is_a_logreg_on_the_image_columns(data):
+    X, y = data
+    four = models.make_hybrid_vote(slice(0, 4), [4, 5, 6], image=[7, 8, 9], random_state=1)
+    assert [n for n, _ in four.estimators] == ["handcrafted", "cnn", "both", "image"]
+    four.fit(X, y)
+    refs = [(make_classifier("xgboost", random_state=1), X[:, :4]),
+            (make_classifier("logreg", random_state=1), X[:, 4:7]),
+            (make_classifier("xgboost", random_state=1), X[:, :7]),
+            (make_classifier("logreg", random_state=1), X[:, 7:])]
+    expected = np.mean([r.fit(c, y).predict_proba(c) for r, c in refs], axis=0)
+    np.testing.assert_allclose(four.predict_proba(X), expected, atol=1e-6)
+    only = models.make_hybrid_vote(slice(0, 4), [4, 5, 6], image=[7, 8, 9],
+                                   members=("image",)).fit(X, y)
+    np.testing.assert_allclose(only.predict_proba(X), refs[3][0].predict_proba(X[:, 7:]),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="needs the image columns"):
+        models.make_hybrid_vote(slice(0, 4), slice(4, None), members=("cnn", "image"))
+
+
+def test_embedding_columns_split_the_two_blocks():
+    X = np.zeros((2, 3 + 2 * 5))
+    np.testing.assert_array_equal(models.EmbeddingColumns(3, 0)(X), np.arange(3, 8))
+    np.testing.assert_array_equal(models.EmbeddingColumns(3, 1)(X), np.arange(8, 13))
+    with pytest.raises(ValueError, match="equal width"):
+        models.EmbeddingColumns(3, 0)(np.zeros((2, 3 + 9)))
+    with pytest.raises(ValueError, match="block"):
+        models.EmbeddingColumns(3, 2)
+
+
 def _mean_rgb(images):
     return np.stack([im.mean(axis=(0, 1)) for im in images])
+
+
+def _saved_and_loaded(pipe, tmp_path):
+    """``pipe`` through a safe model file (embedders are not trusted by
+    default: they can name any code)."""
+    from leukfeat import persist
+    path = persist.save_model(pipe, tmp_path / "vote.skops")
+    return persist.load_model(path, trusted=["leukfeat.embed.CallableEmbedder",
+                                             "leukfeat.embed.EmbeddingTransformer",
+                                             "test_models._mean_rgb"])
+
+
+def test_make_pipeline_vote_whole_image_adds_the_image_member(cell_paths, tmp_path):
+    from leukfeat.embed import CallableEmbedder
+    from leukfeat.io import read_image
+    X, y = cell_paths
+    emb = CallableEmbedder(_mean_rgb, name="rgb")
+    pipe = make_pipeline("vote", groups=("shape", "colour"), embedder=emb, whole_image=True)
+    assert [n for n, _ in pipe.named_steps["features"].transformer_list] == [
+        "handcrafted", "cnn", "image"]
+    assert pipe.named_steps["features"].transformer_list[2][1].crop == "image"
+    pipe.fit(list(X[:24]), y[:24])
+    n_hand = pipe.named_steps["features"].transformer_list[0][1].n_features_out_
+    members = pipe.named_steps["classifier"].named_estimators_
+    widths = {name: m.named_steps["model"][0].n_features_in_ for name, m in members.items()}
+    assert widths == {"handcrafted": n_hand, "cnn": 3, "both": n_hand + 3, "image": 3}
+    # the image member saw the mean colour of the whole field (up to the
+    # resize to 224 pixels), the cnn member that of the cell crops
+    F = pipe.named_steps["features"].transform(list(X[:4]))
+    whole = _mean_rgb([read_image(p) for p in X[:4]])
+    seen = {name: members[name].named_steps["select"].transform(F) for name in ("image", "cnn")}
+    np.testing.assert_allclose(seen["image"], whole, atol=0.5)
+    assert np.abs(seen["cnn"] - whole).max() > 5
+    proba = pipe.predict_proba(list(X[24:]))
+    assert proba.shape == (12, 2) and np.allclose(proba.sum(axis=1), 1)
+    np.testing.assert_allclose(_saved_and_loaded(pipe, tmp_path).predict_proba(list(X[24:])),
+                               proba)
+    with pytest.raises(ValueError, match="whole_image"):
+        make_pipeline("xgboost", whole_image=True)
 
 
 def test_make_pipeline_vote_gives_each_member_its_columns(cell_paths, tmp_path):
@@ -322,13 +390,8 @@ def test_make_pipeline_vote_gives_each_member_its_columns(cell_paths, tmp_path):
     assert np.mean(pipe.predict(list(X[24:])) == y[24:]) > 0.7
     clone(pipe)
     # the fitted pipeline saves and loads as a safe model file
-    from leukfeat import persist
-    path = persist.save_model(pipe, tmp_path / "vote.skops")
-    # (embedders are not trusted by default: they can name any code)
-    again = persist.load_model(path, trusted=["leukfeat.embed.CallableEmbedder",
-                                              "leukfeat.embed.EmbeddingTransformer",
-                                              "test_models._mean_rgb"])
-    np.testing.assert_allclose(again.predict_proba(list(X[24:])), proba)
+    np.testing.assert_allclose(_saved_and_loaded(pipe, tmp_path).predict_proba(list(X[24:])),
+                               proba)
     with pytest.raises(ValueError, match="needs an embedder"):
         make_pipeline("vote")
     with pytest.raises(ValueError, match="overrides"):

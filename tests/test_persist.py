@@ -15,7 +15,8 @@ from sklearn.datasets import make_classification
 import leukfeat
 from leukfeat import persist
 from leukfeat.datasets import make_cells
-from leukfeat.models import CLASSIFIERS, make_classifier, make_hybrid_vote, make_pipeline
+from leukfeat.models import (CLASSIFIERS, EmbeddingColumns, make_classifier,
+                             make_hybrid_vote, make_pipeline)
 from leukfeat.persist import (TRUSTED_TYPES, ModelFileError, UntrustedModelError, load_model,
                               read_metadata, save_model)
 from leukfeat.transformers import FeatureExtractor
@@ -177,6 +178,11 @@ def test_allow_list_is_precise(saved, cells, tmp_path):
     X = fx.transform(images)
     vote = make_hybrid_vote(slice(0, 10), slice(10, None)).fit(X, y)
     found |= set(sio.get_untrusted_types(data=sio.dumps(vote)))
+    # make_pipeline("vote", whole_image=True)'s column selectors
+    X4 = X[:, :2 + 2 * ((X.shape[1] - 2) // 2)]
+    four = make_hybrid_vote(slice(0, 2), EmbeddingColumns(2, 0),
+                            image=EmbeddingColumns(2, 1)).fit(X4, y)
+    found |= set(sio.get_untrusted_types(data=sio.dumps(four)))
     # the rest: leukfeat's other image transformers, the ball tree a knn preset
     # uses with algorithm="ball_tree", a cache path saved on Windows
     extras = {"leukfeat.transformers.ImageReader", "leukfeat.transformers.Resize",
