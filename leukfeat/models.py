@@ -581,11 +581,10 @@ def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extrac
         if whole_image:
             parts.append(("image", clone(cnn).set_params(crop="image")))
         features = FeatureUnion(parts)
-        if clf is None and whole_image:
-            clf = make_hybrid_vote(slice(0, n_hand), EmbeddingColumns(n_hand, 0),
-                                   image=EmbeddingColumns(n_hand, 1), random_state=random_state)
-        elif clf is None:
-            clf = make_hybrid_vote(slice(0, n_hand), slice(n_hand, None),
+        if clf is None:
+            cnn_cols, image_cols = ((EmbeddingColumns(n_hand, 0), EmbeddingColumns(n_hand, 1))
+                                    if whole_image else (slice(n_hand, None), None))
+            clf = make_hybrid_vote(slice(0, n_hand), cnn_cols, image=image_cols,
                                    random_state=random_state)
     steps.append(("features", features))
     steps.append(("classifier", clf))
