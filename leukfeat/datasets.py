@@ -273,7 +273,7 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 def make_cells(n_samples: int = 100, n_classes: int = 2, size=128, *,
                n_red_cells=(4, 10), n_white_cells=1, stain_jitter: float = 0.05,
-               random_state=None) -> SyntheticCells:
+               cytoplasm: str = "lavender", random_state=None) -> SyntheticCells:
     """Generate synthetic stained blood-smear images with exact ground truth.
 
     **The images are synthetic.** They are painted procedurally to look like
@@ -346,9 +346,11 @@ def make_cells(n_samples: int = 100, n_classes: int = 2, size=128, *,
         cells after many attempts are dropped (rare; the actual count is in
         ``params``).
     n_white_cells : int or (int, int), default 1
-        Number of white cells per image, or an inclusive range. At least 1,
-        at most 16 and at most what fits in the image at the smallest cell
-        radius (4 in a 32x32 image, 9 in 64x64, 16 from 96x128 on).
+        Number of white cells per image, or an inclusive range. At least 0
+        (0: a field of red cells only, whose ``labels`` are still assigned
+        round-robin), at most 16 and at most what fits in the image at the
+        smallest cell radius (4 in a 32x32 image, 9 in 64x64, 16 from 96x128
+        on).
     stain_jitter : float, default 0.05
         Strength of the per-image stain variation, in [0, 0.5]: the eosin
         (red cells) and azure (white cells) colour strengths, i.e. a* and b*,
@@ -356,6 +358,13 @@ def make_cells(n_samples: int = 100, n_classes: int = 2, size=128, *,
         stained parts is shifted by ``20 * stain_jitter * N(0, 1)`` L* units
         (normal draws clipped to +-2). 0 disables the jitter; the geometry
         does not depend on it.
+    cytoplasm : {"lavender", "pale"}, default "lavender"
+        Colour of the white cells' cytoplasm: the lavender described above,
+        or a pale one (three tenths of the way from the background to the
+        lavender, about L* 83, a* 9, b* -3), like the cytoplasm of
+        neutrophils and of some lymphocytes, which is hard to tell from the
+        background. The random draws, and so the geometry and every other
+        colour, do not depend on it.
     random_state : None, int, numpy.random.Generator or numpy.random.SeedSequence
         Seed. Image ``i`` is drawn from its own child seed
         ``SeedSequence(entropy, spawn_key=(i,))``, so it depends only on the
@@ -395,7 +404,9 @@ def make_cells(n_samples: int = 100, n_classes: int = 2, size=128, *,
     n_classes = _check_int(n_classes, "n_classes", 1)
     h, w = _check_size(size)
     red_range = _check_count_range(n_red_cells, "n_red_cells", 0, 1000)
-    white_range = _check_count_range(n_white_cells, "n_white_cells", 1, _MAX_WHITE_CELLS)
+    white_range = _check_count_range(n_white_cells, "n_white_cells", 0, _MAX_WHITE_CELLS)
+    if cytoplasm not in _CYTOPLASM:
+        raise ValueError(f"cytoplasm: expected one of {sorted(_CYTOPLASM)}, got {cytoplasm!r}")
     capacity = _white_cell_capacity(h, w)
     if white_range[1] > capacity:
         raise ValueError(f"n_white_cells: at most {capacity} white cell(s) fit in a "
@@ -416,7 +427,8 @@ def make_cells(n_samples: int = 100, n_classes: int = 2, size=128, *,
             np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (i,)))
         label = int(labels[i])
         p = _render(rng, images[i], cell_labels[i], nucleus[i], red[i],
-                    _class_profile(label, n_classes), red_range, white_range, stain_jitter)
+                    _class_profile(label, n_classes), red_range, white_range, stain_jitter,
+                    _CYTOPLASM[cytoplasm])
         params.append({"index": i, "label": label, "class_name": class_names[label], **p})
     masks = cell_labels > 0
     return SyntheticCells(images=images, labels=labels, masks=masks, nucleus=nucleus,
@@ -808,8 +820,13 @@ def _fit_nucleus(nuc: _Nucleus, cell, inner, target_area: float, s0: float):
     return 0.0, cov, cov >= 0.5
 
 
+#: Cytoplasm colours of :func:`make_cells`: the strength of the azure stain
+#: (1 lavender; a fraction of the way from the background to it otherwise).
+_CYTOPLASM = {"lavender": 1.0, "pale": 0.3}
+
+
 def _render(rng, out_rgb, out_labels, out_nucleus, out_red, profile,
-            red_range, white_range, stain_jitter) -> dict:
+            red_range, white_range, stain_jitter, cyto_strength=1.0) -> dict:
     """Paint one image in CIELAB and convert it to RGB into ``out_rgb``."""
     h, w = out_labels.shape
     side = float(min(h, w))
@@ -824,6 +841,8 @@ def _render(rng, out_rgb, out_labels, out_nucleus, out_red, profile,
                           rng.uniform(-22.0, -15.0)), l_shift, f_azure)
     nuc_base = _stained((rng.uniform(39.0, 47.0), rng.uniform(31.0, 36.0),
                          rng.uniform(-37.0, -28.0)), l_shift, f_azure)
+    if cyto_strength != 1.0:     # a paler cytoplasm, drawn without extra draws
+        cyto_base = tuple(b + cyto_strength * (c - b) for b, c in zip(bg, cyto_base))
 
     # -- background with a smooth tint field; illumination is added at the end --
     lab = np.empty((h, w, 3), np.float32)
@@ -839,7 +858,7 @@ def _render(rng, out_rgb, out_labels, out_nucleus, out_red, profile,
         frac = float(np.clip(rng.normal(profile["cell_radius"], 0.015), 0.18, 0.26))
         whites.append(_random_star(rng, 0.0, 0.0, frac * side, (0.82, 1.0), (3, 4, 5),
                                    (0.03, 0.02, 0.012)))
-    shrink = _place_white_cells(rng, whites, h, w)
+    shrink = _place_white_cells(rng, whites, h, w) if whites else 1.0
 
     # -- red cells: placed away from white cells, painted first -----------------
     n_red_target = int(rng.integers(red_range[0], red_range[1] + 1))
@@ -944,8 +963,10 @@ def _render(rng, out_rgb, out_labels, out_nucleus, out_red, profile,
 
     return _py({
         "n_white_cells": n_white, "n_red_cells": len(reds),
-        "nucleus_fraction": float(np.mean([p["nucleus_fraction"] for p in white_params])),
-        "cell_radius": float(np.mean([p["radius"] for p in white_params])),
+        "nucleus_fraction": (float(np.mean([p["nucleus_fraction"] for p in white_params]))
+                             if white_params else math.nan),
+        "cell_radius": (float(np.mean([p["radius"] for p in white_params]))
+                        if white_params else math.nan),
         "white_cell_shrink": shrink,
         "white_cells": white_params, "red_cells": red_params,
         "profile": dict(profile),
