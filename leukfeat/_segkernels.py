@@ -21,7 +21,10 @@ import numba
 import numpy as np
 
 __all__ = ["lloyd_on_histogram", "otsu_from_hist", "drop_specks", "channel_histogram",
-           "split_by_threshold", "label_counts", "label_boxes"]
+           "split_by_threshold", "label_counts", "label_boxes", "ray_bounds", "ring",
+           "closed_contour", "gauss_fit", "gauss_loglik_max", "polar_grid", "cell_contour",
+           "blue_ratio_u8",
+           "label_means", "label_max", "label_histograms", "darker_part"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -258,3 +261,386 @@ def label_boxes(labels, n):
             box[v, 0] = 0
             box[v, 2] = 0
     return box
+
+
+# --------------------------------------------------------------------------
+# nucleus-anchored segmenter (leukfeat._anchored): star-shaped cell contours
+# --------------------------------------------------------------------------
+@numba.njit(**_OPTS)
+def ray_bounds(labels, own, nuclei_stop):
+    """Range of the contour radius on each ray of a polar grid of labels
+    (K rays x J radii; -1 outside the image, 0 background, > 0 nuclei):
+    from just outside the outermost pixel of label ``own`` to the first pixel
+    beyond it outside the image or (with ``nuclei_stop``) in another
+    nucleus, else the last radius. Also returns the label that stops each
+    ray (-1 image border, 0 none)."""
+    k_rays, j_max = labels.shape
+    lo = np.empty(k_rays, np.int64)
+    hi = np.empty(k_rays, np.int64)
+    stopper = np.zeros(k_rays, np.int64)
+    for k in range(k_rays):
+        last = 0
+        for j in range(j_max):
+            if labels[k, j] == own:
+                last = j + 1
+        lo[k] = max(last, 1)
+        h = j_max - 1
+        for j in range(lo[k], j_max):
+            v = labels[k, j]
+            if v < 0 or (nuclei_stop and v != 0 and v != own):
+                h = j
+                stopper[k] = v
+                break
+        hi[k] = max(h, lo[k])
+    return lo, hi, stopper
+
+
+@numba.njit(**_OPTS)
+def ring(lo, hi, width, j_max):
+    """Polar mask (``lo.size`` rays x ``j_max`` radii) of the radii
+    ``lo[k] <= j < min(lo[k] + width, hi[k])`` of each ray ``k``."""
+    k_rays = lo.size
+    out = np.zeros((k_rays, j_max), np.bool_)
+    for k in range(k_rays):
+        for j in range(lo[k], min(lo[k] + width, hi[k], j_max)):
+            out[k, j] = True
+    return out
+
+
+@numba.njit(**_OPTS)
+def closed_contour(score, lo, hi, delta, beta):
+    """Best closed star-shaped contour on a polar grid.
+
+    ``score[k, j]`` is the evidence that pixel ``j`` of ray ``k`` lies
+    inside the cell (positive) or outside (negative). The contour puts its
+    radius ``rho[k]`` in ``lo[k]..hi[k]``, changes it by at most ``delta``
+    between neighbouring rays at a cost of ``beta`` per unit, and maximises
+    ``sum_k (sum_{j < rho[k]} score[k, j] - sum_{j >= rho[k]} score[k, j])``
+    minus the change costs. Dynamic programming over one and a half turns
+    of the rays, starting anywhere on the first ray, returns the radii of
+    the last full turn (rays ``K/2 .. 3K/2``): both of its ends follow half a
+    turn of context, which closes the contour in practice.
+    """
+    k_rays, j_max = score.shape
+    # reward of each radius: inside minus outside evidence along the ray
+    reward = np.empty((k_rays, j_max))
+    for k in range(k_rays):
+        total = 0.0
+        for j in range(j_max):
+            total += score[k, j]
+        before = 0.0
+        for j in range(j_max):
+            reward[k, j] = 2.0 * before - total
+            before += score[k, j]
+    neg = -1e300
+    n = k_rays + k_rays // 2
+    acc = np.full((n, j_max), neg)
+    back = np.zeros((n, j_max), np.int64)
+    for j in range(lo[0], hi[0] + 1):
+        acc[0, j] = reward[0, j]
+    for t in range(1, n):
+        k = t % k_rays
+        for j in range(lo[k], hi[k] + 1):
+            best = neg
+            arg = -1
+            for d in range(-delta, delta + 1):
+                jj = j + d
+                if 0 <= jj < j_max and acc[t - 1, jj] > neg:
+                    v = acc[t - 1, jj] - beta * abs(d)
+                    if v > best:
+                        best = v
+                        arg = jj
+            if arg >= 0:
+                acc[t, j] = best + reward[k, j]
+                back[t, j] = arg
+    j = lo[(n - 1) % k_rays]
+    best = neg
+    for jj in range(j_max):
+        if acc[n - 1, jj] > best:
+            best = acc[n - 1, jj]
+            j = jj
+    rho = np.empty(k_rays, np.int64)
+    for t in range(n - 1, n - 1 - k_rays, -1):
+        rho[t % k_rays] = j
+        j = back[t, j]
+    return rho
+
+
+@numba.njit(inline="always")
+def _inv3(c, out):
+    """Inverse of the symmetric 3x3 matrix ``c`` into ``out``; returns
+    log(det c) (``c`` is positive definite: a covariance plus a ridge)."""
+    a00, a01, a02 = c[0, 0], c[0, 1], c[0, 2]
+    a11, a12, a22 = c[1, 1], c[1, 2], c[2, 2]
+    m00 = a11 * a22 - a12 * a12
+    m01 = a02 * a12 - a01 * a22
+    m02 = a01 * a12 - a02 * a11
+    det = a00 * m00 + a01 * m01 + a02 * m02
+    out[0, 0] = m00 / det
+    out[0, 1] = m01 / det
+    out[0, 2] = m02 / det
+    out[1, 0] = m01 / det
+    out[1, 1] = (a00 * a22 - a02 * a02) / det
+    out[1, 2] = (a02 * a01 - a00 * a12) / det
+    out[2, 0] = m02 / det
+    out[2, 1] = out[1, 2]
+    out[2, 2] = (a00 * a11 - a01 * a01) / det
+    return math.log(det)
+
+
+@numba.njit(**_OPTS)
+def gauss_fit(x, sel, ridge, extra):
+    """Mean ``(3,)``, inverse covariance ``(3, 3)`` and log-determinant of
+    the colours ``x[..., :3]`` (float32, (H, W, C>=3)) where ``sel`` is true,
+    with ``ridge`` added to the covariance's diagonal and the (3, 3) matrix
+    ``extra`` to the covariance. ``n`` is returned first; with ``n < 2`` the
+    other results are meaningless."""
+    h, w = sel.shape
+    n = 0
+    s = np.zeros(3)
+    for y in range(h):
+        for z in range(w):
+            if sel[y, z]:
+                n += 1
+                for c in range(3):
+                    s[c] += x[y, z, c]
+    mu = s / max(n, 1)
+    cov = np.zeros((3, 3))
+    for y in range(h):
+        for z in range(w):
+            if sel[y, z]:
+                for a in range(3):
+                    da = x[y, z, a] - mu[a]
+                    for b in range(a, 3):
+                        cov[a, b] += da * (x[y, z, b] - mu[b])
+    for a in range(3):
+        for b in range(a, 3):
+            cov[a, b] /= max(n - 1, 1)
+            cov[b, a] = cov[a, b]
+        cov[a, a] += ridge
+    for a in range(3):
+        for b in range(3):
+            cov[a, b] += extra[a, b]
+    ci = np.empty((3, 3))
+    ld = _inv3(cov, ci)
+    return n, mu, ci, ld
+
+
+@numba.njit(**_OPTS)
+def gauss_loglik_max(x, mus, cis, lds, lo, hi, out):
+    """``out[y, z] = max_m log N(x[y, z, :3] | mus[m], cis[m]^-1)`` up to the
+    common constant ``-1.5 log(2 pi)``, for the float32 image ``x`` and M
+    Gaussian models (means, inverse covariances, log-determinants), on the
+    columns ``lo[y]..hi[y]`` of each row ``y`` only (the rest of ``out`` is
+    left as it is); ``-inf`` for M = 0."""
+    h = out.shape[0]
+    for y in range(h):
+        for z in range(lo[y], hi[y] + 1):
+            out[y, z] = -np.inf
+    for m in range(mus.shape[0]):
+        m0, m1, m2 = mus[m, 0], mus[m, 1], mus[m, 2]
+        c00, c11, c22 = cis[m, 0, 0], cis[m, 1, 1], cis[m, 2, 2]
+        c01, c02, c12 = 2.0 * cis[m, 0, 1], 2.0 * cis[m, 0, 2], 2.0 * cis[m, 1, 2]
+        ld = lds[m]
+        for y in range(h):
+            for z in range(lo[y], hi[y] + 1):
+                d0 = x[y, z, 0] - m0
+                d1 = x[y, z, 1] - m1
+                d2 = x[y, z, 2] - m2
+                q = (c00 * d0 * d0 + c11 * d1 * d1 + c22 * d2 * d2
+                     + c01 * d0 * d1 + c02 * d0 * d2 + c12 * d1 * d2)
+                v = -0.5 * (q + ld)
+                if v > out[y, z]:
+                    out[y, z] = v
+
+
+@numba.njit(**_OPTS)
+def polar_grid(lab, labels, cx, cy, cos, sin, j_max):
+    """Sample a float32 CIELAB image (bilinear, border replicated) and its
+    nucleus labels (nearest; -1 outside the image) on a polar grid of
+    ``cos.size`` rays x ``j_max`` radii (one pixel apart) around ``(cx, cy)``."""
+    h, w = labels.shape
+    k_rays = cos.size
+    pol = np.empty((k_rays, j_max, 3), np.float32)
+    lab_pol = np.empty((k_rays, j_max), np.int64)
+    for k in range(k_rays):
+        for j in range(j_max):
+            x = cx + cos[k] * j
+            y = cy + sin[k] * j
+            xi = int(math.floor(x + 0.5))
+            yi = int(math.floor(y + 0.5))
+            if 0 <= xi < w and 0 <= yi < h:
+                lab_pol[k, j] = labels[yi, xi]
+            else:
+                lab_pol[k, j] = -1
+            xn = min(max(xi, 0), w - 1)
+            yn = min(max(yi, 0), h - 1)
+            for c in range(3):
+                pol[k, j, c] = lab[yn, xn, c]
+    return pol, lab_pol
+
+
+@numba.njit(**_OPTS)
+def cell_contour(lab, labels, cx, cy, cos, sin, j_max, own, nuclei_stop, mus, cis, lds,
+                 width, delta, beta, clip, ridge, iters, has_bg, bg_spread):
+    """Contour of the cell around nucleus ``own`` on a polar grid.
+
+    The grid (:func:`polar_grid`) of the float32 CIELAB image ``lab`` and
+    the nucleus labels ``labels`` has ``cos.size`` rays around ``(cx, cy)``
+    and ``j_max`` radii. ``mus``, ``cis``, ``lds`` are the Gaussian models
+    of what is not cytoplasm (:func:`gauss_loglik_max`, at least one; the
+    background's first when ``has_bg``). The cytoplasm's Gaussian model,
+    its covariance plus ``bg_spread`` times the background's, is fitted first
+    to the ``width`` pixels beyond the nucleus on each ray, then to the cell
+    found, ``iters`` times; each
+    time the score of a free pixel is its log-likelihood ratio (cytoplasm
+    against the best other model) clipped to +-``clip``, ``clip`` on the own
+    nucleus and 0 on other nuclei and outside the image, and the contour is
+    :func:`closed_contour`.
+
+    Returns ``rho`` (the first radius outside the cell on each ray) and the
+    labels of the nuclei that the contour presses against (reaches on at
+    least half, and at least two, of the rays that they stop).
+    """
+    pol, grid = polar_grid(lab, labels, cx, cy, cos, sin, j_max)
+    k_rays = cos.size
+    lo, hi, stopper = ray_bounds(grid, own, nuclei_stop)
+    # only the radii the contour may take matter: the pixels before lo are
+    # inside and those after hi outside whatever the contour
+    other = np.zeros((k_rays, j_max), np.float32)
+    gauss_loglik_max(pol, mus, cis, lds, lo, hi, other)
+    inside = ring(lo, hi, width, j_max)
+    zero = np.zeros(k_rays, np.int64)
+    rho = lo.copy()
+    score = np.zeros((k_rays, j_max))
+    sel = np.empty((k_rays, j_max), np.bool_)
+    one_mu = np.empty((1, 3))
+    one_ci = np.empty((1, 3, 3))
+    one_ld = np.empty(1)
+    # the cytoplasm's model is at least bg_spread times as broad as the
+    # background's (the first model, when has_bg): fitted to a ring of
+    # near-background pixels it must not beat the background model on the
+    # background itself
+    extra = np.zeros((3, 3))
+    if has_bg:
+        _inv3(cis[0], extra)
+        for a in range(3):
+            for b in range(3):
+                extra[a, b] *= bg_spread
+    for _ in range(iters):
+        for k in range(k_rays):
+            for j in range(j_max):
+                sel[k, j] = inside[k, j] and grid[k, j] == 0
+        n, mu, ci, ld = gauss_fit(pol, sel, ridge, extra)
+        if n < 20:
+            break
+        one_mu[0] = mu
+        one_ci[0] = ci
+        one_ld[0] = ld
+        gauss_loglik_max(pol, one_mu, one_ci, one_ld, lo, hi, score)
+        for k in range(k_rays):
+            for j in range(lo[k], hi[k] + 1):
+                v = grid[k, j]
+                if v == own:
+                    score[k, j] = clip
+                elif v != 0:
+                    score[k, j] = 0.0
+                else:
+                    score[k, j] = min(max(score[k, j] - other[k, j], -clip), clip)
+        rho = closed_contour(score, lo, hi, delta, beta)
+        inside = ring(zero, rho, j_max, j_max)
+    # the nuclei pressed against: stopped rays reached on half of them
+    touching = np.zeros(k_rays, np.int64)
+    n_touch = 0
+    for k in range(k_rays):
+        v = stopper[k]
+        if v <= 0:
+            continue
+        seen = False
+        for t in range(n_touch):
+            if touching[t] == v:
+                seen = True
+        if seen:
+            continue
+        rays = 0
+        reached = 0
+        for kk in range(k_rays):
+            if stopper[kk] == v:
+                rays += 1
+                if rho[kk] >= hi[kk]:
+                    reached += 1
+        if rays >= 2 and 2 * reached >= rays:
+            touching[n_touch] = v
+            n_touch += 1
+    return rho, touching[:n_touch]
+
+
+@numba.njit(**_OPTS)
+def blue_ratio_u8(rgb, ref_g, ref_b):
+    """The white-balanced blue ratio ``(b - g) / (b + g)`` of an RGB uint8
+    image, ``g = (G + 1) / ref_g`` and ``b = (B + 1) / ref_b``, on the 8-bit
+    scale ``(ratio + 1) * 127.5`` (truncated)."""
+    h, w = rgb.shape[:2]
+    out = np.empty((h, w), np.uint8)
+    for y in range(h):
+        for x in range(w):
+            g = (rgb[y, x, 1] + 1.0) / ref_g
+            b = (rgb[y, x, 2] + 1.0) / ref_b
+            v = ((b - g) / (b + g) + 1.0) * 127.5
+            out[y, x] = int(min(max(v, 0.0), 255.0))
+    return out
+
+
+@numba.njit(**_OPTS)
+def label_means(labels, values, n):
+    """Mean of ``values`` over each label ``0..n`` (0 where it is absent)."""
+    s = np.zeros(n + 1)
+    c = np.zeros(n + 1)
+    h, w = labels.shape
+    for y in range(h):
+        for x in range(w):
+            lab = labels[y, x]
+            s[lab] += values[y, x]
+            c[lab] += 1.0
+    for i in range(n + 1):
+        if c[i] > 0:
+            s[i] /= c[i]
+    return s
+
+
+@numba.njit(**_OPTS)
+def label_histograms(labels, channel, n):
+    """256-bin histogram of the uint8 ``channel`` over each label ``0..n``,
+    as an (n + 1, 256) float64 array."""
+    out = np.zeros((n + 1, 256))
+    h, w = labels.shape
+    for y in range(h):
+        for x in range(w):
+            out[labels[y, x], channel[y, x]] += 1.0
+    return out
+
+
+@numba.njit(**_OPTS)
+def label_max(labels, values, n):
+    """Largest of ``values`` (float32) over each label ``0..n``."""
+    out = np.zeros(n + 1)
+    h, w = labels.shape
+    for y in range(h):
+        for x in range(w):
+            v = values[y, x]
+            lab = labels[y, x]
+            if v > out[lab]:
+                out[lab] = v
+    return out
+
+
+@numba.njit(**_OPTS)
+def darker_part(lightness, labels, nucleus, cut):
+    """``nucleus & (lightness <= cut[labels]) & (labels > 0)``."""
+    h, w = labels.shape
+    out = np.zeros((h, w), np.bool_)
+    for y in range(h):
+        for x in range(w):
+            g = labels[y, x]
+            out[y, x] = g > 0 and nucleus[y, x] and lightness[y, x] <= cut[g]
+    return out

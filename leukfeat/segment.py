@@ -8,6 +8,13 @@ segmentation (``n_cells == 0``), never an exception.
 
 Segmenters
 ----------
+nucleus_anchored
+    The default (:data:`DEFAULT_METHOD`): nuclei first, from the white-balanced
+    blue ratio (:func:`blue_ratio`) and the image's own Otsu thresholds; the
+    pieces of each nucleus joined into one cell; the cytoplasm grown from
+    each nucleus by a closed contour found by dynamic programming. Holds on
+    every Romanowsky-type stain measured and rejects red cells and
+    platelets.
 lab_kmeans
     The published recipe: CIELAB conversion, K-means on the a* channel, keep
     the most magenta (stained) cluster(s), threshold, fill holes, remove small
@@ -21,7 +28,7 @@ hsv_threshold
 otsu
     Otsu's threshold on one channel.
 
-All three share the same clean-up (opening, :func:`fill_holes`,
+The three colour-threshold recipes share the same clean-up (opening, :func:`fill_holes`,
 :func:`remove_small`), the same watershed split of
 touching cells (:func:`split_touching`) and the same nucleus/cytoplasm split
 (:func:`split_nucleus`).  :func:`cells` cuts every white cell out of a smear
@@ -45,6 +52,8 @@ __all__ = [
     "lab_kmeans",
     "hsv_threshold",
     "otsu",
+    "nucleus_anchored",
+    "blue_ratio",
     "segment",
     "cells",
     "kmeans_histogram",
@@ -58,6 +67,7 @@ __all__ = [
     "split_touching",
     "log_edges",
     "METHODS",
+    "DEFAULT_METHOD",
 ]
 
 _OUTLINE_CELL = (0, 255, 0)
@@ -639,6 +649,17 @@ def _warm_kernels() -> None:
     k.label_boxes(lab, 1)
     k.channel_histogram(img, 1)
     k.split_by_threshold(img, 1, np.empty((2, 2), np.uint8))
+    # the nucleus-anchored segmenter's kernels, on a tiny field with one
+    # white cell (cream background, pink red cells, a purple nucleus in a
+    # lilac cytoplasm) that goes through every step
+    field = np.empty((40, 40, 3), np.uint8)
+    field[:] = (236, 226, 214)
+    yy, xx = np.mgrid[:40, :40]
+    for cy, cx in ((8, 8), (8, 32), (32, 8), (32, 32)):
+        field[(yy - cy) ** 2 + (xx - cx) ** 2 <= 25] = (205, 140, 150)
+    field[(yy - 20) ** 2 + (xx - 20) ** 2 <= 64] = (190, 170, 215)
+    field[(yy - 20) ** 2 + (xx - 20) ** 2 <= 20] = (90, 40, 140)
+    nucleus_anchored(field)
 
 
 # --------------------------------------------------------------------------
@@ -734,17 +755,8 @@ def _nucleus_from_channel(ch, m, cells=None, *, min_contrast=12.0, min_fraction=
     ``cells`` is their label image (None: the 8-connected objects of ``m``)."""
     mu8 = np.ascontiguousarray(m).view(np.uint8)
     hist = cv2.calcHist([ch], [0], mu8, [256], [0, 256]).ravel().astype(np.float64)
-    t = _otsu_from_hist(hist)
-    if np.isnan(t):
-        return m.copy()
-    ti = int(t)
-    levels = np.arange(256, dtype=np.float64)
-    w_lo, w_hi = hist[:ti + 1].sum(), hist[ti + 1:].sum()
-    if w_lo == 0 or w_hi == 0:
-        return m.copy()
-    lo_mean = (hist[:ti + 1] * levels[:ti + 1]).sum() / w_lo
-    hi_mean = (hist[ti + 1:] * levels[ti + 1:]).sum() / w_hi
-    if hi_mean - lo_mean < min_contrast:
+    ti = _contrasted_otsu(hist, min_contrast)
+    if ti is None:
         return m.copy()
     dark = cv2.compare(ch, ti, cv2.CMP_LE)
     dark = cv2.bitwise_and(dark, dark, mask=mu8)
@@ -754,6 +766,23 @@ def _nucleus_from_channel(ch, m, cells=None, *, min_contrast=12.0, min_fraction=
     # least every single pixel) are dropped relative to their own cell
     _, parts = cv2.connectedComponents(_fill_holes_u8(dark), connectivity=8, ltype=cv2.CV_32S)
     return _drop_specks(parts, m, cells, min_fraction)
+
+
+def _contrasted_otsu(hist, min_contrast):
+    """Otsu's threshold level of a 256-bin float64 histogram (values ``<= t``
+    form the lower class), or None when it has fewer than two levels or the
+    means of its two classes differ by less than ``min_contrast`` levels."""
+    t = _otsu_from_hist(hist)
+    if np.isnan(t):
+        return None
+    ti = int(t)
+    levels = np.arange(256, dtype=np.float64)
+    w_lo, w_hi = hist[:ti + 1].sum(), hist[ti + 1:].sum()
+    if w_lo == 0 or w_hi == 0:
+        return None
+    lo_mean = (hist[:ti + 1] * levels[:ti + 1]).sum() / w_lo
+    hi_mean = (hist[ti + 1:] * levels[ti + 1:]).sum() / w_hi
+    return None if hi_mean - lo_mean < min_contrast else ti
 
 
 def _drop_specks(parts, m, cells, min_fraction):
@@ -1068,18 +1097,194 @@ def otsu(image, channel: str = "a", *, min_size: int | None = None,
                    nucleus=nucleus, info=info)
 
 
-METHODS = {"lab_kmeans": lab_kmeans, "hsv": hsv_threshold, "hsv_threshold": hsv_threshold,
-           "otsu": otsu}
+def nucleus_anchored(image, *, min_blue: float = 0.10, min_nucleus: float = 0.2,
+                     max_extent: float = 1.2, n_rays: int = 48, exclude_border: bool = False,
+                     nucleus: bool = True, split: bool = True) -> Segmentation:
+    """Segment white cells outwards from their nuclei (the default segmenter).
+
+    The white cell is the only object of a Romanowsky-stained smear (Wright,
+    Giemsa, May-Grünwald-Giemsa, Leishman, rapid stains) with a dark
+    blue-purple nucleus, whatever the stain's hue, the microscope or the
+    camera. This segmenter finds the nuclei first, joins the pieces of each
+    nucleus (neutrophil lobes, pale chromatin) into one cell, and grows the
+    cytoplasm from each nucleus to the background and to the neighbouring red
+    cells. Every threshold comes from the image's own statistics and every
+    size is relative to the nucleus it belongs to or to the field's red
+    cells, so the same defaults serve single-cell crops of 100 pixels and
+    640x480 smear fields of any stain.
+
+    1. **Nucleus.** The blue ratio (:func:`blue_ratio`) is high only where a
+       nucleus absorbs green light and lets blue through. Otsu's threshold of
+       it over the stained pixels (darker than Otsu's threshold of L*) seeds
+       the nuclei; the midpoint between that threshold and Otsu's threshold
+       over all pixels (when lower) grows them over pale chromatin
+       (hysteresis). Holes are filled; pieces smaller than 5 % of the largest
+       and pieces whose mean blue ratio is below ``min_blue`` (the bluish
+       rims of red cells) are dropped.
+    2. **One cell per nucleus.** A piece joins another when the other's
+       cell contour (step 3) presses against it and, free to pass over it,
+       holds at least half of it: lobes and fragments become one nucleus,
+       while the nuclei of neighbouring cells have background or red cells
+       between them. Nuclei smaller than ``min_nucleus`` times the largest
+       are dropped (platelets, specks). Where the field's red cells can be
+       measured (the area-weighted median inscribed radius of the stained
+       objects that touch no nucleus), a nucleus must also be at least 0.4
+       red-cell radii wide, and one 0.5 radii wide is kept however large the
+       largest (small lymphocytes beside blasts).
+    3. **Cytoplasm.** Each cell is a closed star-shaped contour around its
+       nucleus, found exactly by dynamic programming over ``n_rays`` rays
+       from the centre of the nucleus' convex hull (its radius may change
+       between rays by at most the arc between them). It maximises the
+       evidence that the pixels inside are this cell's cytoplasm and the
+       pixels outside are not: a log-likelihood ratio, clipped to +-6, between
+       a Gaussian CIELAB model of the cell's cytoplasm (fitted first to a
+       ring around the nucleus, then to the cell found) and Gaussian models
+       of the image's background and of three K-means clusters of the
+       stained pixels beyond the reach of any cytoplasm (red cells). The
+       contour never leaves the image nor crosses another nucleus, and stays
+       within ``max_extent`` hull radii of the nucleus.
+    4. **Nucleus of each cell.** Of the nucleus, the part in the darker Otsu
+       class of the cell's own L* is kept (holes filled) when the two classes
+       differ by 12 levels or more: a blue cytoplasm (lymphocytes, blasts) is
+       as blue as the nucleus but never as dark.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+        RGB image: a single-cell crop or a smear field.
+    min_blue : float
+        Smallest mean blue ratio of a nucleus piece. The blue-purple nuclei
+        of every stain measured lie above 0.12 (99 %), the bluish rims of
+        red cells in fields without white cells below 0.12 (99 %).
+    min_nucleus : float
+        Nuclei smaller than this fraction of the largest nucleus' area are
+        dropped (unless 0.5 red-cell radii wide).
+    max_extent : float
+        How far the cytoplasm may reach beyond the nucleus, in radii of the
+        nucleus' convex hull.
+    n_rays : int
+        Rays of the contour (its angular resolution), at least 8.
+    exclude_border : bool
+        Drop cells that touch the image border.
+    nucleus : bool
+        Return the nucleus mask (otherwise ``nucleus`` is empty).
+    split : bool
+        Accepted for compatibility with the other segmenters (which
+        :func:`cells` calls with ``split=True``); the cells are always
+        separated by their nuclei.
+
+    Returns
+    -------
+    Segmentation
+        Cells labelled from the largest nucleus down; ``info`` holds
+        ``light_threshold`` (8-bit L*), ``nucleus_thresholds`` (low and high,
+        of the blue ratio), ``n_nucleus_pieces`` and, when measured,
+        ``red_cell_radius`` in pixels.
+
+    See Also
+    --------
+    lab_kmeans, hsv_threshold : the published colour-threshold recipes.
+    blue_ratio : the nucleus channel.
+
+    Notes
+    -----
+    Quality and speed on public expert-annotated sets are measured by
+    ``benchmarks/segmentation_quality.py`` (see the documentation's
+    segmentation page). Known limits: the nuclei of two cells pressed
+    together with no gap between them form one piece and so one cell (dense
+    fields of blasts); the granules of eosinophils and basophils can be as
+    dark and blue as the nucleus and count as nucleus; a platelet lying alone
+    in a field too small to measure its red cells is taken for a white cell.
+
+    Examples
+    --------
+    >>> from leukfeat.datasets import make_cells
+    >>> data = make_cells(2, random_state=0)
+    >>> seg = nucleus_anchored(data.images[0])
+    >>> seg.n_cells
+    1
+    """
+    rgb = _check_rgb(image)
+    if not (np.isfinite(min_blue) and -1.0 <= min_blue < 1.0):
+        raise ValueError(f"min_blue: expected a number in [-1, 1), got {min_blue!r}")
+    if not (np.isfinite(min_nucleus) and 0.0 <= min_nucleus <= 1.0):
+        raise ValueError(f"min_nucleus: expected a number in [0, 1], got {min_nucleus!r}")
+    if not (np.isfinite(max_extent) and max_extent > 0):
+        raise ValueError(f"max_extent: expected a positive number, got {max_extent!r}")
+    if int(n_rays) != n_rays or n_rays < 8:
+        raise ValueError(f"n_rays: expected an integer >= 8, got {n_rays!r}")
+    from ._anchored import anchored_labels
+
+    labels, nuc, info = anchored_labels(rgb, min_blue=float(min_blue),
+                                        min_nucleus=float(min_nucleus),
+                                        max_extent=float(max_extent), n_rays=int(n_rays))
+    if exclude_border and labels.any():
+        edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+        drop = np.bincount(edge, minlength=int(labels.max()) + 1) > 0
+        drop[0] = False
+        labels = _relabel(np.where(drop[labels], 0, labels))
+    m = labels > 0
+    nuc = (nuc & m) if nucleus else np.zeros_like(m)
+    return Segmentation(m, nuc, labels, "nucleus_anchored", info)
 
 
-def segment(image, method: str = "lab_kmeans", **kwargs) -> Segmentation:
+def blue_ratio(image, sigma: float = 1.0) -> np.ndarray:
+    """The nucleus channel of :func:`nucleus_anchored`: the white-balanced
+    blue ratio ``(b - g) / (b + g)``.
+
+    ``b`` and ``g`` are the blue and green channels plus one, each divided by
+    the median of the background plus one: the background is the lighter
+    Otsu class of CIELAB L*. The ratio is 0 on the background of any stain,
+    high where a blue-purple nucleus absorbs green light and lets blue
+    through, and low on red cells, which absorb both. It is computed on the
+    image blurred by a Gaussian of ``sigma`` pixels and quantised to
+    1/127.5 (its 8-bit scale in the segmenter).
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+        RGB image.
+    sigma : float
+        Standard deviation of the Gaussian blur in pixels (> 0).
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        Values in [-1, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> field = np.full((8, 8, 3), 230, np.uint8); field[2:6, 2:6] = (90, 40, 140)
+    >>> r = blue_ratio(field)
+    >>> bool(r[4, 4] > 0.3 > abs(r[0, 0]))
+    True
+    """
+    rgb = _check_rgb(image)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma: expected a positive number, got {sigma!r}")
+    from ._anchored import blue_ratio as _blue_ratio
+
+    return _blue_ratio(rgb, float(sigma))
+
+
+METHODS = {"nucleus_anchored": nucleus_anchored, "lab_kmeans": lab_kmeans,
+           "hsv": hsv_threshold, "hsv_threshold": hsv_threshold, "otsu": otsu}
+
+#: The segmenter used wherever none is named: :func:`segment`, :func:`cells`,
+#: :func:`leukfeat.extract.features`, the estimators and the command line.
+DEFAULT_METHOD = "nucleus_anchored"
+
+
+def segment(image, method: str = DEFAULT_METHOD, **kwargs) -> Segmentation:
     """Segment with a segmenter chosen by name (see :data:`METHODS`).
 
     Parameters
     ----------
     image : ndarray of uint8, shape (H, W, 3)
-    method : {"lab_kmeans", "hsv", "otsu"} or callable
-        A name or any callable ``image -> Segmentation``.
+    method : {"nucleus_anchored", "lab_kmeans", "hsv", "otsu"} or callable
+        A name or any callable ``image -> Segmentation``; default
+        :data:`DEFAULT_METHOD` (:func:`nucleus_anchored`).
     **kwargs
         Passed to the segmenter.
     """
@@ -1097,7 +1302,7 @@ def segment(image, method: str = "lab_kmeans", **kwargs) -> Segmentation:
     return fn(image, **kwargs)
 
 
-def cells(image, method="lab_kmeans", *, exclude_border: bool = False, margin: int = 4,
+def cells(image, method=DEFAULT_METHOD, *, exclude_border: bool = False, margin: int = 4,
           min_area: int | None = None, **kwargs) -> list:
     """Find every white cell of a smear field and cut each one out.
 
