@@ -10,7 +10,7 @@ from leukfeat import datasets, extract, segment
 
 data = datasets.make_cells(2, n_classes=2, size=192, random_state=1)
 for image, label in zip(data.images, data.labels):
-    seg = segment.lab_kmeans(image)
+    seg = segment.segment(image)          # the default segmenter
     f = extract.features(image, seg)
     print(f"class {data.class_names[label]}: {len(f)} features; "
           f"N:C ratio {f['shape_nc_ratio']:.2f}, "

@@ -3,8 +3,10 @@ Segment the white cells of a smear field
 ========================================
 
 Generate a synthetic stained smear with :func:`leukfeat.datasets.make_cells`,
-segment it with the LAB K-means recipe, and compare with the ground truth.
-Pass an image path as the first argument to segment your own field instead.
+segment it with the default segmenter
+(:func:`leukfeat.segment.nucleus_anchored`), and compare with the ground
+truth. Pass an image path as the first argument to segment your own field
+instead.
 """
 
 import sys
@@ -18,7 +20,7 @@ else:
     data = datasets.make_cells(1, size=256, n_white_cells=(2, 3), random_state=0)
     image, truth = data.images[0], data.masks[0]
 
-seg = segment.lab_kmeans(image, split=True)
+seg = segment.segment(image)
 print(seg)
 if truth is not None:
     iou = (seg.mask & truth).sum() / (seg.mask | truth).sum()

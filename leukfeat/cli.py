@@ -68,7 +68,10 @@ DEMO_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
 FEATURE_GROUPS = ("texture", "nucleus_texture", "shape", "colour", "edges", "field")
 DEFAULT_FEATURE_GROUPS = ("texture", "shape", "colour", "edges", "field")
 CELLS = ("largest", "central", "mean", "median")
-METHODS = ("lab_kmeans", "hsv", "otsu")
+#: Segmenters (:data:`leukfeat.segment.METHODS`) and the default one
+#: (:data:`leukfeat.segment.DEFAULT_METHOD`); a test keeps them equal.
+METHODS = ("nucleus_anchored", "lab_kmeans", "hsv", "otsu")
+DEFAULT_METHOD = "nucleus_anchored"
 _MAX_LISTED = 20  # failures listed on stderr
 
 
@@ -1138,7 +1141,7 @@ def _add_n_jobs(p, cv: bool = False) -> None:
 
 def _add_features(p, *, cell=True) -> None:
     g = p.add_argument_group("features")
-    g.add_argument("--method", default="lab_kmeans", choices=METHODS,
+    g.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="segmenter (default: %(default)s)")
     g.add_argument("--groups", nargs="+", default=list(DEFAULT_FEATURE_GROUPS),
                    choices=FEATURE_GROUPS, metavar="GROUP",
@@ -1208,7 +1211,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of classes, 2-6 (default: %(default)s)")
     d.add_argument("--size", type=_positive_int, default=128,
                    help="image side in pixels (default: %(default)s)")
-    d.add_argument("--method", default="lab_kmeans", choices=METHODS,
+    d.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="segmenter (default: %(default)s)")
     d.add_argument("--cv", type=_folds, default=5, metavar="K",
                    help="cross-validation folds (default: %(default)s)")
@@ -1236,7 +1239,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  leukfeat segment data/ --method hsv --out masks --n-jobs 2")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    s.add_argument("--method", default="lab_kmeans", choices=METHODS,
+    s.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="segmenter (default: %(default)s)")
     _add_n_jobs(s)
     _add_quiet(s)

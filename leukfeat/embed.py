@@ -1525,7 +1525,7 @@ class EmbeddingTransformer(TransformerMixin, BaseEstimator):
         for ``"cell"``), without the background that ``"image"`` sees.
         Costs one forward pass per cell.
         ``"image"``: embed the whole image.
-    segmenter : str or callable, default "lab_kmeans"
+    segmenter : str or callable, default "nucleus_anchored"
         As in :class:`~leukfeat.transformers.FeatureExtractor` (only used
         with ``crop="cell"`` or ``"cells"``).
     pad : int, default 8
@@ -1599,7 +1599,7 @@ class EmbeddingTransformer(TransformerMixin, BaseEstimator):
     'mean_rgb_cnn_0000'
     """
 
-    def __init__(self, embedder=None, crop="cell", segmenter="lab_kmeans", pad=8, size=224,
+    def __init__(self, embedder=None, crop="cell", segmenter="nucleus_anchored", pad=8, size=224,
                  tta=False, batch_size=32, n_jobs=None, on_error="raise", progress=False):
         self.embedder = embedder
         self.crop = crop

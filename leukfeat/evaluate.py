@@ -1343,12 +1343,10 @@ _MIN_BACKGROUND = 64  # pixels
 
 
 def _cell_mask(image, segmenter):
-    from .segment import Segmentation, lab_kmeans, segment
+    from .segment import Segmentation, segment
 
-    if segmenter is None:
-        seg = lab_kmeans(image)
-    elif isinstance(segmenter, str):
-        seg = segment(image, segmenter)
+    if segmenter is None or isinstance(segmenter, str):
+        seg = segment(image) if segmenter is None else segment(image, segmenter)
     else:
         seg = segmenter(image)
     mask = seg.mask if isinstance(seg, Segmentation) else np.asarray(seg)
@@ -1361,7 +1359,7 @@ def _cell_mask(image, segmenter):
 def background_features(image, *, segmenter=None, dilate: int = 5) -> np.ndarray:
     """Colour statistics of the background: every pixel outside the white cells.
 
-    The white cells are segmented (default :func:`leukfeat.segment.lab_kmeans`),
+    The white cells are segmented (default :data:`leukfeat.segment.DEFAULT_METHOD`),
     their mask is dilated by `dilate` pixels to drop halos and anti-aliased
     edges, and the remaining pixels (plasma background and red cells) are
     summarised per channel. Features that only see the background should not
@@ -1374,7 +1372,7 @@ def background_features(image, *, segmenter=None, dilate: int = 5) -> np.ndarray
         RGB image (uint8, or float in [0, 1]).
     segmenter : callable or str, optional
         ``image -> Segmentation`` (or a boolean cell mask), or a method name
-        of :func:`leukfeat.segment.segment`. Default ``lab_kmeans``.
+        of :func:`leukfeat.segment.segment`. Default: the default segmenter.
     dilate : int, default 5
         Radius in pixels of the disk by which the cell mask is grown.
 
@@ -1521,8 +1519,8 @@ def confound_check(X_images_or_paths, y, *, segmenter=None, estimator=None, cv: 
     y : array_like of shape (n_images,)
         Class labels.
     segmenter : callable or str, optional
-        White-cell segmenter, see :func:`background_features`. Default
-        :func:`leukfeat.segment.lab_kmeans`.
+        White-cell segmenter, see :func:`background_features`. Default: the
+        default segmenter (:data:`leukfeat.segment.DEFAULT_METHOD`).
     estimator : scikit-learn classifier, optional
         Default ``RandomForestClassifier(n_estimators=200,
         class_weight="balanced", random_state=random_state)``.

@@ -60,6 +60,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import extract
+from .segment import DEFAULT_METHOD
 from .transformers import FeatureExtractor, StainNormalizer
 
 __all__ = ["CLASSIFIERS", "EmbeddingColumns", "LabelEncodedClassifier", "make_classifier",
@@ -445,7 +446,7 @@ class EmbeddingColumns:
         return f"EmbeddingColumns(start={self.start}, block={self.block})"
 
 
-def make_pipeline(classifier="xgboost", *, segmenter="lab_kmeans", groups=extract.DEFAULT_GROUPS,
+def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extract.DEFAULT_GROUPS,
                   cell="largest", options=None, embedder=None, whole_image=False, n_jobs=None,
                   cache=None, stain=None, on_error="raise", progress=False, random_state=0,
                   **params):

@@ -153,7 +153,7 @@ def segmentation_overlay(image, segmentation, ax=None, title=None):
         :func:`leukfeat.io.read_image`).
     segmentation : Segmentation or str
         The result of a segmenter for `image`, or a segmenter name
-        (``"lab_kmeans"``, ``"hsv"``, ``"otsu"``) to run on it.
+        (``"nucleus_anchored"``, ``"lab_kmeans"``, ``"hsv"``, ``"otsu"``) to run on it.
     ax : matplotlib Axes, optional
         Draw into this axes instead of a new figure.
     title : str, optional
@@ -882,7 +882,7 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
         when it has one label per image).
     segmentations : sequence of Segmentation or str, optional
         Segmentations of `images`, or a segmenter name; default
-        ``"lab_kmeans"``.
+        ``"nucleus_anchored"``.
 
     Returns
     -------
@@ -1016,7 +1016,7 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
                 continue
             if segmentations is None or isinstance(segmentations, str):
                 try:
-                    seg = _segmentation_of(rgb, segmentations or "lab_kmeans",
+                    seg = _segmentation_of(rgb, segmentations or "nucleus_anchored",
                                            "segmentations")
                 except Exception:  # shown without outlines
                     seg = None
@@ -1025,7 +1025,7 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
             shown.append(rgb)
             shown_titles.append(title)
             segs.append(seg)
-        how = (f"`{segmentations or 'lab_kmeans'}` segmentation"
+        how = (f"`{segmentations or 'nucleus_anchored'}` segmentation"
                if segmentations is None or isinstance(segmentations, str) else "segmentation")
         md += ["## Segmentation", ""]
         if shown:

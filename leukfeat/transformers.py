@@ -302,8 +302,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    segmenter : str or callable, default "lab_kmeans"
-        Segmenter name (``"lab_kmeans"``, ``"hsv"``, ``"otsu"``, see
+    segmenter : str or callable, default "nucleus_anchored"
+        Segmenter name (``"nucleus_anchored"``, ``"lab_kmeans"``, ``"hsv"``, ``"otsu"``, see
         :data:`leukfeat.segment.METHODS`) or a callable ``image ->
         Segmentation``. A callable must be picklable when ``n_jobs != 1``
         (functions, lambdas and :func:`functools.partial` objects are).
@@ -379,7 +379,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     'shape_cell_area'
     """
 
-    def __init__(self, segmenter="lab_kmeans", groups=extract.DEFAULT_GROUPS, cell="largest",
+    def __init__(self, segmenter=segment.DEFAULT_METHOD, groups=extract.DEFAULT_GROUPS, cell="largest",
                  options=None, n_jobs=None, on_error="raise", cache=None, progress=False):
         self.segmenter = segmenter
         self.groups = groups

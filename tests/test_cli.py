@@ -504,6 +504,16 @@ def test_feature_group_names_match_the_extract_module():
     assert cli.DEFAULT_FEATURE_GROUPS == extract.DEFAULT_GROUPS
 
 
+def test_segmenter_names_match_the_segment_module():
+    from leukfeat import cli, segment
+
+    assert set(cli.METHODS) <= set(segment.METHODS)
+    assert set(segment.METHODS) - set(cli.METHODS) == {"hsv_threshold"}   # an alias of hsv
+    assert cli.DEFAULT_METHOD == segment.DEFAULT_METHOD == cli.METHODS[0]
+    assert cli.build_parser().parse_args(["segment", "x.png", "--out", "o"]).method == \
+        segment.DEFAULT_METHOD
+
+
 def test_unique_output_stems():
     from leukfeat.cli import _unique_stems
 

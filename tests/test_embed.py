@@ -527,7 +527,7 @@ def test_embedding_transformer_cells_is_the_median_over_every_cell_window():
     X = et.fit_transform(fields)
     n_cells = []
     for img, row in zip(fields, X):
-        seg = segment.lab_kmeans(img)
+        seg = segment.segment(img)          # the default segmenter
         n_cells.append(seg.n_cells)
         per_cell = []
         for lab in seg.cell_ids():

@@ -218,7 +218,7 @@ def test_image_pipeline_round_trip(classifier, stain, cells, tmp_path):
     fx = pipe.named_steps["features"]
     assert meta["features"]["step"] == "features"
     assert meta["features"]["extractor"] == "leukfeat.transformers.FeatureExtractor"
-    assert meta["features"]["params"]["segmenter"] == "lab_kmeans"
+    assert meta["features"]["params"]["segmenter"] == "nucleus_anchored"
     assert meta["features"]["params"]["groups"] == list(fx.groups)
     assert meta["features"]["params"]["cell"] == "largest"
     assert meta["features"]["feature_names"] == list(fx.get_feature_names_out())

@@ -19,7 +19,7 @@ from leukfeat.datasets import make_cells
 from leukfeat.evaluate import compare, cross_validate
 from leukfeat.io import read_image
 from leukfeat.models import make_classifier, make_pipeline
-from leukfeat.segment import Segmentation, segment
+from leukfeat.segment import DEFAULT_METHOD, Segmentation, segment
 
 matplotlib = pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure  # noqa: E402
@@ -159,7 +159,7 @@ def test_contact_sheet_overlays(cells):
     segs = [segment(im) for im in images]
     segs[2] = None  # shown without outlines
     over = plot.contact_sheet(images, segmentations=segs, cols=4)
-    named = plot.contact_sheet(images, segmentations="lab_kmeans", cols=4)
+    named = plot.contact_sheet(images, segmentations=DEFAULT_METHOD, cols=4)
 
     def pixels(fig, k):
         return np.asarray(fig.axes[k].images[0].get_array())

@@ -54,7 +54,7 @@ import cv2
 import numpy as np
 
 from .._validation import as_uint8_rgb, check_image
-from ..segment import Segmentation, _kernels as segment_kernels, segment as _segment
+from ..segment import DEFAULT_METHOD, Segmentation, _kernels as segment_kernels, segment as _segment
 from . import colour, edges, field, shape, texture
 from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
 
@@ -294,7 +294,7 @@ def _prepare(image, segmentation, segmenter):
 
 
 def features(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
-             segmenter="lab_kmeans", **options) -> "OrderedDict[str, float]":
+             segmenter=DEFAULT_METHOD, **options) -> "OrderedDict[str, float]":
     """Measure one white cell of an image.
 
     Parameters
@@ -372,7 +372,7 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
     return _with_field(_measure_label(rgb, seg, lab, box, per_cell, cfg), seg, groups, counts)
 
 
-def _feature_values(image, *, groups=DEFAULT_GROUPS, cell="largest", segmenter="lab_kmeans",
+def _feature_values(image, *, groups=DEFAULT_GROUPS, cell="largest", segmenter=DEFAULT_METHOD,
                     **options):
     """:func:`features` as a list of values in :func:`feature_names` order, or
     None for an all-NaN row (the fast path of ``FeatureExtractor``: no
@@ -381,7 +381,7 @@ def _feature_values(image, *, groups=DEFAULT_GROUPS, cell="largest", segmenter="
     return None if parts is None else _values(parts)
 
 
-def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmenter="lab_kmeans",
+def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmenter=DEFAULT_METHOD,
                       exclude_border: bool = False, **options) -> list:
     """Measure every white cell of a field.
 
