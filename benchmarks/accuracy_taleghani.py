@@ -8,8 +8,9 @@ Run from the repository root (about 5-10 minutes on 2 cores)::
 
 Steps, all on the 3,256 images of ``../shared/data/taleghani-all``:
 
-1. extract the default feature vector (LAB K-means segmentation, largest
-   cell, 428 features) with ``FeatureExtractor(n_jobs=2)`` and time it;
+1. extract the default feature vector (the default segmenter, or the one
+   named by ``--segmenter``; largest cell; 428 features) with
+   ``FeatureExtractor(n_jobs=2)`` and time it;
 2. find exact and near duplicates (``evaluate.find_duplicates``);
 3. ``evaluate.compare`` KNN, SVM, random forest and XGBoost on the same
    duplicate-grouped stratified 5-fold split;
@@ -55,11 +56,15 @@ def main(argv=None) -> int:
     ap.add_argument("--cv", type=int, default=5)
     ap.add_argument("--cell", default="largest",
                     help="which cell(s) describe a field: largest (default), mean, median")
+    ap.add_argument("--segmenter", default=None,
+                    help="segmenter of every step (default: leukfeat's default, "
+                         "nucleus_anchored; lab_kmeans reproduces the figures before "
+                         "2026-12-05)")
     ap.add_argument("--skip-confound", action="store_true")
     ap.add_argument("--skip-stain", action="store_true")
     args = ap.parse_args(argv)
 
-    from leukfeat import evaluate, extract, preprocess
+    from leukfeat import evaluate, extract, preprocess, segment
     from leukfeat.io import read_image
     from leukfeat.models import make_classifier
     from leukfeat.transformers import FeatureExtractor
@@ -71,13 +76,14 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths, y = load(data)
+    segmenter = args.segmenter or segment.DEFAULT_METHOD
     results = {"data": str(data), "n_images": len(paths), "classes": sorted(set(y)),
-               "cell": args.cell,
+               "cell": args.cell, "segmenter": segmenter,
                "cv": args.cv, "split_note": "image-level, duplicate-grouped (no patient ids)"}
     md = [f"# Taleghani ALL: {len(paths)} images, {args.cv}-fold duplicate-grouped CV", ""]
 
     # 1. features
-    fx = FeatureExtractor(n_jobs=args.n_jobs, cell=args.cell)
+    fx = FeatureExtractor(segmenter=segmenter, n_jobs=args.n_jobs, cell=args.cell)
     t0 = time.perf_counter()
     X = fx.fit_transform(paths)
     t_extract = time.perf_counter() - t0
@@ -105,7 +111,8 @@ def main(argv=None) -> int:
                             random_state=0)
     results["all_features"] = {k: r.to_dict() for k, r in comp.reports.items()}
     results["all_features_seconds"] = time.perf_counter() - t0
-    md += [f"## All default features ({X.shape[1]}), cell={args.cell!r}", "", comp.to_markdown(), ""]
+    md += [f"## All default features ({X.shape[1]}), cell={args.cell!r}, "
+           f"segmenter={segmenter!r}", "", comp.to_markdown(), ""]
     print(comp.table.to_string(), flush=True)
 
     # 4. stain-normalised, nucleus colour + shape only
@@ -115,7 +122,7 @@ def main(argv=None) -> int:
         target = preprocess.reinhard_stats(ref)
         t0 = time.perf_counter()
         normed = [preprocess.reinhard(read_image(p), target) for p in paths]
-        Xn = FeatureExtractor(n_jobs=args.n_jobs, cell=args.cell,
+        Xn = FeatureExtractor(segmenter=segmenter, n_jobs=args.n_jobs, cell=args.cell,
                               groups=("shape", "colour")).fit_transform(normed)
         sub_names = extract.feature_names(("shape", "colour"))
         keep = [i for i, n in enumerate(sub_names)
@@ -134,7 +141,7 @@ def main(argv=None) -> int:
     # 5. confound check
     if not args.skip_confound:
         t0 = time.perf_counter()
-        conf = evaluate.confound_check(paths, y, dedupe=True, cv=args.cv,
+        conf = evaluate.confound_check(paths, y, segmenter=segmenter, dedupe=True, cv=args.cv,
                                        n_jobs=args.n_jobs)
         results["confound_check"] = {
             "accuracy": conf.accuracy, "balanced_accuracy": conf.balanced_accuracy,
