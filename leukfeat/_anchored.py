@@ -269,13 +269,14 @@ def anchored_labels(rgb, *, min_blue=MIN_BLUE, min_nucleus=0.2, max_extent=1.2, 
     garea = np.bincount(roots, weights=area, minlength=n + 1)
     garea[0] = 0
     # nuclei much smaller than the largest are dropped (platelets, specks);
-    # with the field's red cells as a ruler (specks between light red cells
-    # are none: it must be fairly wide), a nucleus must be at least
+    # with the field's red cells as a ruler (it is no ruler unless between
+    # 0.3 and 2 times as wide as the largest nucleus: specks between light
+    # red cells, clumps of overlapping red cells), a nucleus must be at least
     # _MIN_RED red-cell radii wide, and one _RESCUE_RED wide is kept however
     # large the largest (small lymphocytes, haematogones beside blasts)
     big = (garea >= min_nucleus * garea.max()) & (garea > 0)
     r_red = _red_cell_radius(light, pieces > 0)
-    if r_red >= 0.3 * math.sqrt(garea.max() / math.pi):
+    if 0.3 <= r_red / math.sqrt(garea.max() / math.pi) <= 2.0:
         info["red_cell_radius"] = r_red
         r_eq = np.sqrt(garea / math.pi)
         big = (big | (r_eq >= _RESCUE_RED * r_red)) & (r_eq >= _MIN_RED * r_red)
@@ -340,8 +341,9 @@ def _nucleus_pieces(blur, light, min_blue, info):
     thresholds: over the stained (not ``light``) pixels, which seeds the
     nuclei, and the midpoint between that one and the threshold over all
     pixels (when lower), which grows them over pale chromatin (hysteresis).
-    Holes are filled; pieces smaller than 5 % of the largest (or 4 pixels)
-    or with a mean blue ratio below ``min_blue`` are dropped.
+    Holes are filled; pieces with a mean blue ratio below ``min_blue`` and
+    pieces smaller than 5 % of the largest remaining one (or 4 pixels) are
+    dropped.
     """
     q = nucleus_channel(blur, light)
     t_all = _otsu(_hist(q))
@@ -350,7 +352,16 @@ def _nucleus_pieces(blur, light, min_blue, info):
         return np.zeros(q.shape, np.int32)
     t_hi = int(t_stained)
     t_lo = int((min(t_all, t_stained) + t_stained) / 2.0)
+    pieces = _hysteresis_pieces(q, t_lo, t_hi, min_blue)
     info["nucleus_thresholds"] = (t_lo / 127.5 - 1.0, t_hi / 127.5 - 1.0)
+    return pieces
+
+
+def _hysteresis_pieces(q, t_lo, t_hi, min_blue):
+    """The filled 8-connected components of ``q > t_lo`` that hold a pixel
+    ``> t_hi``, without those of mean below ``min_blue`` (on the ratio's
+    scale) and then those under 5 % of the largest (or 4 pixels), labelled
+    ``1..n``."""
     n, comp = cv2.connectedComponents(cv2.compare(q, t_lo, cv2.CMP_GT), connectivity=8,
                                       ltype=cv2.CV_32S)
     seeded = np.bincount(comp[q > t_hi], minlength=n) > 0
@@ -360,9 +371,10 @@ def _nucleus_pieces(blur, light, min_blue, info):
     if n <= 1:
         return np.zeros(q.shape, np.int32)
     area = np.bincount(pieces.ravel(), minlength=n).astype(np.float64)
-    area[0] = 0
     blue = _kernels().label_means(pieces, q, n - 1) / 127.5 - 1.0
-    keep = (area >= max(0.05 * area.max(), 4)) & (blue >= min_blue)
+    area[0] = 0
+    area[blue < min_blue] = 0
+    keep = area >= max(0.05 * area.max(), 4)
     keep[0] = False
     lut = np.zeros(n, np.int32)
     lut[keep] = np.arange(1, int(keep.sum()) + 1)
@@ -375,8 +387,8 @@ def _red_cell_radius(light, nuc):
     The stained objects that are not nuclei and touch none (holes filled)
     are taken as red cells, alone or in clumps; the radius is the
     area-weighted median of their inscribed radii (the largest distance to
-    their outline, which in a clump is that of its largest cell), measured
-    when there are at least three of them. A ruler needs no full
+    their outline, which in a clump is about that of its largest cell),
+    measured when there are at least three of them. A ruler needs no full
     resolution: it is measured on every other row and column.
     """
     light, nuc = light[::2, ::2], nuc[::2, ::2]

@@ -1128,9 +1128,11 @@ def nucleus_anchored(image, *, min_blue: float = 0.10, min_nucleus: float = 0.2,
        between them. Nuclei smaller than ``min_nucleus`` times the largest
        are dropped (platelets, specks). Where the field's red cells can be
        measured (the area-weighted median inscribed radius of the stained
-       objects that touch no nucleus), a nucleus must also be at least 0.4
-       red-cell radii wide, and one 0.5 radii wide is kept however large the
-       largest (small lymphocytes beside blasts).
+       objects that touch no nucleus; a ruler only when it lies between 0.3
+       and 2 times the largest nucleus' radius, which clumps of overlapping
+       red cells exceed), a nucleus must also be at least 0.4 red-cell radii
+       wide, and one 0.5 radii wide is kept however large the largest (small
+       lymphocytes beside blasts).
     3. **Cytoplasm.** Each cell is a closed star-shaped contour around its
        nucleus, found exactly by dynamic programming over ``n_rays`` rays
        from the centre of the nucleus' convex hull (its radius may change

@@ -374,3 +374,16 @@ def test_zheng_neutrophils_are_one_cell():
         one += int(ids[ids > 0].size >= 1 and counts[ids > 0].max() >= 0.9 * inside
                    and inside >= 0.8 * nuc.sum())
     assert total > 50 and one / total >= 0.95, (one, total)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_taleghani_fields_have_white_cells():
+    """Every Taleghani ALL field holds white cells: the default finds them
+    in (nearly) all of them, small haematogones beside blasts included."""
+    from _shared import taleghani_files
+
+    files = taleghani_files(step=8)
+    found = [S.segment(read_image(p)).n_cells for p in files]
+    assert np.mean(np.array(found) > 0) >= 0.995
+    assert np.median(found) >= 4
