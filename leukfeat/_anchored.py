@@ -208,21 +208,22 @@ def blue_ratio(rgb, sigma=1.0):
     class."""
     blur, lab8, cut = _prepare(rgb, sigma)
     light = lab8[..., 0] > cut if np.isfinite(cut) else np.ones(rgb.shape[:2], bool)
-    return nucleus_channel(blur, light).astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    return nucleus_channel(blur, light)[0].astype(np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
 def nucleus_channel(rgb_blur, light):
     """The white-balanced blue ratio ``(b - g) / (b + g)`` on the 8-bit scale
     ``(ratio + 1) * 127.5`` (uint8), with ``b`` and ``g`` the blue and green
     channels plus one divided by the median of the ``light`` (background)
-    pixels plus one: the scale means the same in every image."""
+    pixels plus one: the scale means the same in every image. Also returns
+    its histograms over all pixels and over the stained (not light) ones."""
     ref = []
     for c in (1, 2):
         hist = cv2.calcHist([rgb_blur], [c], light.view(np.uint8), [256], [0, 256]).ravel()
         if hist.sum() == 0:
             hist = cv2.calcHist([rgb_blur], [c], None, [256], [0, 256]).ravel()
         ref.append(float(np.searchsorted(np.cumsum(hist), hist.sum() / 2.0)) + 1.0)
-    return _kernels().blue_ratio_u8(rgb_blur, *ref)
+    return _kernels().blue_ratio_u8(rgb_blur, *ref, light)
 
 
 def anchored_labels(rgb, *, min_blue=MIN_BLUE, min_nucleus=0.2, max_extent=1.2, n_rays=48,
@@ -345,9 +346,9 @@ def _nucleus_pieces(blur, light, min_blue, info):
     pieces smaller than 5 % of the largest remaining one (or 4 pixels) are
     dropped.
     """
-    q = nucleus_channel(blur, light)
-    t_all = _otsu(_hist(q))
-    t_stained = _otsu(_hist(q[~light]))
+    q, hist_all, hist_stained = nucleus_channel(blur, light)
+    t_all = _otsu(hist_all)
+    t_stained = _otsu(hist_stained)
     if np.isnan(t_all) or np.isnan(t_stained):
         return np.zeros(q.shape, np.int32)
     t_hi = int(t_stained)

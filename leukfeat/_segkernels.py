@@ -576,19 +576,25 @@ def cell_contour(lab, labels, cx, cy, cos, sin, j_max, own, nuclei_stop, mus, ci
 
 
 @numba.njit(**_OPTS)
-def blue_ratio_u8(rgb, ref_g, ref_b):
+def blue_ratio_u8(rgb, ref_g, ref_b, light):
     """The white-balanced blue ratio ``(b - g) / (b + g)`` of an RGB uint8
     image, ``g = (G + 1) / ref_g`` and ``b = (B + 1) / ref_b``, on the 8-bit
-    scale ``(ratio + 1) * 127.5`` (truncated)."""
+    scale ``(ratio + 1) * 127.5`` (truncated), with its 256-bin histograms
+    over all pixels and over the pixels that are not ``light``."""
     h, w = rgb.shape[:2]
     out = np.empty((h, w), np.uint8)
+    hist_all = np.zeros(256)
+    hist_stained = np.zeros(256)
     for y in range(h):
         for x in range(w):
             g = (rgb[y, x, 1] + 1.0) / ref_g
             b = (rgb[y, x, 2] + 1.0) / ref_b
-            v = ((b - g) / (b + g) + 1.0) * 127.5
-            out[y, x] = int(min(max(v, 0.0), 255.0))
-    return out
+            v = int(min(max(((b - g) / (b + g) + 1.0) * 127.5, 0.0), 255.0))
+            out[y, x] = v
+            hist_all[v] += 1.0
+            if not light[y, x]:
+                hist_stained[v] += 1.0
+    return out, hist_all, hist_stained
 
 
 @numba.njit(**_OPTS)

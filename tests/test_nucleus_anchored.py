@@ -205,11 +205,14 @@ def test_gauss_fit_and_loglik_match_numpy_scipy(rng):
 
 def test_blue_ratio_and_label_reductions_match_numpy(rng):
     rgb = rng.integers(0, 256, (25, 31, 3)).astype(np.uint8)
-    q = K.blue_ratio_u8(rgb, 201.0, 187.0)
+    light = rng.random((25, 31)) < 0.4
+    q, hist_all, hist_stained = K.blue_ratio_u8(rgb, 201.0, 187.0, light)
     g = (rgb[..., 1] + 1.0) / 201.0
     b = (rgb[..., 2] + 1.0) / 187.0
     ref = np.clip(((b - g) / (b + g) + 1.0) * 127.5, 0, 255).astype(np.uint8)
     assert np.abs(q.astype(int) - ref).max() <= 1 and (q == ref).mean() > 0.99
+    np.testing.assert_array_equal(hist_all, np.bincount(q.ravel(), minlength=256))
+    np.testing.assert_array_equal(hist_stained, np.bincount(q[~light], minlength=256))
     lab = rng.integers(0, 6, (25, 31)).astype(np.int32)
     vals = rng.random((25, 31)).astype(np.float32)
     means = K.label_means(lab, vals, 5)
