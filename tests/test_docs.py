@@ -18,12 +18,15 @@ pytest.importorskip("sphinx", reason="sphinx is not installed (pip install -e '.
 pytest.importorskip("sphinx_gallery",
                     reason="sphinx-gallery is not installed (pip install -e '.[docs]')")
 
+from _shared import SHARED
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("plot_*.py"))
 # What each example prints; the gallery page shows the captured output.
 PRINTED = {"plot_segment_smear": "IoU with the ground truth",
            "plot_cell_features": "428 features",
-           "plot_pipeline_cv": "balanced accuracy"}
+           "plot_pipeline_cv": "balanced accuracy",
+           "plot_segmentation_steps": "white cell(s)"}
 # Generated files that a build in the checkout may have left in docs/.
 GENERATED = shutil.ignore_patterns("_build", "auto_examples", "sg_execution_times.rst")
 # A problem reported by Sphinx/docutils: "<location>: WARNING: ..." (or ERROR, ...).
@@ -37,7 +40,8 @@ def test_docs_build(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__", "*.png"))
     out = tmp_path / "html"
     log = tmp_path / "warnings.txt"
-    env = dict(os.environ, MPLBACKEND="Agg")
+    # the segmentation-steps example shows public images when it finds them
+    env = dict(os.environ, MPLBACKEND="Agg", LEUKFEAT_SHARED_DATA=str(SHARED))
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-b", "html", "-q", "--keep-going",
          "-w", str(log), "-d", str(tmp_path / "doctrees"), str(src / "docs"), str(out)],
@@ -51,7 +55,7 @@ def test_docs_build(tmp_path):
     assert not problems, "\n".join(problems)
 
     assert (src / "docs" / "auto_examples").is_dir()  # the gallery went to the copy
-    assert len(EXAMPLES) == 3
+    assert len(EXAMPLES) == 4
     gallery = (out / "auto_examples" / "index.html").read_text(encoding="utf-8")
     for name in EXAMPLES:
         page = out / "auto_examples" / f"{name}.html"
@@ -62,7 +66,8 @@ def test_docs_build(tmp_path):
     assert list((out / "_images").glob("sphx_glr_plot_segment_smear_*.png"))
 
     api = (out / "api" / "leukfeat.segment.html").read_text(encoding="utf-8")
-    assert "lab_kmeans" in api
+    assert "lab_kmeans" in api and "nucleus_anchored" in api
+    assert (out / "segmentation.html").is_file()
     assert "api/leukfeat.segment.html" in (out / "api.html").read_text(encoding="utf-8")
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "auto_examples/index.html" in index

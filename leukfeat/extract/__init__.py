@@ -39,6 +39,12 @@ blasts each, this describes the sample better than one cell). Use
 measured once on the whole segmentation, whichever cell is chosen (every row
 of :func:`features_per_cell` carries the same field values).
 
+Which segmentation: the cells are those of ``segmentation`` when given,
+else of ``segmenter`` (default :data:`leukfeat.segment.DEFAULT_METHOD`, the
+nucleus-anchored segmenter since 2026-12-05; ``"lab_kmeans"`` before). Every
+feature value depends on it: accuracy figures say which segmenter produced
+them (``docs/segmentation.rst``).
+
 Undefined values are NaN, never inf and never an exception: an image in
 which no white cell is found gives a row of NaN (``features`` still returns
 every name), an empty nucleus gives NaN nucleus features, a constant region
