@@ -11,6 +11,12 @@ the same order, so the results are identical; the numpy forms are kept in
 involved are small (a 256-bin histogram, k = 4 centres) or the work is a
 couple of passes over a label image, where numpy's per-call overhead and
 temporary arrays cost more than the arithmetic.
+
+The kernels of the nucleus-anchored segmenter (:mod:`leukfeat._anchored`,
+from :func:`ray_bounds` on) are its polar-grid contour search and the
+per-pixel and per-label passes around it; each is tested against its
+numpy, scipy or OpenCV counterpart where one exists
+(``tests/test_nucleus_anchored.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +29,7 @@ import numpy as np
 __all__ = ["lloyd_on_histogram", "otsu_from_hist", "drop_specks", "channel_histogram",
            "split_by_threshold", "label_counts", "label_boxes", "ray_bounds", "ring",
            "closed_contour", "gauss_fit", "gauss_loglik_max", "polar_grid", "cell_contour",
-           "blue_ratio_u8",
-           "label_means", "label_max", "label_histograms", "darker_part"]
+           "blue_ratio_u8", "label_means", "label_max", "label_histograms", "darker_part"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 

@@ -1134,17 +1134,20 @@ def nucleus_anchored(image, *, min_blue: float = 0.10, min_nucleus: float = 0.2,
        wide, and one 0.5 radii wide is kept however large the largest (small
        lymphocytes beside blasts).
     3. **Cytoplasm.** Each cell is a closed star-shaped contour around its
-       nucleus, found exactly by dynamic programming over ``n_rays`` rays
-       from the centre of the nucleus' convex hull (its radius may change
-       between rays by at most the arc between them). It maximises the
-       evidence that the pixels inside are this cell's cytoplasm and the
-       pixels outside are not: a log-likelihood ratio, clipped to +-6, between
-       a Gaussian CIELAB model of the cell's cytoplasm (fitted first to a
-       ring around the nucleus, then to the cell found) and Gaussian models
-       of the image's background and of three K-means clusters of the
-       stained pixels beyond the reach of any cytoplasm (red cells). The
-       contour never leaves the image nor crosses another nucleus, and stays
-       within ``max_extent`` hull radii of the nucleus.
+       nucleus, found by dynamic programming over ``n_rays`` rays from the
+       centre of the nucleus' convex hull (one and a half turns, which closes
+       it; its radius may change between rays by at most the arc between
+       them, at a cost of one unit per pixel). It maximises the evidence that
+       the pixels inside are this cell's cytoplasm and the pixels outside are
+       not: a log-likelihood ratio, clipped to +-6, between a Gaussian CIELAB
+       model of the cell's cytoplasm (fitted first to a ring around the
+       nucleus, then to the cell found; at least half as broad as the
+       background's model, so that a ring of near-background pixels cannot
+       claim the background) and Gaussian models of the image's background
+       and of three K-means clusters of the stained pixels beyond the reach
+       of any cytoplasm (red cells). The contour never leaves the image nor
+       crosses another nucleus, and stays within ``max_extent`` hull radii of
+       the nucleus.
     4. **Nucleus of each cell.** Of the nucleus, the part in the darker Otsu
        class of the cell's own L* is kept (holes filled) when the two classes
        differ by 12 levels or more: a blue cytoplasm (lymphocytes, blasts) is
