@@ -137,24 +137,25 @@ def _jsonable(obj):
 
 
 def _write_json(path, data) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(_jsonable(data), fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    from ._atomic import atomic_path
+
+    text = json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
-def _out_file(path, suffixes, option: str) -> Path:
-    """Check an output file name's suffix and create its folder."""
+def _out_file(path, suffixes, option: str, overwrite: bool = False) -> Path:
+    """Check an output file name's suffix, refuse to replace an existing file
+    unless ``overwrite``, and create its folder."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise CommandError(f"{option}: expected a file name ending in "
                            f"{' or '.join(suffixes)}, got {str(path)!r}")
     if path.exists() and path.is_dir():
         raise CommandError(f"{option}: {path} is a folder, expected a file name")
+    if path.exists() and not overwrite:
+        raise CommandError(f"{option}: {path} exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -167,12 +168,31 @@ def _check_parquet() -> None:
                            "(or write a .csv file)") from None
 
 
+def _utf8_text(value):
+    """``value``, or for a string that is not valid UTF-8 (a file name's
+    undecodable bytes, which Python keeps as surrogates) the same text with
+    those bytes as ``\\xNN`` escapes, so that every table can be written."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return os.fsencode(value).decode("utf-8", "backslashreplace")
+    return value
+
+
 def _write_table(df, path: Path) -> None:
-    if path.suffix.lower() == ".parquet":
+    """Write a table as Parquet or CSV (by the suffix of ``path``), whole or
+    not at all (a temporary file renamed when complete)."""
+    from ._atomic import atomic_path
+
+    parquet = path.suffix.lower() == ".parquet"
+    if parquet:
         _check_parquet()
-        df.to_parquet(path, index=False)
-    else:
-        df.to_csv(path, index=False)
+    with atomic_path(path) as tmp:
+        if parquet:
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
 
 
 def _use_agg() -> None:
@@ -539,7 +559,7 @@ def _predictions_table(comparison, paths):
     import pandas as pd
 
     first = next(iter(comparison.reports.values()))
-    table = pd.DataFrame({"path": [str(p) for p in paths],
+    table = pd.DataFrame({"path": [_utf8_text(str(p)) for p in paths],
                           "label": [str(v) for v in first.y_true],
                           "fold": first.fold_of_sample})
     for name, r in comparison.reports.items():
@@ -633,7 +653,7 @@ def _cmd_demo(args) -> int:
                      "true_n_cells": int(data.cell_labels[i].max()),
                      "cell_iou": iou, "nucleus_iou": niou})
     seg_table = pd.DataFrame(rows)
-    seg_table.to_csv(out / "segmentation.csv", index=False)
+    _write_table(seg_table, out / "segmentation.csv")
     cols = min(10, len(tiles))
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)
     sheet = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
@@ -716,8 +736,16 @@ def _cmd_segment(args) -> int:
         _info(args, f"skipping {len(ours)} image(s) inside the output folder {out}")
         if not paths:
             raise CommandError(f"INPUT: every image found is inside the output folder {out}")
-    out.mkdir(parents=True, exist_ok=True)
     stems = _unique_stems(paths)
+    if not args.overwrite:
+        earlier = [out / name for name in ["segmentation.csv"] + [
+            f"{stem}_{kind}.png" for stem in stems for kind in ("mask", "nucleus", "overlay")]]
+        earlier = [p for p in earlier if p.exists()]
+        if earlier:
+            raise CommandError(f"--out: {out} already holds {len(earlier)} of the files this "
+                               f"run writes (e.g. {earlier[0].name}); pass --overwrite to "
+                               "replace them")
+    out.mkdir(parents=True, exist_ok=True)
     _info(args, f"segmenting {len(paths)} images ({args.method}) into {out} ...")
     results, failures = _map(_SegmentTask(out, args.method), list(zip(paths, stems)),
                              n_jobs=_jobs(args, len(paths)), progress=_progress(args),
@@ -726,11 +754,11 @@ def _cmd_segment(args) -> int:
     errors = {f.index: f"{f.error_type}: {f.message}" for f in failures}
     rows = []
     for i, (path, stem, res) in enumerate(zip(paths, stems, results)):
-        row = {"path": path, "stem": stem}
+        row = {"path": _utf8_text(path), "stem": _utf8_text(stem)}
         if res is None:
-            row["error"] = errors.get(i, "failed")
+            row["error"] = _utf8_text(errors.get(i, "failed"))
         else:
-            row.update(res)
+            row.update({k: _utf8_text(v) for k, v in res.items()})
             row["error"] = None
         rows.append(row)
     columns = ["path", "stem", "n_cells", "cell_area", "nucleus_area", "largest_cell_area",
@@ -739,7 +767,7 @@ def _cmd_segment(args) -> int:
     for col in ("n_cells", "cell_area", "nucleus_area", "largest_cell_area", "height", "width"):
         table[col] = table[col].astype("Int64")
     summary = out / "segmentation.csv"
-    table.to_csv(summary, index=False)
+    _write_table(table, summary)
     _report_failures("images could not be segmented",
                      [(paths[i], errors[i]) for i in sorted(errors)], len(paths), summary)
     if len(errors) == len(paths):
@@ -790,7 +818,7 @@ def _cmd_extract(args) -> int:
     import numpy as np
     import pandas as pd
 
-    out = _out_file(args.out, (".csv", ".parquet"), "--out")
+    out = _out_file(args.out, (".csv", ".parquet"), "--out", args.overwrite)
     if out.suffix.lower() == ".parquet":
         _check_parquet()
     if args.per_cell and args.cell is not None:
@@ -802,7 +830,7 @@ def _cmd_extract(args) -> int:
     progress = _progress(args)
     t0 = time.perf_counter()
     _info(args, f"extracting features of {len(paths)} images ...")
-    head = {"path": paths}
+    head = {"path": [_utf8_text(p) for p in paths]}
     if labels is not None:
         head["label"] = [str(v) for v in labels]
     if groups is not None:
@@ -812,7 +840,7 @@ def _cmd_extract(args) -> int:
             _extractor(args, len(paths), progress=progress), paths)
         error = [None] * len(paths)
         for i, msg in failures.items():
-            error[i] = msg
+            error[i] = _utf8_text(msg)
         for i in no_cell:
             error[i] = NO_CELL
         table = pd.concat([pd.DataFrame(head).assign(error=error),
@@ -840,7 +868,7 @@ def _cmd_extract(args) -> int:
                 if res is not None:
                     no_cell.append(i)
                 head_rows.append(dict(base, cell_label=np.nan,
-                                      error=fail_msg.get(i, NO_CELL)))
+                                      error=_utf8_text(fail_msg.get(i, NO_CELL))))
                 feats.append(nan_row)
             else:
                 for r in res:
@@ -874,7 +902,7 @@ def _cmd_train(args) -> int:
         raise CommandError("--classifier: train fits one classifier, got "
                            f"{', '.join(names)}")
     name = names[0]
-    out = _out_file(args.out, (".skops",), "--out")
+    out = _out_file(args.out, (".skops",), "--out", args.overwrite)
     data, n_total = _load_labelled(args.root, args.loader, limit=args.limit, seed=args.seed)
 
     from . import __version__, persist
@@ -923,7 +951,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    out = _out_file(args.out, (".csv", ".parquet"), "--out")
+    out = _out_file(args.out, (".csv", ".parquet"), "--out", args.overwrite)
     if out.suffix.lower() == ".parquet":
         _check_parquet()
     model_path = Path(args.model)
@@ -971,13 +999,13 @@ def _cmd_predict(args) -> int:
     no_cell = [i for i in np.flatnonzero(np.isnan(X).all(axis=1)) if i not in failures]
     error = [None] * len(paths)
     for i, msg in failures.items():
-        error[i] = msg
+        error[i] = _utf8_text(msg)
     for i in no_cell:
         error[i] = "no white cell found: no prediction"
     bad = [i for i, e in enumerate(error) if e is not None]
     proba[bad] = np.nan
     predicted[bad] = None
-    table = pd.DataFrame({"path": paths, "prediction": predicted})
+    table = pd.DataFrame({"path": [_utf8_text(p) for p in paths], "prediction": predicted})
     for k, c in enumerate(classes):
         table[f"proba_{c}"] = proba[:, k]
     table["error"] = error
@@ -1003,8 +1031,10 @@ def _cmd_evaluate(args) -> int:
 
     t_start = time.perf_counter()
     names = _classifier_names(args.classifier)
-    json_path = _out_file(args.json, (".json",), "--json") if args.json else None
-    pred_path = (_out_file(args.predictions, (".csv", ".parquet"), "--predictions")
+    json_path = (_out_file(args.json, (".json",), "--json", args.overwrite)
+                 if args.json else None)
+    pred_path = (_out_file(args.predictions, (".csv", ".parquet"), "--predictions",
+                           args.overwrite)
                  if args.predictions else None)
     if pred_path is not None and pred_path.suffix.lower() == ".parquet":
         _check_parquet()
@@ -1117,6 +1147,11 @@ def _wrap(text: str) -> str:
     import textwrap
 
     return textwrap.fill(" ".join(text.split()), 79)
+
+
+def _add_overwrite(p, what: str = "the output file") -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} if it exists (default: refuse, exit 2)")
 
 
 def _add_quiet(p) -> None:
@@ -1241,6 +1276,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
     s.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="segmenter (default: %(default)s)")
+    _add_overwrite(s, "the files of an earlier run in --out")
     _add_n_jobs(s)
     _add_quiet(s)
     s.set_defaults(func=_cmd_segment)
@@ -1271,6 +1307,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_features(e)
     e.add_argument("--per-cell", action="store_true",
                    help="one row per white cell (column cell_label) instead of per image")
+    _add_overwrite(e)
     _add_n_jobs(e)
     _add_quiet(e)
     e.set_defaults(func=_cmd_extract)
@@ -1298,6 +1335,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0,
                    help="seed of the classifier and of --limit (default: %(default)s)")
     _add_features(t)
+    _add_overwrite(t, "the model file")
     _add_n_jobs(t)
     _add_quiet(t)
     t.set_defaults(func=_cmd_train)
@@ -1323,6 +1361,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--trust", action="append", metavar="TYPE", default=[],
                    help="also trust this type (fully qualified name) when loading MODEL; "
                         "repeatable. Only for files you trust: loading runs its code")
+    _add_overwrite(r)
     _add_n_jobs(r)
     _add_quiet(r)
     r.set_defaults(func=_cmd_predict)
@@ -1361,6 +1400,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--predictions", metavar="FILE", default=None,
                    help="write the out-of-fold prediction and probabilities of every image "
                         "and model (.csv or .parquet)")
+    _add_overwrite(v, "the --json and --predictions files")
     v.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                    help="evaluate a stratified subset of N images")
     v.add_argument("--seed", type=int, default=0,

@@ -68,12 +68,13 @@ import json
 import os
 import platform
 import re
-import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from ._atomic import atomic_path
 
 __all__ = [
     "save_model",
@@ -349,7 +350,10 @@ def save_model(model, path, *, metadata=None) -> Path:
         module-level function, not a lambda).
     path : str or os.PathLike
         Output file (``.skops`` by convention); missing parent folders are
-        created and an existing file is replaced atomically.
+        created and an existing file is replaced atomically (a killed process
+        never leaves a partial file under this name). Feature caches
+        (``FeatureExtractor(cache=...)``) are not stored: the file holds
+        ``cache=None``, the model itself is left as it is.
     metadata : dict, optional
         Extra information kept under ``"user"`` in the metadata (e.g. data
         set, command line); string keys and JSON values only.
@@ -402,11 +406,14 @@ def save_model(model, path, *, metadata=None) -> Path:
 
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": meta,
                "model": model}
+    restore = _set_caches(model, None)    # a file never says where to write
     try:
         data = sio.dumps(payload, compression=zipfile.ZIP_DEFLATED)
     except Exception as exc:
         raise TypeError(f"model: cannot be saved safely with skops: {type(exc).__name__}: "
                         f"{exc}") from exc
+    finally:
+        restore()
     # skops stores functions and classes by name: make sure they can be found
     # again (a lambda or a locally defined function is dumped but cannot be
     # loaded). Loading our own, just-dumped object is safe.
@@ -424,18 +431,8 @@ def save_model(model, path, *, metadata=None) -> Path:
         zf.writestr(_METADATA_MEMBER, json.dumps(info, indent=1, sort_keys=True) + "\n")
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
     return path
 
 
@@ -580,8 +577,10 @@ def load_model(path, *, trusted=None):
     Returns
     -------
     estimator
-        The fitted estimator as saved. Its metadata is available with
-        :func:`read_metadata`.
+        The fitted estimator as saved, without any feature cache: a model
+        file cannot choose where leukfeat writes (``cache`` parameters are
+        None; set one after loading to use a cache). Its metadata is
+        available with :func:`read_metadata`.
 
     Raises
     ------
@@ -632,7 +631,41 @@ def load_model(path, *, trusted=None):
                              "model; the file was modified); refusing to load it")
     model = obj["model"]
     _validate_internals(model, p)
+    _set_caches(model, None)       # even a crafted file cannot choose where predict writes
     return model
+
+
+def _set_caches(model, value):
+    """Set every feature cache of ``model`` (each ``cache`` parameter, deep,
+    and the ``cache_dir_`` it fitted) to ``value``; returns a function that
+    restores the previous ones."""
+    undo = []
+    if not hasattr(model, "get_params"):
+        return lambda: None
+    try:
+        params = model.get_params(deep=True)
+    except Exception:                  # not a scikit-learn estimator after all
+        return lambda: None
+    owners = [model] + [v for v in params.values() if hasattr(v, "get_params")]
+    for est in owners:
+        try:
+            own = est.get_params(deep=False)
+        except Exception:
+            continue
+        if own.get("cache", None) is not None:
+            undo.append((est, "cache", own["cache"], True))
+            est.set_params(cache=value)
+        if getattr(est, "cache_dir_", None) is not None:
+            undo.append((est, "cache_dir_", est.cache_dir_, False))
+            est.cache_dir_ = value
+
+    def restore():
+        for est, name, old, is_param in reversed(undo):
+            if is_param:
+                est.set_params(**{name: old})
+            else:
+                setattr(est, name, old)
+    return restore
 
 
 # --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -455,7 +456,7 @@ def test_progress_bars_only_on_a_terminal(work, data_root):
         return b"".join(chunks).decode("utf-8", "replace")
 
     assert "100%" in stderr_of()
-    assert stderr_of("--quiet") == ""
+    assert stderr_of("--quiet", "--overwrite") == ""
     piped = run("segment", data_root / "class_0", "--out", work / "seg-pipe", cwd=work)
     assert "100%" not in piped.stderr and "segmenting" in piped.stderr
 
@@ -539,5 +540,128 @@ def test_auto_n_jobs():
 def test_quiet_before_or_after_the_command(work, data_root):
     for args in (["--quiet", "segment", data_root / "class_0"],
                  ["segment", data_root / "class_0", "-q"]):
-        proc = run(*args, "--out", work / "seg-quiet", cwd=work)
+        proc = run(*args, "--out", work / "seg-quiet", "--overwrite", cwd=work)
         assert proc.stderr == "" and "segmented 8 of 8" in proc.stdout
+
+
+# --------------------------------------------------------------------------- #
+# outputs are never silently replaced, never half-written
+# --------------------------------------------------------------------------- #
+
+def test_existing_outputs_are_refused_without_overwrite(work, data_root, trained):
+    model, _ = trained
+    out = work / "again"
+    table = out / "features.csv"
+    run("extract", data_root / "class_0", "--groups", "shape", "--out", table, cwd=work)
+    before = table.read_bytes()
+    proc = run("extract", data_root / "class_1", "--groups", "shape", "--out", table,
+               cwd=work, check=False)
+    assert_one_line_error(proc, "--out", "exists", "--overwrite")
+    assert table.read_bytes() == before                     # the earlier result is intact
+    run("extract", data_root / "class_1", "--groups", "shape", "--out", table,
+        "--overwrite", cwd=work)
+    assert table.read_bytes() != before
+
+    proc = run("train", data_root, "--out", model, cwd=work, check=False)
+    assert_one_line_error(proc, "--out", "exists", "--overwrite")
+
+    preds = out / "p.csv"
+    run("predict", model, data_root / "class_0", "--out", preds, cwd=work)
+    proc = run("predict", model, data_root / "class_0", "--out", preds, cwd=work, check=False)
+    assert_one_line_error(proc, "--out", "exists", "--overwrite")
+
+    masks = out / "masks"
+    run("segment", data_root / "class_0", "--out", masks, cwd=work)
+    stamp = (masks / "segmentation.csv").stat().st_mtime_ns
+    proc = run("segment", data_root / "class_0", "--out", masks, cwd=work, check=False)
+    assert_one_line_error(proc, "--out", "already holds", "--overwrite")
+    assert (masks / "segmentation.csv").stat().st_mtime_ns == stamp
+    # other images into the same folder would replace its segmentation.csv
+    proc = run("segment", data_root / "class_1", "--out", masks, cwd=work, check=False)
+    assert_one_line_error(proc, "segmentation.csv", "--overwrite")
+    run("segment", data_root / "class_1", "--out", masks, "--overwrite", cwd=work)
+
+
+def test_atomic_path_never_leaves_a_partial_file(tmp_path):
+    from leukfeat._atomic import atomic_path
+
+    dest = tmp_path / "sub" / "table.csv"
+    with atomic_path(dest) as tmp:
+        assert tmp.parent == dest.parent and tmp.name.startswith(".table.csv.")
+        tmp.write_text("a,b\n1,2\n")
+        assert not dest.exists()                            # not yet under its name
+    assert dest.read_text() == "a,b\n1,2\n"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(dest) as tmp:
+            tmp.write_text("a,b\n3")                        # interrupted half-way
+            raise KeyboardInterrupt
+    assert dest.read_text() == "a,b\n1,2\n"                 # the earlier file is intact
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["table.csv"]
+
+
+_WRITER = """
+import sys
+import numpy as np, pandas as pd
+from leukfeat.cli import _write_table
+n = int(sys.argv[2])
+df = pd.DataFrame(np.arange(n * 20, dtype=float).reshape(n, 20))
+print("writing", flush=True)
+_write_table(df, __import__("pathlib").Path(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_kill_during_write_leaves_no_partial_table(tmp_path, suffix):
+    """A process killed (SIGKILL) while writing a table leaves either no file
+    or the whole table under the final name, never a truncated one."""
+    import signal
+
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    n = 300_000
+    dest = tmp_path / f"table{suffix}"
+    for delay in (0.05, 0.3, 0.8):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(dest), str(n)],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "writing"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        if dest.exists():                                   # finished before the kill
+            df = pd.read_csv(dest) if suffix == ".csv" else pd.read_parquet(dest)
+            assert len(df) == n
+            dest.unlink()
+    for leftover in tmp_path.iterdir():                     # only hidden temporary files
+        assert leftover.name.startswith(".table") and leftover.name.endswith(".tmp")
+
+
+@pytest.mark.skipif(sys.platform == "win32" or sys.getfilesystemencoding() != "utf-8",
+                    reason="file names are bytes only on POSIX file systems")
+def test_file_names_that_are_not_utf8(work, data_root, trained):
+    """A Latin-1 file name among good ones: every table is written, with
+    that name's undecodable byte as a \\xNN escape, and every row kept."""
+    model, _ = trained
+    folder = work / "latin"
+    folder.mkdir()
+    good = sorted((data_root / "class_0").glob("*.png"))[:3]
+    for p in good[1:]:
+        shutil.copy(p, folder / p.name)
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9.png")
+    with open(odd, "wb") as fh:
+        fh.write(good[0].read_bytes())
+    for out in ("f.csv", "f.parquet"):
+        if out.endswith(".parquet"):
+            pytest.importorskip("pyarrow")
+        run("extract", folder, "--groups", "shape", "--out", work / "latin-out" / out, cwd=work)
+        path = work / "latin-out" / out
+        table = pd.read_csv(path) if out.endswith(".csv") else pd.read_parquet(path)
+        assert len(table) == 3 and table["error"].isna().all()
+        assert any(p.endswith("caf\\xe9.png") for p in table["path"])
+    run("predict", model, folder, "--out", work / "latin-out" / "p.csv", cwd=work)
+    preds = pd.read_csv(work / "latin-out" / "p.csv")
+    assert len(preds) == 3 and preds["prediction"].notna().all()
+    run("segment", folder, "--out", work / "latin-out" / "masks", cwd=work)
+    seg = pd.read_csv(work / "latin-out" / "masks" / "segmentation.csv")
+    assert len(seg) == 3 and "caf\\xe9_mask.png" in set(seg["mask"])
+    assert os.path.exists(os.path.join(os.fsencode(work / "latin-out" / "masks"),
+                                       b"caf\xe9_mask.png"))

@@ -576,3 +576,35 @@ def test_no_pickle_in_persist():
     source = Path(persist.__file__).read_text()
     for word in ("import pickle", "joblib", "cloudpickle", "allow_pickle=True"):
         assert word not in source
+
+
+def test_model_files_never_carry_a_cache_path(cells, tmp_path, monkeypatch):
+    """A model file cannot choose where leukfeat writes: save_model stores no
+    feature cache, and load_model drops one that a crafted file carries."""
+    import skops.io as sio
+
+    from leukfeat import persist
+
+    def stored(path):          # what the file holds, read past load_model
+        return sio.load(path, trusted=sio.get_untrusted_types(file=path))["model"]
+
+    images, y = cells
+    cache = tmp_path / "my-cache"
+    pipe = make_pipeline("knn", cache=str(cache)).fit(images, y)
+    assert pipe.named_steps["features"].cache_dir_ is not None
+    path = save_model(pipe, tmp_path / "m.skops")
+    assert pipe.named_steps["features"].cache == str(cache)      # the model is unchanged
+    assert pipe.named_steps["features"].cache_dir_ is not None
+    assert stored(path).named_steps["features"].cache is None
+    assert stored(path).named_steps["features"].cache_dir_ is None
+    loaded = load_model(path)
+    assert loaded.named_steps["features"].cache is None
+    # a file written with a cache path (as a crafted one could be) loses it on load
+    monkeypatch.setattr(persist, "_set_caches", lambda model, value: (lambda: None))
+    crafted = save_model(pipe, tmp_path / "crafted.skops")
+    monkeypatch.undo()
+    assert stored(crafted).named_steps["features"].cache == str(cache)
+    model = load_model(crafted)
+    assert model.named_steps["features"].cache is None
+    assert model.named_steps["features"].cache_dir_ is None
+    np.testing.assert_array_equal(model.predict_proba(images), pipe.predict_proba(images))
