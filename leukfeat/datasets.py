@@ -1261,14 +1261,32 @@ def _check_root(root) -> Path:
     return path
 
 
+def _entry_is_dir(entry) -> bool:
+    """``entry.is_dir()`` following links; False for a link that loops or
+    cannot be followed (ELOOP, EACCES, ...) rather than an error."""
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
+
+
+def _entry_is_file(entry) -> bool:
+    """``entry.is_file()`` following links; False for a link that loops or
+    cannot be followed."""
+    try:
+        return entry.is_file(follow_symlinks=True)
+    except OSError:
+        return False
+
+
 def _subdirs(folder: Path) -> list[Path]:
-    """Non-hidden sub-folders (symbolic links followed), sorted by name."""
+    """Non-hidden sub-folders (symbolic links followed; a link that loops or
+    dangles is not a folder), sorted by name."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return []
-    out = [Path(e.path) for e in entries
-           if not e.name.startswith(".") and e.is_dir(follow_symlinks=True)]
+    out = [Path(e.path) for e in entries if not e.name.startswith(".") and _entry_is_dir(e)]
     return sorted(out, key=lambda p: p.name)
 
 
@@ -1278,8 +1296,7 @@ def _loose_images(folder: Path) -> list[Path]:
         entries = list(os.scandir(folder))
     except OSError:
         return []
-    return sorted(Path(e.path) for e in entries
-                  if is_image_file(e.name) and e.is_file(follow_symlinks=True))
+    return sorted(Path(e.path) for e in entries if is_image_file(e.name) and _entry_is_file(e))
 
 
 def _examples(items, limit: int = _MAX_EXAMPLES) -> str:

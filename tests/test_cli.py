@@ -665,3 +665,24 @@ def test_file_names_that_are_not_utf8(work, data_root, trained):
     assert len(seg) == 3 and "caf\\xe9_mask.png" in set(seg["mask"])
     assert os.path.exists(os.path.join(os.fsencode(work / "latin-out" / "masks"),
                                        b"caf\xe9_mask.png"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX symbolic links")
+def test_symlink_loops_and_dangling_links_do_not_abort(work, data_root):
+    """A link that points to itself at the top of a data set, a dangling link
+    and a loop inside a class folder are skipped; the good images are all
+    measured (they used to abort extract, train and evaluate with exit 2)."""
+    root = work / "loops"
+    shutil.copytree(data_root, root)
+    os.symlink("loop", root / "loop")                       # ELOOP when followed
+    os.symlink(root / "nowhere", root / "dangling")
+    os.symlink("self.png", root / "class_0" / "self.png")   # an image name that loops
+    out = work / "loops-out" / "f.csv"
+    proc = run("extract", root, "--groups", "shape", "--out", out, cwd=work)
+    table = pd.read_csv(out)
+    assert len(table) == N_PER_CLASS * len(CLASSES) and table["error"].isna().all()
+    assert sorted(set(table["label"])) == list(CLASSES)
+    from leukfeat.datasets import load_folder
+
+    assert len(load_folder(root)) == N_PER_CLASS * len(CLASSES)
+    assert "Traceback" not in proc.stderr
