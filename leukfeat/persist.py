@@ -450,11 +450,38 @@ def _check_path(path) -> Path:
     return p
 
 
+#: The members :func:`save_model` writes: skops' schema and arrays (numpy
+#: ``<id>.npy``, scipy sparse ``<id>.npz``, raw bytes such as an XGBoost
+#: booster ``<uuid>.bin``) and leukfeat's metadata.
+_MEMBER_NAME = re.compile(r"(schema\.json|leukfeat-metadata\.json|\d+\.np[yz]|"
+                          r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.bin)")
+#: A member may expand to at most this many times its compressed size (or
+#: 1 MiB): model arrays compress up to about 60x, a zip bomb by 1000x.
+_MAX_EXPANSION = 200
+_MIN_MEMBER_LIMIT = 1 << 20
+
+
+def _check_members(p: Path, zf) -> None:
+    """Refuse, before reading any member, a name :func:`save_model` does not
+    write and a member that would expand beyond :data:`_MAX_EXPANSION` times
+    its compressed size (zip bombs)."""
+    for info in zf.infolist():
+        if not _MEMBER_NAME.fullmatch(info.filename):
+            raise ModelFileError(f"{p} holds a member leukfeat does not write "
+                                 f"({info.filename!r}); refusing to load it")
+        limit = max(_MIN_MEMBER_LIMIT, _MAX_EXPANSION * info.compress_size)
+        if info.file_size > limit:
+            raise ModelFileError(f"{p} holds a member that would expand to "
+                                 f"{info.file_size:,} bytes from {info.compress_size:,} "
+                                 f"({info.filename!r}); refusing to load it")
+
+
 def _read_info(p: Path, *, verify: bool) -> dict:
     """The JSON metadata member; with ``verify``, CRCs and the payload checksum too."""
     what = "is not a leukfeat model file"
     try:
         with zipfile.ZipFile(p, "r") as zf:
+            _check_members(p, zf)
             names = zf.namelist()
             if "schema.json" not in names:
                 raise ModelFileError(f"{p} {what} (no skops schema in the archive)")
@@ -559,8 +586,11 @@ def _trusted_names(trusted) -> list:
 def load_model(path, *, trusted=None):
     """Load a model saved by :func:`save_model`, trusting only known types.
 
-    The file is checked before any of its objects is built: it must be an
-    intact leukfeat model file (zip CRCs and the SHA-256 of its members),
+    The file is checked before any of its objects is built: before any
+    member is read, its member names must be those :func:`save_model`
+    writes and no member may expand beyond 200 times its compressed size
+    (zip bombs); it must be an intact leukfeat model file (zip CRCs and the
+    SHA-256 of its members),
     of a format this version reads and written by a compatible leukfeat
     release (the same major.minor), and every type it holds must be trusted
     by skops, be in :data:`TRUSTED_TYPES` or be listed in `trusted`.

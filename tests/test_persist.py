@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -608,3 +609,37 @@ def test_model_files_never_carry_a_cache_path(cells, tmp_path, monkeypatch):
     assert model.named_steps["features"].cache is None
     assert model.named_steps["features"].cache_dir_ is None
     np.testing.assert_array_equal(model.predict_proba(images), pipe.predict_proba(images))
+
+
+def test_zip_bombs_and_unknown_members_are_refused_unread(tmp_path, monkeypatch):
+    """Member names and sizes are checked against what save_model writes
+    before any member is read: an extra member that would expand 1000-fold,
+    or a member save_model never writes, is refused."""
+    import zipfile
+
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(60, 5, random_state=0)
+    good = save_model(make_classifier("rf", n_estimators=20).fit(X, y), tmp_path / "m.skops")
+    assert load_model(good) is not None                     # trees: up to ~60x, accepted
+
+    bomb = tmp_path / "bomb.skops"
+    shutil.copy(good, bomb)
+    with zipfile.ZipFile(bomb, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("140000000000001.npy", b"\0" * (64 << 20))   # 64 MiB of zeros
+    read = []
+    monkeypatch.setattr(zipfile.ZipFile, "read",
+                        lambda self, name, pwd=None: read.append(name) or b"")
+    with pytest.raises(ModelFileError, match="expand"):
+        load_model(bomb)
+    with pytest.raises(ModelFileError, match="expand"):
+        read_metadata(bomb)
+    assert read == []                                       # refused before any read
+    monkeypatch.undo()
+
+    odd = tmp_path / "odd.skops"
+    shutil.copy(good, odd)
+    with zipfile.ZipFile(odd, "a") as zf:
+        zf.writestr("payload.py", b"print('hello')")
+    with pytest.raises(ModelFileError, match="payload.py"):
+        load_model(odd)
