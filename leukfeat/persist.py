@@ -481,7 +481,6 @@ def _read_info(p: Path, *, verify: bool) -> dict:
     what = "is not a leukfeat model file"
     try:
         with zipfile.ZipFile(p, "r") as zf:
-            _check_members(p, zf)
             names = zf.namelist()
             if "schema.json" not in names:
                 raise ModelFileError(f"{p} {what} (no skops schema in the archive)")
@@ -489,6 +488,7 @@ def _read_info(p: Path, *, verify: bool) -> dict:
                 raise ModelFileError(
                     f"{p} {what} (a skops archive without leukfeat metadata; "
                     "save models with leukfeat.persist.save_model)")
+            _check_members(p, zf)
             if verify:
                 bad = zf.testzip()
                 if bad is not None:
