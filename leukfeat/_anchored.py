@@ -26,7 +26,7 @@ import math
 import cv2
 import numpy as np
 
-from .segment import _contrasted_otsu, _fill_holes_u8, _kernels, _otsu_from_hist
+from .segment import _contrasted_otsu, _fill_holes_u8, _kernels, _otsu_from_hist, otsu_threshold
 
 __all__ = ["anchored_labels", "blue_ratio", "nucleus_channel", "MIN_BLUE"]
 
@@ -45,14 +45,6 @@ _BG_SPREAD = 0.5     # the cytoplasm model is at least this broad, of the backgr
 _CLIP = 6.0          # cap of the per-pixel log-likelihood ratio (nats)
 _REG = 4.0           # ridge added to each colour covariance (CIELAB units^2)
 _MAX_FIT = 1000      # pixels clustered at most for the models of other objects
-
-
-def _otsu(hist):
-    return _otsu_from_hist(np.ascontiguousarray(hist, np.float64))
-
-
-def _hist(values):
-    return np.bincount(values.ravel(), minlength=256).astype(np.float64)
 
 
 # ---------------------------------------------------------------- colour models
@@ -199,7 +191,7 @@ def _prepare(rgb, sigma):
     lighter class is the background."""
     blur = cv2.GaussianBlur(rgb, (0, 0), sigma)
     lab8 = cv2.cvtColor(blur, cv2.COLOR_RGB2LAB)
-    return blur, lab8, _otsu(_hist(lab8[..., 0]))
+    return blur, lab8, otsu_threshold(lab8[..., 0])
 
 
 def blue_ratio(rgb, sigma=1.0):
@@ -347,8 +339,8 @@ def _nucleus_pieces(blur, light, min_blue, info):
     dropped.
     """
     q, hist_all, hist_stained = nucleus_channel(blur, light)
-    t_all = _otsu(hist_all)
-    t_stained = _otsu(hist_stained)
+    t_all = _otsu_from_hist(hist_all)
+    t_stained = _otsu_from_hist(hist_stained)
     if np.isnan(t_all) or np.isnan(t_stained):
         return np.zeros(q.shape, np.int32)
     t_hi = int(t_stained)

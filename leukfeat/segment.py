@@ -823,14 +823,9 @@ def _finish(rgb, raw, *, method, min_size, open_radius, split, exclude_border,
     if split:
         labels = split_touching(labels > 0, labels=labels)
     if exclude_border:
-        edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-        drop = np.bincount(edge, minlength=int(labels.max()) + 1) > 0
-        drop[0] = False
-        if drop.any():
-            labels = np.where(drop[labels], 0, labels)
-            if not labels.any():
-                return Segmentation.empty(rgb.shape, method, info)
-            labels = _relabel(labels)
+        labels = _drop_border_cells(labels)
+        if not labels.any():
+            return Segmentation.empty(rgb.shape, method, info)
     m = labels > 0
     if nucleus:
         if lightness is None:
@@ -839,6 +834,17 @@ def _finish(rgb, raw, *, method, min_size, open_radius, split, exclude_border,
     else:
         nuc = np.zeros_like(m)
     return Segmentation(m, nuc, labels.astype(np.int32, copy=False), method, info)
+
+
+def _drop_border_cells(labels):
+    """``labels`` without the cells that touch the image border, renumbered
+    from 1 (unchanged when none does)."""
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    drop = np.bincount(edge, minlength=int(labels.max()) + 1) > 0
+    drop[0] = False
+    if not drop.any():
+        return labels
+    return _relabel(np.where(drop[labels], 0, labels))
 
 
 def _clean_and_label(raw, min_size: int, open_radius: int):
@@ -1223,11 +1229,8 @@ def nucleus_anchored(image, *, min_blue: float = 0.10, min_nucleus: float = 0.2,
     labels, nuc, info = anchored_labels(rgb, min_blue=float(min_blue),
                                         min_nucleus=float(min_nucleus),
                                         max_extent=float(max_extent), n_rays=int(n_rays))
-    if exclude_border and labels.any():
-        edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-        drop = np.bincount(edge, minlength=int(labels.max()) + 1) > 0
-        drop[0] = False
-        labels = _relabel(np.where(drop[labels], 0, labels))
+    if exclude_border:
+        labels = _drop_border_cells(labels)
     m = labels > 0
     nuc = (nuc & m) if nucleus else np.zeros_like(m)
     return Segmentation(m, nuc, labels, "nucleus_anchored", info)
