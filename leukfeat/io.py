@@ -15,7 +15,12 @@ import errno
 import io as _stdio
 import os
 import re
+import stat
 import struct
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -23,7 +28,11 @@ import numpy as np
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "DEFAULT_MAX_PIXELS",
     "ImageReadError",
+    "ImageReadWarning",
+    "ListingWarning",
+    "get_max_pixels",
     "is_image_file",
     "iter_images",
     "list_images",
@@ -83,6 +92,30 @@ class ImageReadError(OSError, ValueError):
         return (type(self), (self.path, self.reason))
 
 
+class ImageReadWarning(UserWarning):
+    """An image was read, but its decoder reported a problem it recovered from.
+
+    Issued by :func:`read_image` with the file's path and the decoder's own
+    message (e.g. libjpeg's ``Corrupt JPEG data: 4 extraneous bytes before
+    marker 0xd9``) instead of letting the decoder print on the process's
+    standard error. Messages of the decoders' errors (libpng, libtiff,
+    OpenCV) mean the pixels are damaged: they raise :class:`ImageReadError`
+    instead.
+    """
+
+
+class ListingWarning(UserWarning):
+    """Something could not be looked into while listing image files.
+
+    Issued by :func:`list_images` for a sub-folder that cannot be opened
+    (permissions, a folder removed while listing), with its path and the
+    reason; the data set loaders' :class:`leukfeat.datasets.DatasetWarning`
+    is a subclass. Entries named like images that cannot be read (dangling
+    or looping symbolic links, FIFOs) are listed, not warned about: reading
+    them reports why.
+    """
+
+
 def _display(path) -> str:
     try:
         return os.fsdecode(path)
@@ -127,7 +160,7 @@ _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def _jpeg_scan(data: bytes):
-    """Walk a JPEG stream's marker segments once: ``(problem, precision)``.
+    """Walk a JPEG stream's marker segments once: ``(problem, precision, size)``.
 
     ``problem`` is a reason string if the stream ends before its EOI marker,
     else None. The walk skips APPn/EXIF payloads (which may hold a thumbnail
@@ -135,17 +168,18 @@ def _jpeg_scan(data: bytes):
     after the EOI are accepted; structural oddities other than running out
     of data are left for the decoder to judge. ``precision`` is the sample
     precision in bits of the first frame header (8 for baseline and most
-    progressive files, 12 or 16 for high-depth ones), None if there is none.
+    progressive files, 12 or 16 for high-depth ones), None if there is none;
+    ``size`` is its ``(width, height)``, None if there is none.
     """
     truncated = "truncated JPEG file (no end-of-image marker)"
-    precision = None
+    precision = size = None
     n = len(data)
     pos = 2  # after SOI
     while True:
         if pos >= n:
             break
         if data[pos] != 0xFF:
-            return None, precision  # not at a marker: let the decoder decide
+            return None, precision, size  # not at a marker: let the decoder decide
         # Skip fill bytes (0xFF padding is allowed before a marker).
         while pos < n and data[pos] == 0xFF:
             pos += 1
@@ -154,16 +188,18 @@ def _jpeg_scan(data: bytes):
         marker = data[pos]
         pos += 1
         if marker == 0xD9:  # EOI
-            return None, precision
+            return None, precision, size
         if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # standalone markers
             continue
         if pos + 2 > n:
             break
         (length,) = struct.unpack(">H", data[pos:pos + 2])
         if length < 2:
-            return None, precision
-        if marker in _JPEG_SOF and precision is None and pos + 2 < n:
+            return None, precision, size
+        if marker in _JPEG_SOF and precision is None and pos + 7 <= n:
             precision = data[pos + 2]
+            height, width = struct.unpack(">HH", data[pos + 3:pos + 7])
+            size = (width, height)
         pos += length
         if pos > n:
             break
@@ -172,9 +208,9 @@ def _jpeg_scan(data: bytes):
             # (0xD0-0xD7) or fill (0xFF)
             found = _JPEG_NEXT_MARKER.search(data, pos)
             if found is None or found.start() + 1 >= n:
-                return truncated, precision
+                return truncated, precision, size
             pos = found.start()
-    return truncated, precision
+    return truncated, precision, size
 
 
 def _jpeg_precision(data: bytes):
@@ -188,6 +224,197 @@ def _truncation_problem(data: bytes):
     if data.startswith(_JPEG_SIGNATURE):
         return _jpeg_scan(data)[0]
     return None
+
+
+# --------------------------------------------------------------------------
+# Image size from the header (checked against the pixel limit before decoding)
+# --------------------------------------------------------------------------
+
+#: Default of the pixel limit (width x height) of :func:`read_image`:
+#: 2**28 = 268,435,456 pixels, e.g. 16384 x 16384 (768 MiB as RGB ``uint8``).
+DEFAULT_MAX_PIXELS = 2 ** 28
+
+#: Environment variable that sets the pixel limit of every :func:`read_image`
+#: call made without ``max_pixels``, in this process and in the worker
+#: processes of a batch.
+MAX_PIXELS_ENV = "LEUKFEAT_MAX_PIXELS"
+
+
+def _tiff_size(data: bytes):
+    """``(width, height)`` of the first page (IFD0) of a TIFF or BigTIFF, or None."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None or len(data) < 16:
+        return None
+    (magic,) = struct.unpack(order + "H", data[2:4])
+    if magic == 42:                      # classic TIFF: 32-bit offsets, 12-byte entries
+        (ifd,) = struct.unpack(order + "I", data[4:8])
+        count_fmt, entry_size, value_at = "H", 12, 8
+    elif magic == 43:                    # BigTIFF: 64-bit offsets, 20-byte entries
+        (ifd,) = struct.unpack(order + "Q", data[8:16])
+        count_fmt, entry_size, value_at = "Q", 20, 12
+    else:
+        return None
+    count_size = struct.calcsize(count_fmt)
+    if ifd + count_size > len(data):
+        return None
+    (count,) = struct.unpack(order + count_fmt, data[ifd:ifd + count_size])
+    dims = {}
+    pos = ifd + count_size
+    for _ in range(min(count, 4096)):
+        if pos + entry_size > len(data):
+            break
+        tag, kind = struct.unpack(order + "HH", data[pos:pos + 4])
+        if tag in (256, 257):            # ImageWidth, ImageLength: SHORT, LONG or LONG8
+            fmt = {3: "H", 4: "I", 16: "Q"}.get(kind)
+            if fmt is not None:
+                (dims[tag],) = struct.unpack_from(order + fmt, data, pos + value_at)
+        pos += entry_size
+    if 256 in dims and 257 in dims:
+        return dims[256], dims[257]
+    return None
+
+
+def _header_size(data: bytes, jpeg_size=None):
+    """``(width, height)`` read from the file header only, or None if unknown.
+
+    PNG, JPEG, BMP, GIF and TIFF headers are parsed here; any other format is
+    opened lazily with Pillow (which reads the header, not the pixels).
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        return None
+    if data.startswith(_JPEG_SIGNATURE):
+        return jpeg_size
+    if data.startswith(b"BM") and len(data) >= 26:
+        (dib,) = struct.unpack("<I", data[14:18])
+        if dib == 12:                    # OS/2 BITMAPCOREHEADER
+            return struct.unpack("<HH", data[18:22])
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(width), abs(height)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:2] in (b"II", b"MM"):
+        return _tiff_size(data)
+    try:
+        from PIL import Image
+        with Image.open(_stdio.BytesIO(data)) as im:
+            return im.size
+    except Exception:  # unknown or refused (e.g. Pillow's own bomb check): the
+        return None    # decoders judge the file
+
+
+def _check_max_pixels(max_pixels, name: str = "max_pixels") -> int | None:
+    """The pixel limit as an int (None: no limit); an error naming `name`."""
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)):
+        raise TypeError(f"{name}: expected a positive int or None, "
+                        f"got {type(max_pixels).__name__}")
+    if max_pixels < 1:
+        raise ValueError(f"{name}: expected a positive int or None, got {max_pixels}")
+    return int(max_pixels)
+
+
+def get_max_pixels() -> int | None:
+    """The pixel limit :func:`read_image` applies when it is given no ``max_pixels``.
+
+    It is :data:`DEFAULT_MAX_PIXELS` unless the environment variable
+    ``LEUKFEAT_MAX_PIXELS`` holds a positive integer (or ``none`` for no
+    limit). Setting the variable in the calling process also reaches the
+    worker processes of a batch (:class:`leukfeat.transformers.FeatureExtractor`
+    with ``n_jobs > 1``, the command line's ``--n-jobs``); the command line's
+    ``--max-pixels`` option sets it.
+
+    Returns
+    -------
+    int or None
+        Largest ``width * height`` read; None means no limit.
+
+    Raises
+    ------
+    ValueError
+        If ``LEUKFEAT_MAX_PIXELS`` is set to something other than a positive
+        integer or ``none``.
+
+    Examples
+    --------
+    >>> from leukfeat.io import get_max_pixels, DEFAULT_MAX_PIXELS
+    >>> get_max_pixels() == DEFAULT_MAX_PIXELS
+    True
+    """
+    text = os.environ.get(MAX_PIXELS_ENV)
+    if text is None or not text.strip():
+        return DEFAULT_MAX_PIXELS
+    text = text.strip()
+    if text.casefold() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_PIXELS_ENV}: expected a positive integer or 'none', "
+                         f"got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------
+# Messages that native decoders print on the process's stderr
+# --------------------------------------------------------------------------
+
+_CAPTURE_LOCK = threading.Lock()
+_capture = {"pid": None, "fd": None}
+#: native messages that mean the pixels are damaged: the decoders' errors
+#: (``libpng error: ...``, ``TIFF_Error ...``, OpenCV's ``[ERROR...]``); the
+#: rest (e.g. libjpeg's ``Corrupt JPEG data: N extraneous bytes before
+#: marker``, libpng warnings) are recoverable and become ImageReadWarning
+_NATIVE_ERROR = re.compile(r"error", re.IGNORECASE)
+
+
+@contextmanager
+def _native_messages():
+    """Collect what native code (libpng, libjpeg, libtiff, OpenCV's log) writes
+    to file descriptor 2 while the block runs; yields a list that holds the
+    decoded, stripped lines afterwards. Serialised by a lock, since the
+    descriptor is shared by the threads of the process."""
+    lines: list[str] = []
+    with _CAPTURE_LOCK:
+        if _capture["pid"] != os.getpid():           # new process (fork): new file
+            # an unlinked temporary file held by its descriptor for the life of
+            # the process (no Python file object: nothing to close at exit)
+            fd, name = tempfile.mkstemp(prefix="leukfeat-stderr-")
+            try:
+                os.unlink(name)
+            except OSError:  # pragma: no cover - Windows keeps open files
+                pass
+            _capture["fd"], _capture["pid"] = fd, os.getpid()
+        sink = _capture["fd"]
+        try:
+            sys.stderr.flush()
+        except Exception:  # pragma: no cover - a closed or odd sys.stderr
+            pass
+        try:
+            saved = os.dup(2)
+        except OSError:  # pragma: no cover - no fd 2 (e.g. some GUI launchers)
+            yield lines
+            return
+        os.dup2(sink, 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            # fd 2 shared the sink's offset: nothing written, nothing to read
+            text = b""
+            size = os.lseek(sink, 0, os.SEEK_CUR)
+            if size:
+                os.lseek(sink, 0, os.SEEK_SET)
+                text = os.read(sink, size)
+                os.lseek(sink, 0, os.SEEK_SET)
+                os.ftruncate(sink, 0)
+            lines.extend(line.strip() for line in
+                         text.decode("utf-8", "replace").splitlines() if line.strip())
 
 
 # --------------------------------------------------------------------------
@@ -299,7 +526,7 @@ def _decode_pil(data: bytes):
     return arr, None
 
 
-def read_image(path) -> np.ndarray:
+def read_image(path, *, max_pixels="default") -> np.ndarray:
     """Read an image file as an RGB ``uint8`` array.
 
     Parameters
@@ -308,6 +535,16 @@ def read_image(path) -> np.ndarray:
         The image file. BMP, TIFF, JPEG and PNG are the supported formats;
         anything else OpenCV or Pillow can decode is read too. The format is
         detected from the file content, not the extension.
+    max_pixels : int, None or "default", default "default"
+        Largest image (``width * height``) to decode. The size is read from
+        the file's header before any pixel is decoded, so a small file that
+        would expand to gigabytes (a "decompression bomb") is refused at
+        once. ``"default"`` is :func:`get_max_pixels`:
+        :data:`DEFAULT_MAX_PIXELS` (2**28, e.g. 16384 x 16384) unless the
+        environment variable ``LEUKFEAT_MAX_PIXELS`` says otherwise; None
+        means no limit of leukfeat's own (OpenCV still refuses more than
+        2**30 pixels, and Pillow, used for the formats OpenCV cannot decode,
+        refuses more than twice ``PIL.Image.MAX_IMAGE_PIXELS``).
 
     Returns
     -------
@@ -333,10 +570,26 @@ def read_image(path) -> np.ndarray:
     Raises
     ------
     ImageReadError
-        If the file does not exist, is a directory, is empty, is truncated or
-        corrupt, or is not an image. The message contains the path.
+        If the file does not exist, is a directory or another kind of
+        non-regular file (a FIFO, a device, a socket: these are refused
+        without being opened for reading, so they never block), cannot be
+        opened (permissions, a symbolic link that loops), is empty, is
+        truncated or corrupt (including errors the decoder reports while
+        decoding: a message of libpng, libtiff or OpenCV containing
+        "error"), is not an image, or is larger than `max_pixels`. The
+        message contains the path and the reason.
     TypeError
-        If `path` is not a str or os.PathLike.
+        If `path` is not a str or os.PathLike, or `max_pixels` is not an
+        int, None or "default".
+    ValueError
+        If `max_pixels` is an int below 1.
+
+    Warns
+    -----
+    ImageReadWarning
+        When the decoder reports a problem it recovered from (the image is
+        returned), with the decoder's message. Native decoders never print
+        on the process's standard error themselves.
 
     Examples
     --------
@@ -350,41 +603,106 @@ def read_image(path) -> np.ndarray:
     >>> image = read_image(file)
     >>> image.shape, image.dtype, int(image[0, 0, 0])
     ((4, 5, 3), dtype('uint8'), 255)
+    >>> read_image(file, max_pixels=10)
+    Traceback (most recent call last):
+    ...
+    leukfeat.io.ImageReadError: cannot read image '...cell.png': image of 5 x 4 = 20 pixels exceeds max_pixels=10 ...
     """
     fspath = _fspath(path)
+    if isinstance(max_pixels, str) and max_pixels == "default":
+        limit = get_max_pixels()
+    else:
+        limit = _check_max_pixels(max_pixels)
+    data = _read_regular_file(path, fspath)
+    if not data:
+        raise ImageReadError(path, "file is empty (0 bytes)")
+
+    precision = jpeg_size = None
+    if data.startswith(_JPEG_SIGNATURE):          # one marker walk: truncation, depth, size
+        problem, precision, jpeg_size = _jpeg_scan(data)
+    else:
+        problem = _truncation_problem(data)
+    if problem is not None:
+        raise ImageReadError(path, problem)
+    if limit is not None:
+        size = _header_size(data, jpeg_size)
+        if size is not None and size[0] * size[1] > limit:
+            raise ImageReadError(
+                path, f"image of {size[0]} x {size[1]} = {size[0] * size[1]} pixels exceeds "
+                      f"max_pixels={limit} (raise it with read_image(..., max_pixels=...), "
+                      f"the {MAX_PIXELS_ENV} environment variable or --max-pixels)")
+
+    with _native_messages() as messages:
+        decoded = _decode_jpeg_rgb(data) if precision == 8 else None  # 8-bit JPEG: to RGB
+        rgb = decoded is not None
+        if decoded is None:
+            decoded = _decode_cv2(data)
+    problems = [m for m in messages if _NATIVE_ERROR.search(m)]
+    if decoded is not None:
+        if problems:   # the decoder returned pixels but said they are damaged
+            raise ImageReadError(path, f"corrupt image data (decoder: {'; '.join(problems)})")
+        if messages:
+            _warn_native(path, messages)
+        return decoded if rgb else _to_rgb_uint8(decoded, bgr=True, path=path)
+    decoded, reason = _decode_pil(data)   # formats or variants OpenCV cannot decode
+    if decoded is None:
+        if problems:
+            reason = f"corrupt image data (decoder: {'; '.join(problems)}; Pillow: {reason})"
+        raise ImageReadError(path, reason)
+    if messages:
+        _warn_native(path, messages)
+    return _to_rgb_uint8(decoded, bgr=False, path=path)
+
+
+def _warn_native(path, messages) -> None:
+    import warnings
+
+    warnings.warn(f"{_display(path)}: {'; '.join(messages)}", ImageReadWarning, stacklevel=3)
+
+
+#: flags of the open() of read_image: never block on a FIFO or device
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) \
+    | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_regular_file(path, fspath) -> bytes:
+    """The bytes of a regular file; ImageReadError for anything else."""
     try:
-        with open(fspath, "rb") as fh:
-            data = fh.read()
+        fd = os.open(fspath, _OPEN_FLAGS)
     except FileNotFoundError:
+        if os.path.islink(fspath):
+            raise ImageReadError(path, "symbolic link to a missing file (dangling link)") \
+                from None
         raise ImageReadError(path, "no such file") from None
     except IsADirectoryError:
         raise ImageReadError(path, "is a directory, not a file") from None
     except OSError as exc:
         if os.path.isdir(fspath):  # e.g. PermissionError for directories on Windows
             raise ImageReadError(path, "is a directory, not a file") from None
+        if exc.errno == errno.ELOOP:
+            raise ImageReadError(path, "symbolic link loop (too many levels of symbolic "
+                                       "links)") from None
         raise ImageReadError(path, f"{type(exc).__name__}: {exc.strerror or exc}") from exc
-    if not data:
-        raise ImageReadError(path, "file is empty (0 bytes)")
-
-    precision = None
-    if data.startswith(_JPEG_SIGNATURE):          # one marker walk: truncation + depth
-        problem, precision = _jpeg_scan(data)
-    else:
-        problem = _truncation_problem(data)
-    if problem is not None:
-        raise ImageReadError(path, problem)
-
-    if precision == 8:                            # 8-bit JPEG: straight to RGB
-        decoded = _decode_jpeg_rgb(data)
-        if decoded is not None:
-            return decoded
-    decoded = _decode_cv2(data)
-    if decoded is not None:
-        return _to_rgb_uint8(decoded, bgr=True, path=path)
-    decoded, reason = _decode_pil(data)
-    if decoded is None:
-        raise ImageReadError(path, reason)
-    return _to_rgb_uint8(decoded, bgr=False, path=path)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ImageReadError(path, "is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+                    "a character device" if stat.S_ISCHR(mode) else
+                    "a block device" if stat.S_ISBLK(mode) else
+                    "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+            raise ImageReadError(path, f"not a regular file ({kind})")
+        with os.fdopen(fd, "rb") as fh:
+            fd = None
+            return fh.read()
+    except OSError as exc:
+        if isinstance(exc, ImageReadError):
+            raise
+        raise ImageReadError(path, f"{type(exc).__name__}: {exc.strerror or exc}") from exc
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def iter_images(paths, on_error: str = "raise"):
@@ -503,7 +821,16 @@ def list_images(root) -> list[Path]:
         (case-sensitive), which gives the same order on every platform.
         Hidden files and everything inside hidden folders (e.g.
         ``.ipynb_checkpoints``) are ignored; symbolic links to folders are
-        not followed.
+        not followed. Entries named like images that are not readable
+        regular files (dangling or looping symbolic links, FIFOs, devices)
+        are listed too, so that reading them reports the problem with their
+        path instead of dropping them silently.
+
+    Warns
+    -----
+    ListingWarning
+        For each sub-folder that cannot be listed (e.g. no permission), with
+        its path and the reason; the rest of the tree is still listed.
 
     Raises
     ------
@@ -529,12 +856,21 @@ def list_images(root) -> list[Path]:
         raise FileNotFoundError(errno.ENOENT, "root: no such folder", str(root_path))
     if not root_path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "root: not a folder", str(root_path))
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root_path):
+    found, unreadable = [], []
+
+    def onerror(exc):
+        unreadable.append(f"{_display(exc.filename)} ({exc.strerror or exc})")
+
+    for dirpath, dirnames, filenames in os.walk(root_path, onerror=onerror):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if is_image_file(name):
-                full = Path(dirpath, name)
-                if full.is_file():
-                    found.append(full)
+        # every non-folder entry named like an image, whether or not it can be
+        # read: a dangling link or a FIFO is reported when read, not dropped
+        found.extend(Path(dirpath, name) for name in filenames if is_image_file(name))
+    if unreadable:
+        import warnings
+
+        shown = ", ".join(unreadable[:5]) + (f", ... ({len(unreadable) - 5} more)"
+                                             if len(unreadable) > 5 else "")
+        warnings.warn(f"{root_path}: skipped {len(unreadable)} folder(s) that cannot be "
+                      f"listed: {shown}", ListingWarning, stacklevel=2)
     return sorted(found, key=lambda p: p.relative_to(root_path).parts)
