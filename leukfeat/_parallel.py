@@ -27,18 +27,28 @@ Design notes
   item is dispatched; the few already sent to the workers are finished and
   discarded (cancelling them would make joblib kill the worker processes,
   which then have to be restarted by the next call).
+* A worker process that dies (out-of-memory killer, a segfault in native
+  code) takes the tasks in flight with it: those items are run again, each
+  alone in a fresh worker, and an item whose worker dies again becomes an
+  error of that item (:class:`WorkerDiedError`), so one such item never
+  loses the batch. Workers end themselves within a second when the process
+  that started them dies (a killed run leaves no idle workers behind).
+* Environment variables that steer leukfeat (``LEUKFEAT_MAX_PIXELS``) are
+  sent with every task, so a worker started earlier sees the caller's
+  current value.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import traceback
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["map_ordered", "Failure", "describe_item"]
+__all__ = ["map_ordered", "Failure", "WorkerDiedError", "describe_item"]
 
 _ON_ERROR = ("raise", "collect")
 _MAX_REPR = 200
@@ -116,15 +126,21 @@ class _Raised:
         self.error_type, self.message, self.exception, self.traceback = state
 
 
-_THREADS_LIMITED = False
+_WORKER_READY = False
+
+#: environment variables of the calling process that a worker process takes
+#: over at every task (e.g. the pixel limit of leukfeat.io.read_image), so
+#: that a value set after the workers started still reaches them
+_PASSED_ENV = ("LEUKFEAT_MAX_PIXELS",)
 
 
-def _limit_threads_in_worker() -> None:
-    """Limit every thread pool of this (worker) process to one thread, once."""
-    global _THREADS_LIMITED
-    if _THREADS_LIMITED:
+def _prepare_worker(parent_pid: int) -> None:
+    """Once per worker process: one thread per thread pool, and a watchdog
+    that ends the worker when the process that started it has died."""
+    global _WORKER_READY
+    if _WORKER_READY:
         return
-    _THREADS_LIMITED = True
+    _WORKER_READY = True
     try:
         import cv2
         cv2.setNumThreads(1)
@@ -135,25 +151,50 @@ def _limit_threads_in_worker() -> None:
         threadpool_limits(limits=1)
     except Exception:  # pragma: no cover - threadpoolctl ships with scikit-learn
         pass
+    if hasattr(os, "getppid") and os.getppid() == parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True,
+                         name="leukfeat-parent-watchdog").start()
+
+
+def _exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
+    """End this worker within `interval` seconds of its parent's death (a
+    killed run's idle workers would otherwise wait minutes for work)."""
+    import time
+
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    os._exit(0)
 
 
 class _Task:
     """Picklable wrapper: call ``fn`` on one item, turning exceptions into data."""
 
-    __slots__ = ("fn", "parent_pid")
+    __slots__ = ("fn", "parent_pid", "env")
 
     def __init__(self, fn, parent_pid: int):
         self.fn = fn
         self.parent_pid = parent_pid
+        self.env = {k: os.environ.get(k) for k in _PASSED_ENV}
 
     def __call__(self, item):
         remote = os.getpid() != self.parent_pid
         if remote:
-            _limit_threads_in_worker()
+            _prepare_worker(self.parent_pid)
+            for key, value in self.env.items():
+                if os.environ.get(key) != value:
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
         try:
             return self.fn(item)
         except Exception as exc:  # noqa: BLE001 - the policy is applied in the parent
             return _Raised(exc, remote)
+
+
+class WorkerDiedError(RuntimeError):
+    """The worker process measuring an item died (a crash in native code, the
+    out-of-memory killer, a signal), in the batch and again alone."""
 
 
 def _check_on_error(on_error) -> str:
@@ -176,6 +217,12 @@ def _iter_results(task: _Task, items: list, n_jobs, batch_size, stop: threading.
     Setting ``stop`` makes the input iterator end: joblib then only finishes
     the tasks already dispatched (the caller drains them), instead of
     aborting them, which would kill the worker processes.
+
+    A worker process that dies (killed by the out-of-memory killer, a crash
+    in native code) loses every task in flight. The items handed to joblib
+    but not returned are then run again, one at a time, each alone in a
+    fresh worker; an item whose worker dies again becomes an error
+    (:class:`WorkerDiedError`) and the batch goes on after it.
     """
     if _effective_n_jobs(n_jobs, len(items)) == 1:
         for item in items:
@@ -183,22 +230,59 @@ def _iter_results(task: _Task, items: list, n_jobs, batch_size, stop: threading.
                 return
             yield task(item)
         return
+    from concurrent.futures.process import BrokenProcessPool
+
     from joblib import Parallel, delayed
 
-    def calls():
-        for item in items:
+    start = 0
+    while start < len(items):
+        handed = [start]   # items[:handed[0]] were given to joblib
+
+        def calls(lo):
+            for i in range(lo, len(items)):
+                if stop.is_set():
+                    return
+                handed[0] = i + 1
+                yield delayed(task)(items[i])
+
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=batch_size)
+        gen = parallel(calls(start))
+        done = start
+        try:
+            for res in gen:
+                yield res
+                done += 1
+            return
+        except BrokenProcessPool as exc:
+            died = exc
+        finally:
+            # Early exit only on an unexpected error (e.g. KeyboardInterrupt) or
+            # a dead worker: closing the generator aborts the remaining tasks.
+            gen.close()
+        for i in range(done, handed[0]):       # the tasks lost with the worker
             if stop.is_set():
                 return
-            yield delayed(task)(item)
+            yield _alone(task, items[i], n_jobs, died)
+        start = handed[0]
 
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=batch_size)
-    gen = parallel(calls())
+
+def _alone(task: _Task, item, n_jobs, first_death: BaseException):
+    """``task(item)`` alone in a worker process (a fresh one if the last died);
+    a :class:`_Raised` :class:`WorkerDiedError` if that worker dies too."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from joblib import Parallel, delayed
+
     try:
-        yield from gen
-    finally:
-        # Only reached early on an unexpected error (e.g. KeyboardInterrupt):
-        # closing the generator makes joblib abort the remaining tasks.
-        gen.close()
+        return Parallel(n_jobs=n_jobs)([delayed(task)(item)])[0]
+    except BrokenProcessPool as exc:
+        codes = re.search(r"exit codes of the workers are (\{[^}]*\})", str(exc))
+        how = f" (exit code {codes.group(1)})" if codes else ""
+        err = WorkerDiedError(
+            f"the worker process died while measuring this item{how}, twice: in the "
+            "batch and again alone (a crash in native code or the out-of-memory killer)")
+        err.__cause__ = first_death
+        return _Raised(err, remote=False)
 
 
 def _map(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="raise",
