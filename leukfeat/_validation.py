@@ -10,10 +10,10 @@ import numpy as np
 
 __all__ = ["check_image", "check_mask"]
 
-#: dtype kinds accepted as numeric: bool, signed/unsigned integer, float,
-#: complex and timedelta (numpy counts timedelta64 as a number), i.e.
-#: ``np.issubdtype(dtype, np.number) or dtype == bool``, without its cost
-_NUMERIC_KINDS = frozenset("biufcm")
+#: dtype kinds accepted as numeric: bool, signed/unsigned integer, float and
+#: complex (refused later with its own message). timedelta64, which numpy
+#: counts as a number, is not a pixel value: refused like strings and objects
+_NUMERIC_KINDS = frozenset("biufc")
 
 
 def check_image(image, name: str = "image", *, ndim=(2, 3), min_size: int = 2,

@@ -137,6 +137,23 @@ class Segmentation:
     method: str = ""
     info: dict = field(default_factory=dict, compare=False)
 
+    def __post_init__(self):
+        # Every reader of a segmentation (cell="largest", "median", per-cell
+        # rows) relies on labels >= 0 of the mask's shape: refuse the rest
+        # here, once, rather than letting each reader treat it its own way.
+        labels = np.asarray(self.labels)
+        if labels.ndim != 2 or np.shape(self.mask) != labels.shape \
+                or np.shape(self.nucleus) != labels.shape:
+            raise ValueError(f"Segmentation: mask, nucleus and labels must have one 2-D "
+                             f"shape, got {np.shape(self.mask)}, {np.shape(self.nucleus)} "
+                             f"and {labels.shape}")
+        if labels.dtype.kind not in "iub":
+            raise ValueError(f"labels: expected an integer label image, got dtype "
+                             f"{labels.dtype}")
+        if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+            raise ValueError(f"labels: cell labels must be positive (0 is background), "
+                             f"got {labels.min()}")
+
     @classmethod
     def empty(cls, shape, method: str = "", info: dict | None = None) -> "Segmentation":
         """An empty segmentation (no cell) of the given (H, W) shape."""
@@ -156,7 +173,15 @@ class Segmentation:
         nucleus : array_like of bool, optional
             Nuclei; intersected with ``mask``. Default: empty.
         labels : array_like of int, optional
-            Cell labels; default the connected components of ``mask``.
+            Cell labels (0 background, one positive number per cell; only
+            their values inside ``mask`` are used); default the connected
+            components of ``mask``.
+
+        Raises
+        ------
+        ValueError
+            If a mask or `labels` has the wrong shape, or `labels` holds
+            negative or non-integer values inside ``mask``.
         """
         mask = np.asarray(mask).astype(bool)
         if mask.ndim != 2:
@@ -166,10 +191,19 @@ class Segmentation:
         if labels is None:
             labels = _label(mask)
         else:
-            labels = np.asarray(labels).astype(np.int32)
-            if labels.shape != mask.shape:
-                raise ValueError(f"labels: expected shape {mask.shape}, got {labels.shape}")
-            labels = np.where(mask, labels, 0).astype(np.int32)
+            raw = np.asarray(labels)
+            if raw.shape != mask.shape:
+                raise ValueError(f"labels: expected shape {mask.shape}, got {raw.shape}")
+            if raw.dtype.kind not in "biuf":
+                raise ValueError(f"labels: expected an integer label image, got dtype "
+                                 f"{raw.dtype}")
+            inside = raw[mask]
+            if inside.size and inside.min() < 0:
+                raise ValueError("labels: cell labels must be positive (0 is background), "
+                                 f"got {inside.min()} inside the mask")
+            if raw.dtype.kind == "f" and not np.array_equal(inside, np.floor(inside)):
+                raise ValueError("labels: expected integer labels, got fractional values")
+            labels = np.where(mask, raw, 0).astype(np.int32)
         return cls(mask, nucleus, labels, method, dict(info or {}))
 
     @property
