@@ -28,7 +28,9 @@ Conventions
   with status 2; unexpected errors (bugs) keep their traceback.
 * Images that cannot be read or measured never stop a batch and are never
   silently dropped: they are listed on stderr, counted, and kept in the
-  output with an ``error`` column (NaN features / no prediction).
+  output with an ``error`` column (NaN features / no prediction). A run in
+  which every image failed exits with status 2 after writing that table.
+  The whole policy and the exit codes: ``docs/errors.rst``.
 * Progress bars (tqdm) go to stderr; they are off with ``--quiet`` or when
   stderr is not a terminal. Results (tables, summaries) go to stdout.
 * Feature extraction runs once per command, in ``--n-jobs`` processes;
@@ -40,6 +42,7 @@ Conventions
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import math
@@ -129,6 +132,14 @@ def _report_failures(what: str, failures: list, total: int, out=None) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
+def _fail_if_all_failed(failed: list, total: int, out) -> None:
+    """Exit 2 (after the table of error rows is written) when no image could
+    be read or measured: nothing was computed, so the command failed."""
+    if failed and len(failed) == total:
+        raise CommandError(f"all {total} images failed (listed in {out}); first: "
+                           f"{_utf8_text(failed[0][0])}: {_one_line(failed[0][1])}")
+
+
 def _jsonable(obj):
     """Plain JSON values (NaN/inf -> None), as in :mod:`leukfeat.evaluate`."""
     from .evaluate import _jsonable as to_json
@@ -205,19 +216,38 @@ def _use_agg() -> None:
 # inputs
 # --------------------------------------------------------------------------- #
 
+@contextlib.contextmanager
+def _listing_warnings():
+    """Print what was skipped while listing folders (each message once, on
+    stderr, whatever --quiet says): never silent."""
+    from .io import ListingWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ListingWarning)
+        yield
+    for text in dict.fromkeys(_one_line(w.message) for w in caught):
+        print(f"leukfeat: warning: {text}", file=sys.stderr)
+
+
 def _collect_images(inputs, option: str = "INPUT") -> list:
-    """Image files given directly or found (recursively) in folders, in order, once each."""
+    """Image files given directly or found (recursively) in folders, in order, once each.
+
+    A path given directly that is a dangling or looping symbolic link, a FIFO
+    or a device is kept as an item (reading it reports why it failed, in its
+    row); a path that does not exist at all is an error of the command.
+    """
     from .io import IMAGE_EXTENSIONS, list_images
 
     paths, seen = [], set()
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = list_images(p)
+            with _listing_warnings():
+                found = list_images(p)
             if not found:
                 raise CommandError(f"{option}: no image files "
                                    f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {p}")
-        elif p.exists():
+        elif os.path.lexists(p):
             found = [p]
         else:
             raise FileNotFoundError(errno.ENOENT, f"{option}: no such file or folder", str(p))
@@ -256,11 +286,8 @@ def _load_labelled(root, loader: str, *, limit=None, seed=0):
         raise FileNotFoundError(errno.ENOENT, "ROOT: no such data-set folder", str(root))
     if not root_path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "ROOT: not a folder", str(root))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", getattr(datasets, "DatasetWarning", UserWarning))
+    with _listing_warnings():
         data = datasets.load_dataset(root, loader=loader)
-    for w in caught:
-        print(f"leukfeat: warning: {_one_line(w.message)}", file=sys.stderr)
     if len(data) == 0:
         raise CommandError(f"ROOT: the {loader} loader found no images in {root}")
     n_total = len(data)
@@ -301,6 +328,13 @@ def _int_arg(valid, expected: str):
 _positive_int = _int_arg(lambda v: v >= 1, "a positive integer")
 _folds = _int_arg(lambda v: v >= 2, "an integer >= 2")
 _n_jobs = _int_arg(lambda v: v != 0, "a non-zero integer (-1: all CPUs)")
+
+
+def _max_pixels(text: str) -> str:
+    """--max-pixels: a positive integer or 'none' (kept as text for the environment)."""
+    if text.strip().casefold() == "none":
+        return "none"
+    return str(_positive_int(text))
 
 
 def _classifier_names(text: str) -> list:
@@ -768,11 +802,9 @@ def _cmd_segment(args) -> int:
         table[col] = table[col].astype("Int64")
     summary = out / "segmentation.csv"
     _write_table(table, summary)
-    _report_failures("images could not be segmented",
-                     [(paths[i], errors[i]) for i in sorted(errors)], len(paths), summary)
-    if len(errors) == len(paths):
-        raise CommandError(f"all {len(paths)} images failed; first: {paths[0]}: "
-                           f"{_one_line(errors[0])}")
+    failed = [(paths[i], errors[i]) for i in sorted(errors)]
+    _report_failures("images could not be segmented", failed, len(paths), summary)
+    _fail_if_all_failed(failed, len(paths), summary)
     ok = table[table.error.isna()]
     print(f"segmented {len(ok)} of {len(paths)} images ({args.method}): "
           f"{int(ok.n_cells.sum())} white cells, {int((ok.n_cells == 0).sum())} images "
@@ -884,6 +916,7 @@ def _cmd_extract(args) -> int:
     elapsed = time.perf_counter() - t0
     _report_failures("images could not be read or measured (NaN rows kept, see the "
                      "error column)", failed, len(paths), out)
+    _fail_if_all_failed(failed, len(paths), out)
     if no_cell:
         print(f"leukfeat: {len(no_cell)} of {len(paths)} images have no white cell "
               "(NaN rows kept, see the error column)", file=sys.stderr)
@@ -1011,9 +1044,10 @@ def _cmd_predict(args) -> int:
     table["error"] = error
     _write_table(table, out)
     elapsed = time.perf_counter() - t0
+    failed = [(paths[i], failures[i]) for i in sorted(failures)]
     _report_failures("images could not be read or measured (no prediction, see the "
-                     "error column)", [(paths[i], failures[i]) for i in sorted(failures)],
-                     len(paths), out)
+                     "error column)", failed, len(paths), out)
+    _fail_if_all_failed(failed, len(paths), out)
     if no_cell:
         print(f"leukfeat: {len(no_cell)} of {len(paths)} images have no white cell "
               "(no prediction)", file=sys.stderr)
@@ -1172,6 +1206,11 @@ def _add_n_jobs(p, cv: bool = False) -> None:
                 f"{AUTO_MIN_IMAGES} images on, else 1, since starting workers costs a "
                 "few seconds)")
     p.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N", help=text)
+    p.add_argument("--max-pixels", type=_max_pixels, default=None, metavar="N",
+                   help="largest image (width x height) to decode, checked from the file "
+                        "header; larger ones become error rows (default: 268435456 = "
+                        "2**28, or the LEUKFEAT_MAX_PIXELS environment variable; 'none': "
+                        "no limit)")
 
 
 def _add_features(p, *, cell=True) -> None:
@@ -1425,6 +1464,9 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if getattr(args, "max_pixels", None) is not None:
+        # read by leukfeat.io.read_image here and in every worker process
+        os.environ["LEUKFEAT_MAX_PIXELS"] = args.max_pixels
     try:
         return args.func(args)
     except KeyboardInterrupt:

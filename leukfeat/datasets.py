@@ -50,7 +50,7 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from .io import IMAGE_EXTENSIONS, is_image_file, list_images
+from .io import IMAGE_EXTENSIONS, ListingWarning, is_image_file, list_images
 
 __all__ = [
     "CellSample", "SyntheticCells", "make_cells", "MASK_CODES",
@@ -1018,13 +1018,17 @@ class DatasetLayoutError(ValueError):
     """
 
 
-class DatasetWarning(UserWarning):
+class DatasetWarning(ListingWarning):
     """Something in a data set folder was skipped while loading it.
 
     Issued for image files whose names do not follow a data set's naming
-    scheme, for unrecognised sub-folders next to the class folders and for
-    images lying outside any class folder. The warning says how many files
-    or folders were skipped and gives examples.
+    scheme, for unrecognised sub-folders next to the class folders, for
+    images lying outside any class folder, for entries that cannot be
+    followed where class folders are looked for (symbolic links that loop
+    or dangle) and, through :func:`leukfeat.io.list_images`, for folders
+    that cannot be listed. The warning says how many files or folders were
+    skipped and gives examples. A subclass of
+    :class:`leukfeat.io.ListingWarning`.
     """
 
 
@@ -1270,33 +1274,38 @@ def _entry_is_dir(entry) -> bool:
         return False
 
 
-def _entry_is_file(entry) -> bool:
-    """``entry.is_file()`` following links; False for a link that loops or
-    cannot be followed."""
+def _scan(folder: Path) -> list:
+    """The entries of `folder`; a folder that cannot be listed is warned about."""
     try:
-        return entry.is_file(follow_symlinks=True)
-    except OSError:
-        return False
+        return list(os.scandir(folder))
+    except OSError as exc:
+        _warn(f"{folder}: skipped a folder that cannot be listed ({exc.strerror or exc})")
+        return []
 
 
 def _subdirs(folder: Path) -> list[Path]:
-    """Non-hidden sub-folders (symbolic links followed; a link that loops or
-    dangles is not a folder), sorted by name."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
-    out = [Path(e.path) for e in entries if not e.name.startswith(".") and _entry_is_dir(e)]
+    """Non-hidden sub-folders (symbolic links followed), sorted by name. A
+    symbolic link that loops or dangles is not a folder: it is warned about
+    unless its name is that of an image file (then reading it reports it)."""
+    out, broken = [], []
+    for e in _scan(folder):
+        if e.name.startswith("."):
+            continue
+        if _entry_is_dir(e):
+            out.append(Path(e.path))
+        elif e.is_symlink() and not is_image_file(e.name) and not os.path.exists(e.path):
+            broken.append(e.name)
+    if broken:
+        _warn(f"{folder}: skipped {len(broken)} symbolic link(s) that loop or point to "
+              f"nothing: {_examples(sorted(broken))}")
     return sorted(out, key=lambda p: p.name)
 
 
 def _loose_images(folder: Path) -> list[Path]:
-    """Image files directly inside `folder` (not in a sub-folder)."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
-    return sorted(Path(e.path) for e in entries if is_image_file(e.name) and _entry_is_file(e))
+    """Entries named like image files directly inside `folder` (not in a
+    sub-folder), readable or not."""
+    return sorted(Path(e.path) for e in _scan(folder)
+                  if is_image_file(e.name) and not _entry_is_dir(e))
 
 
 def _examples(items, limit: int = _MAX_EXAMPLES) -> str:

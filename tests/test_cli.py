@@ -670,8 +670,10 @@ def test_file_names_that_are_not_utf8(work, data_root, trained):
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX symbolic links")
 def test_symlink_loops_and_dangling_links_do_not_abort(work, data_root):
     """A link that points to itself at the top of a data set, a dangling link
-    and a loop inside a class folder are skipped; the good images are all
-    measured (they used to abort extract, train and evaluate with exit 2)."""
+    and a loop inside a class folder never abort the command (they used to
+    abort extract, train and evaluate with exit 2) and are never silent: the
+    links where class folders are looked for are listed as skipped, the
+    image-named loop gets its own error row; every good image is measured."""
     root = work / "loops"
     shutil.copytree(data_root, root)
     os.symlink("loop", root / "loop")                       # ELOOP when followed
@@ -680,9 +682,18 @@ def test_symlink_loops_and_dangling_links_do_not_abort(work, data_root):
     out = work / "loops-out" / "f.csv"
     proc = run("extract", root, "--groups", "shape", "--out", out, cwd=work)
     table = pd.read_csv(out)
-    assert len(table) == N_PER_CLASS * len(CLASSES) and table["error"].isna().all()
-    assert sorted(set(table["label"])) == list(CLASSES)
-    from leukfeat.datasets import load_folder
+    n_good = N_PER_CLASS * len(CLASSES)
+    assert len(table) == n_good + 1
+    bad = table["path"].str.endswith("self.png")
+    assert table.loc[~bad, "error"].isna().all()
+    assert "symbolic link loop" in table.loc[bad, "error"].item()
+    assert table.loc[bad, table.columns[4:]].isna().all(axis=None)
+    assert sorted(set(table.loc[~bad, "label"])) == list(CLASSES)
+    assert "skipped 2 symbolic link(s) that loop or point to nothing: 'dangling', 'loop'" \
+        in proc.stderr
+    assert "self.png: ImageReadError" in proc.stderr
+    from leukfeat.datasets import DatasetWarning, load_folder
 
-    assert len(load_folder(root)) == N_PER_CLASS * len(CLASSES)
+    with pytest.warns(DatasetWarning, match="'dangling', 'loop'"):
+        assert len(load_folder(root)) == n_good + 1
     assert "Traceback" not in proc.stderr

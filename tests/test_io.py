@@ -651,7 +651,8 @@ def test_list_then_read(tmp_path):
 
 def test_public_api():
     assert set(lio.__all__) == {
-        "IMAGE_EXTENSIONS", "ImageReadError", "is_image_file", "iter_images",
+        "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageReadError", "ImageReadWarning",
+        "ListingWarning", "get_max_pixels", "is_image_file", "iter_images",
         "list_images", "read_image"}
     for name in lio.__all__:
         assert hasattr(lio, name)
