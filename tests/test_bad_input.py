@@ -465,3 +465,36 @@ def test_kill_while_writing_a_model_file_leaves_no_partial_file(tmp_path, fracti
     for leftover in tmp_path.iterdir():
         assert leftover == dest or (leftover.name.startswith(".model")
                                     and leftover.name.endswith(".tmp")), leftover
+
+
+# --------------------------------------------------------------------------- #
+# bad arrays
+# --------------------------------------------------------------------------- #
+
+def test_bad_arrays_name_their_argument():
+    """An image of durations is refused naming the argument (numpy counts
+    timedelta64 as a number); negative or fractional cell labels are refused
+    when a Segmentation is built, instead of cell="largest" giving NaN and
+    cell="median" measuring the cell."""
+    from leukfeat import extract
+    from leukfeat.segment import Segmentation, segment
+
+    image = make_cells(1, size=96, random_state=0).images[0]
+    with pytest.raises(ValueError, match=r"^image: expected a numeric image array, got "
+                                         r"dtype timedelta64\[s\]"):
+        extract.features(image.astype("timedelta64[s]"))
+    seg = segment(image)
+    negative = np.where(seg.labels > 0, -seg.labels, 0)
+    with pytest.raises(ValueError, match="labels: cell labels must be positive"):
+        Segmentation(seg.mask, seg.nucleus, negative)
+    with pytest.raises(ValueError, match="labels: cell labels must be positive"):
+        Segmentation.from_masks(seg.mask, seg.nucleus, negative)
+    with pytest.raises(ValueError, match="labels: expected integer labels"):
+        Segmentation.from_masks(seg.mask, seg.nucleus, seg.labels + 0.5)
+    with pytest.raises(ValueError, match="must have one 2-D shape"):
+        Segmentation(seg.mask, seg.nucleus[1:], seg.labels)
+    # the same cell through both readers once the labels are valid
+    ok = Segmentation.from_masks(seg.mask, seg.nucleus, seg.labels)
+    largest = extract.features(image, ok, groups=("shape",), cell="largest")
+    median = extract.features(image, ok, groups=("shape",), cell="median")
+    assert seg.n_cells == 1 and list(largest.values()) == list(median.values())
