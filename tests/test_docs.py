@@ -68,6 +68,7 @@ def test_docs_build(tmp_path):
     api = (out / "api" / "leukfeat.segment.html").read_text(encoding="utf-8")
     assert "lab_kmeans" in api and "nucleus_anchored" in api
     assert (out / "segmentation.html").is_file()
+    assert "results.html" in (out / "index.html").read_text(encoding="utf-8")
     assert "api/leukfeat.segment.html" in (out / "api.html").read_text(encoding="utf-8")
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "auto_examples/index.html" in index
