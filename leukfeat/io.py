@@ -37,6 +37,7 @@ __all__ = [
     "iter_images",
     "list_images",
     "read_image",
+    "read_mask",
 ]
 
 #: Lowercase file extensions (with the dot) treated as images by
@@ -62,6 +63,8 @@ class ImageReadError(OSError, ValueError):
         The file that could not be read.
     reason : str
         Why it could not be read.
+    what : str, default "image"
+        What the file was read as (``"mask"`` for :func:`read_mask`).
 
     Attributes
     ----------
@@ -80,16 +83,17 @@ class ImageReadError(OSError, ValueError):
     no/such/file.png
     """
 
-    def __init__(self, path, reason: str):
+    def __init__(self, path, reason: str, what: str = "image"):
         self.path = path
         self.reason = reason
-        super().__init__(f"cannot read image '{_display(path)}': {reason}")
+        self.what = what
+        super().__init__(f"cannot read {what} '{_display(path)}': {reason}")
 
     def __reduce__(self):
         # Keep the exception picklable (e.g. when returned from worker
         # processes): the default OSError reduction would call __init__ with
         # the formatted message only.
-        return (type(self), (self.path, self.reason))
+        return (type(self), (self.path, self.reason, self.what))
 
 
 class ImageReadWarning(UserWarning):
@@ -526,6 +530,118 @@ def _decode_pil(data: bytes):
     return arr, None
 
 
+def _checked_bytes(path, max_pixels):
+    """The bytes of an image file that passed every check made before
+    decoding (a regular, non-empty, complete file within the pixel limit),
+    and the sample precision of a JPEG (None for other formats)."""
+    fspath = _fspath(path)
+    if isinstance(max_pixels, str) and max_pixels == "default":
+        limit = get_max_pixels()
+    else:
+        limit = _check_max_pixels(max_pixels)
+    data = _read_regular_file(path, fspath)
+    if not data:
+        raise ImageReadError(path, "file is empty (0 bytes)")
+    precision = jpeg_size = None
+    if data.startswith(_JPEG_SIGNATURE):          # one marker walk: truncation, depth, size
+        problem, precision, jpeg_size = _jpeg_scan(data)
+    else:
+        problem = _truncation_problem(data)
+    if problem is not None:
+        raise ImageReadError(path, problem)
+    if limit is not None:
+        size = _header_size(data, jpeg_size)
+        if size is not None and size[0] * size[1] > limit:
+            raise ImageReadError(
+                path, f"image of {size[0]} x {size[1]} = {size[0] * size[1]} pixels exceeds "
+                      f"max_pixels={limit} (raise it with max_pixels=..., the "
+                      f"{MAX_PIXELS_ENV} environment variable or --max-pixels)")
+    return data, precision
+
+
+def read_mask(path, *, max_pixels="default") -> np.ndarray:
+    """Read a mask or label image file with its values unchanged.
+
+    Unlike :func:`read_image`, nothing is rescaled or converted to colour:
+    a 16-bit label image (Cellpose, QuPath, CellProfiler, ``leukfeat segment``'s
+    ``<stem>_labels.tif``) keeps its labels, a 0/128/255 mask its three values.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        PNG, TIFF, BMP or any other lossless format OpenCV or Pillow reads.
+    max_pixels : int, None or "default", default "default"
+        As in :func:`read_image`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (H, W)
+        The stored values: ``bool`` for a 1-bit file, else the file's integer
+        dtype (``uint8``, ``uint16``, ``int32``, ...). A colour file whose
+        channels are equal (a grey mask saved as RGB) gives one channel; an
+        alpha channel is dropped.
+
+    Raises
+    ------
+    ImageReadError
+        For every reason :func:`read_image` gives, and for a file whose
+        colour channels differ or whose values are not integers (a mask
+        must hold labels or classes, not colours or intensities).
+
+    Examples
+    --------
+    >>> import numpy as np, cv2, tempfile, os
+    >>> from leukfeat.io import read_mask
+    >>> labels = np.zeros((4, 6), np.uint16); labels[1:3, 1:3] = 1; labels[1:3, 4:] = 300
+    >>> file = os.path.join(tempfile.mkdtemp(), "cells_labels.tif")
+    >>> cv2.imwrite(file, labels)
+    True
+    >>> read_mask(file).dtype, np.unique(read_mask(file)).tolist()
+    (dtype('uint16'), [0, 1, 300])
+    """
+    try:
+        return _read_mask(path, max_pixels)
+    except ImageReadError as err:
+        if err.what == "mask":
+            raise
+        raise ImageReadError(err.path, err.reason, "mask") from None
+
+
+def _read_mask(path, max_pixels) -> np.ndarray:
+    data, _ = _checked_bytes(path, max_pixels)
+    with _native_messages() as messages:
+        decoded = _decode_cv2(data)
+    problems = [m for m in messages if _NATIVE_ERROR.search(m)]
+    if decoded is None:
+        decoded, reason = _decode_pil(data)
+        if decoded is None:
+            if problems:
+                reason = f"corrupt image data (decoder: {'; '.join(problems)}; Pillow: {reason})"
+            raise ImageReadError(path, reason)
+    elif problems:
+        raise ImageReadError(path, f"corrupt image data (decoder: {'; '.join(problems)})")
+    if messages and not problems:
+        _warn_native(path, messages)
+    arr = np.asarray(decoded)
+    if arr.ndim == 3:
+        channels = arr[..., :3] if arr.shape[2] >= 3 else arr[..., :1]
+        if not (channels == channels[..., :1]).all():
+            raise ImageReadError(path, "a colour image, not a mask: its colour channels "
+                                       "differ (expected a grey or label image)", "mask")
+        arr = channels[..., 0]
+    if arr.ndim != 2:
+        raise ImageReadError(path, f"unsupported decoded array shape {arr.shape}", "mask")
+    if arr.dtype.kind == "f":
+        if not (np.isfinite(arr).all() and np.array_equal(arr, np.rint(arr))):
+            raise ImageReadError(path, "a mask must hold integer labels, got fractional "
+                                       f"{arr.dtype} values", "mask")
+        arr = arr.astype(np.int64 if arr.min() < 0 or arr.max() > 2 ** 31 - 1 else np.int32)
+    elif arr.dtype.kind not in "biu":
+        raise ImageReadError(path, f"a mask must hold integer labels, got dtype {arr.dtype}",
+                             "mask")
+    return np.ascontiguousarray(arr)
+
+
 def read_image(path, *, max_pixels="default") -> np.ndarray:
     """Read an image file as an RGB ``uint8`` array.
 
@@ -608,30 +724,7 @@ def read_image(path, *, max_pixels="default") -> np.ndarray:
     ...
     leukfeat.io.ImageReadError: cannot read image '...cell.png': image of 5 x 4 = 20 pixels exceeds max_pixels=10 ...
     """
-    fspath = _fspath(path)
-    if isinstance(max_pixels, str) and max_pixels == "default":
-        limit = get_max_pixels()
-    else:
-        limit = _check_max_pixels(max_pixels)
-    data = _read_regular_file(path, fspath)
-    if not data:
-        raise ImageReadError(path, "file is empty (0 bytes)")
-
-    precision = jpeg_size = None
-    if data.startswith(_JPEG_SIGNATURE):          # one marker walk: truncation, depth, size
-        problem, precision, jpeg_size = _jpeg_scan(data)
-    else:
-        problem = _truncation_problem(data)
-    if problem is not None:
-        raise ImageReadError(path, problem)
-    if limit is not None:
-        size = _header_size(data, jpeg_size)
-        if size is not None and size[0] * size[1] > limit:
-            raise ImageReadError(
-                path, f"image of {size[0]} x {size[1]} = {size[0] * size[1]} pixels exceeds "
-                      f"max_pixels={limit} (raise it with read_image(..., max_pixels=...), "
-                      f"the {MAX_PIXELS_ENV} environment variable or --max-pixels)")
-
+    data, precision = _checked_bytes(path, max_pixels)
     with _native_messages() as messages:
         decoded = _decode_jpeg_rgb(data) if precision == 8 else None  # 8-bit JPEG: to RGB
         rgb = decoded is not None
