@@ -55,6 +55,8 @@ __all__ = [
     "nucleus_anchored",
     "blue_ratio",
     "segment",
+    "from_mask",
+    "MASK_KINDS",
     "cells",
     "kmeans_histogram",
     "otsu_threshold",
@@ -205,6 +207,36 @@ class Segmentation:
                 raise ValueError("labels: expected integer labels, got fractional values")
             labels = np.where(mask, raw, 0).astype(np.int32)
         return cls(mask, nucleus, labels, method, dict(info or {}))
+
+    def cell_geometry(self) -> dict:
+        """Centroid and bounding box of every cell.
+
+        Returns
+        -------
+        dict
+            ``label -> (centroid_row, centroid_col, min_row, min_col,
+            max_row, max_col)`` for every cell label in increasing order,
+            with the conventions of :func:`skimage.measure.regionprops`
+            (``centroid`` in pixel coordinates, ``bbox`` max exclusive).
+        """
+        from scipy import ndimage
+
+        labels = np.asarray(self.labels)
+        n = int(labels.max()) if labels.size else 0
+        if n == 0:
+            return {}
+        flat = labels.ravel()
+        rows, cols = np.indices(labels.shape)
+        count = np.bincount(flat, minlength=n + 1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cr = np.bincount(flat, rows.ravel(), minlength=n + 1) / count
+            cc = np.bincount(flat, cols.ravel(), minlength=n + 1) / count
+        out = {}
+        for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
+            if sl is not None:
+                out[lab] = (float(cr[lab]), float(cc[lab]), sl[0].start, sl[1].start,
+                            sl[0].stop, sl[1].stop)
+        return out
 
     @property
     def cytoplasm(self) -> np.ndarray:
@@ -1342,6 +1374,115 @@ def segment(image, method: str = DEFAULT_METHOD, **kwargs) -> Segmentation:
         raise ValueError(f"method: expected one of {sorted(METHODS)} or a callable, "
                          f"got {method!r}") from None
     return fn(image, **kwargs)
+
+
+#: How :func:`from_mask` reads a mask (see there).
+MASK_KINDS = ("auto", "binary", "labels", "nucleus_cytoplasm")
+
+
+def from_mask(image, mask, kind: str = "auto", *, method: str = "mask") -> Segmentation:
+    """A segmentation from your own mask or label image (no segmenter runs).
+
+    For masks made elsewhere: Cellpose, StarDist, QuPath or CellProfiler
+    label images, hand annotation, expert ground truth, or
+    :func:`leukfeat.io.read_mask` of ``leukfeat segment``'s
+    ``<stem>_labels.tif``.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+        The RGB image the mask belongs to (used to find the nucleus of each
+        cell when the mask does not give it).
+    mask : array_like of bool or int, shape (H, W)
+        The white cells, coded as `kind` says.
+    kind : {"auto", "binary", "labels", "nucleus_cytoplasm"}, default "auto"
+        * ``"binary"``: non-zero is white cell; each 8-connected object is
+          one cell.
+        * ``"labels"``: a label image, 0 background and one positive number
+          per cell (touching cells stay apart).
+        * ``"nucleus_cytoplasm"``: three values, 0 background, the lower
+          non-zero value cytoplasm, the higher nucleus (0/1/2, or 0/128/255
+          as in the Zheng et al. 2018 masks); each 8-connected cell is one
+          cell.
+        * ``"auto"``: bool or two values is ``"binary"``; an 8-bit mask of
+          exactly three values, 0 among them, is ``"nucleus_cytoplasm"``;
+          anything else ``"labels"``. (An 8-bit label image of exactly two
+          cells is therefore read as nucleus/cytoplasm: say
+          ``kind="labels"``, or save labels as 16-bit as Cellpose does.)
+
+        Unless the mask gives it (``"nucleus_cytoplasm"``), the nucleus of
+        each cell is its darker part, :func:`split_nucleus`.
+    method : str, default "mask"
+        Recorded as :attr:`Segmentation.method`.
+
+    Returns
+    -------
+    Segmentation
+        Labels ``1..n`` (a label image is renumbered consecutively in the
+        order of its labels; ``info["source_labels"]`` maps each new label
+        to the label of the mask).
+
+    Raises
+    ------
+    ValueError
+        If `kind` is unknown, the mask's shape differs from the image's,
+        the mask is not integer or boolean, holds negative labels, or is not
+        three-valued for ``kind="nucleus_cytoplasm"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukfeat.segment import from_mask
+    >>> image = np.full((20, 30, 3), 200, np.uint8); image[4:10, 4:10] = (90, 40, 140)
+    >>> labels = np.zeros((20, 30), np.uint16); labels[2:12, 2:12] = 7; labels[5:15, 18:28] = 9
+    >>> seg = from_mask(image, labels)
+    >>> seg.n_cells, seg.info["source_labels"]
+    (2, {1: 7, 2: 9})
+    """
+    rgb = _check_rgb(image)
+    if kind not in MASK_KINDS:
+        raise ValueError(f"kind: expected one of {MASK_KINDS}, got {kind!r}")
+    arr = np.asarray(mask)
+    if arr.shape != rgb.shape[:2]:
+        raise ValueError(f"mask: expected the image's shape {rgb.shape[:2]}, got {arr.shape}")
+    if arr.dtype.kind not in "biu":
+        if arr.dtype.kind == "f" and np.isfinite(arr).all() \
+                and np.array_equal(arr, np.rint(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValueError(f"mask: expected a boolean or integer mask, got dtype {arr.dtype}")
+    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+        raise ValueError(f"mask: labels must not be negative, got {arr.min()}")
+    values = np.unique(arr)
+    if kind == "auto":
+        if arr.dtype == bool or values.size <= 2:
+            kind = "binary"
+        elif arr.dtype == np.uint8 and values.size == 3 and values[0] == 0:
+            kind = "nucleus_cytoplasm"
+        else:
+            kind = "labels"
+    info = {"mask_kind": kind}
+    if kind == "nucleus_cytoplasm":
+        if values.size != 3 or values[0] != 0:
+            raise ValueError(f"mask: kind='nucleus_cytoplasm' needs exactly three values "
+                             f"(0, cytoplasm, nucleus), got {values.tolist()[:10]}")
+        cell = arr > 0
+        labels = _label(cell)
+        nucleus = arr == values[2]
+        return Segmentation(cell, nucleus, labels, method, info)
+    if kind == "binary":
+        cell = arr > 0
+        labels = _label(cell)
+    else:
+        present = values[values > 0]
+        labels = np.zeros(arr.shape, np.int32)
+        if present.size:
+            lut_index = np.searchsorted(present, arr)
+            labels = np.where(arr > 0, lut_index + 1, 0).astype(np.int32)
+        info["source_labels"] = {i + 1: int(v) for i, v in enumerate(present)}
+        cell = labels > 0
+    nucleus = split_nucleus(rgb, labels) if cell.any() else np.zeros_like(cell)
+    return Segmentation(cell, nucleus & cell, labels, method, info)
 
 
 def cells(image, method=DEFAULT_METHOD, *, exclude_border: bool = False, margin: int = 4,
