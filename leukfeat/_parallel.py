@@ -95,6 +95,8 @@ def describe_item(item) -> str:
             return str(item)
     if isinstance(item, np.ndarray):
         return f"<ndarray shape={item.shape} dtype={item.dtype}>"
+    if isinstance(item, tuple) and len(item) == 2:   # an (image, mask) pair
+        return f"({describe_item(item[0])}, {describe_item(item[1])})"
     text = repr(item)
     return text if len(text) <= _MAX_REPR else text[:_MAX_REPR - 3] + "..."
 

@@ -128,6 +128,29 @@ def _load(item) -> np.ndarray:
     return arr
 
 
+def _load_item(item):
+    """``(image, segmentation or None)`` of a batch item.
+
+    An item is an image (a path or an array), or a pair ``(image, mask)``
+    whose mask is a path (read with :func:`leukfeat.io.read_mask`), an array
+    (binary, 0/1/2 nucleus-cytoplasm coding or a label image, read by
+    :func:`leukfeat.segment.from_mask` with ``kind="auto"``) or a
+    :class:`~leukfeat.segment.Segmentation`; a pair skips segmentation.
+    """
+    if not isinstance(item, tuple):
+        return _load(item), None
+    if len(item) != 2:
+        raise TypeError(f"expected an image, or an (image, mask) pair, got a tuple of "
+                        f"{len(item)} elements")
+    image, mask = item
+    rgb = as_uint8_rgb(check_image(_load(image), "image", ndim=(3,)), "image")
+    if isinstance(mask, segment.Segmentation):
+        return rgb, mask
+    if isinstance(mask, _PATH_TYPES):
+        mask = io.read_mask(mask)
+    return rgb, segment.from_mask(rgb, mask)
+
+
 def _load_rgb(item) -> np.ndarray:
     """An item as an RGB uint8 array (grayscale stacked, other dtypes converted)."""
     return as_uint8_rgb(check_image(_load(item), "image"), "image")
@@ -201,7 +224,15 @@ def _code_fingerprint() -> str:
 
 
 def _content_key(item):
-    """sha256 of a file's bytes or of an array's dtype, shape and bytes; None if unreadable."""
+    """sha256 of a file's bytes or of an array's dtype, shape and bytes (of
+    both parts of an (image, mask) pair); None if unreadable or not hashable
+    (a pair holding a Segmentation)."""
+    if isinstance(item, tuple):
+        parts = [_content_key(part) if not isinstance(part, segment.Segmentation) else None
+                 for part in item]
+        if len(parts) != 2 or None in parts:
+            return None
+        return hashlib.sha256(("pair:" + ":".join(parts)).encode()).hexdigest()
     h = hashlib.sha256()
     if isinstance(item, _PATH_TYPES):
         try:
@@ -257,7 +288,7 @@ class _ExtractTask:
                     return row
         # the values of extract.features(...) in feature_names order, without
         # building the name -> value mapping (tests check that the orders agree)
-        values = extract._feature_values(_load(item), **self.kwargs)
+        values = extract._feature_values(*_load_item(item), **self.kwargs)
         if values is None:
             row = np.full(len(self.names), np.nan)
         elif len(values) != len(self.names):

@@ -378,12 +378,12 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
     return _with_field(_measure_label(rgb, seg, lab, box, per_cell, cfg), seg, groups, counts)
 
 
-def _feature_values(image, *, groups=DEFAULT_GROUPS, cell="largest", segmenter=DEFAULT_METHOD,
-                    **options):
+def _feature_values(image, segmentation=None, *, groups=DEFAULT_GROUPS, cell="largest",
+                    segmenter=DEFAULT_METHOD, **options):
     """:func:`features` as a list of values in :func:`feature_names` order, or
     None for an all-NaN row (the fast path of ``FeatureExtractor``: no
     mapping is built)."""
-    parts = _feature_parts(image, None, groups, cell, segmenter, options)
+    parts = _feature_parts(image, segmentation, groups, cell, segmenter, options)
     return None if parts is None else _values(parts)
 
 
