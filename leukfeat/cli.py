@@ -414,23 +414,82 @@ def _extract_matrix(fx, items):
 NO_CELL = "no white cell found (NaN features)"
 
 
+#: columns of a per-cell row before the features (``extract --per-cell``)
+CELL_COLUMNS = ("cell_label", "centroid_row", "centroid_col", "bbox_min_row",
+                "bbox_min_col", "bbox_max_row", "bbox_max_col")
+
+
 class _PerCellTask:
-    """Picklable per-image work of ``extract --per-cell``."""
+    """Picklable per-image work of ``extract --per-cell``: an image path, or
+    an (image, mask) pair, to one list per cell of the CELL_COLUMNS values
+    (``cell_label`` is the mask's own label when a label image was given)
+    followed by the features."""
 
     def __init__(self, groups, segmenter):
         self.groups = tuple(groups)
         self.segmenter = segmenter
 
-    def __call__(self, path):
-        from . import extract, io
+    def __call__(self, item):
+        from . import extract, segment
+        from .transformers import _load_item
 
-        rows = extract.features_per_cell(io.read_image(path), groups=self.groups,
-                                         segmenter=self.segmenter)
-        return [list(r.values()) for r in rows]
+        image, seg = _load_item(item)      # the CLI's items are files: RGB uint8
+        if seg is None:
+            seg = segment.segment(image, self.segmenter)
+        rows = extract.features_per_cell(image, seg, groups=self.groups)
+        if not rows:
+            return []
+        geometry = seg.cell_geometry()
+        source = seg.info.get("source_labels", {})
+        out = []
+        for r in rows:
+            values = list(r.values())
+            lab = int(values[0])
+            out.append([source.get(lab, lab), *geometry[lab], *values[1:]])
+        return out
+
+
+_MASK_NAMES = ("{}.png", "{}.tif", "{}.tiff", "{}_mask.png", "{}_mask.tif", "{}_labels.tif",
+               "{}_labels.png", "{}_cp_masks.png", "{}_cp_masks.tif", "{}_masks.png",
+               "{}_masks.tif")
+
+
+def _with_masks(paths, folder, option="--masks"):
+    """(image, mask path) pairs, the mask found in `folder` by the image's
+    stem; an image without one is paired with the first name looked for, so
+    that it becomes an error row naming the missing mask."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{option}: not a folder", str(folder))
+    items, missing = [], []
+    for p in paths:
+        stem = Path(p).stem
+        found = None
+        for pattern in _MASK_NAMES:
+            cand = folder / pattern.format(stem)
+            if cand.is_file() and not (os.path.exists(p) and os.path.samefile(cand, p)):
+                found = cand
+                break
+        if found is None:
+            missing.append(p)
+            found = folder / _MASK_NAMES[0].format(stem)
+        items.append((p, str(found)))
+    if missing:
+        print(f"leukfeat: warning: {option}: no mask in {folder} for {len(missing)} of "
+              f"{len(paths)} images (looked for <stem>" + ", <stem>".join(
+                  n[2:] for n in _MASK_NAMES) + f"); they get error rows, e.g. "
+              f"{_utf8_text(missing[0])}", file=sys.stderr)
+    return items
+
+
+#: the files ``segment`` writes per image: column of segmentation.csv -> name suffix
+SEGMENT_FILES = {"mask": "_mask.png", "nucleus": "_nucleus.png", "overlay": "_overlay.png",
+                 "labels": "_labels.tif", "nucleus_labels": "_nucleus_labels.tif"}
 
 
 class _SegmentTask:
-    """Picklable per-image work of ``segment``: read, segment, write three PNGs."""
+    """Picklable per-image work of ``segment``: read, segment, write three PNGs
+    (mask, nucleus, overlay) and two 16-bit label TIFFs (cells, nuclei)."""
 
     def __init__(self, out_dir, method):
         self.out_dir = str(out_dir)
@@ -442,20 +501,30 @@ class _SegmentTask:
 
         from . import io, segment
 
+        from ._atomic import atomic_path
+
         path, stem = item
         image = io.read_image(path)
         seg = segment.segment(image, self.method)
         out = Path(self.out_dir)
-        files = {"mask": out / f"{stem}_mask.png", "nucleus": out / f"{stem}_nucleus.png",
-                 "overlay": out / f"{stem}_overlay.png"}
+        files = {key: out / f"{stem}{suffix}" for key, suffix in SEGMENT_FILES.items()}
+        if seg.n_cells > np.iinfo(np.uint16).max:  # pragma: no cover - 65535 cells
+            raise ValueError(f"{seg.n_cells} cells do not fit a 16-bit label image")
+        labels = seg.labels.astype(np.uint16)
         arrays = {"mask": seg.mask.astype(np.uint8) * 255,
                   "nucleus": seg.nucleus.astype(np.uint8) * 255,
-                  "overlay": cv2.cvtColor(seg.overlay(image), cv2.COLOR_RGB2BGR)}
+                  "overlay": cv2.cvtColor(seg.overlay(image), cv2.COLOR_RGB2BGR),
+                  "labels": labels,
+                  "nucleus_labels": np.where(seg.nucleus, labels, 0).astype(np.uint16)}
         for key, file in files.items():
-            ok, buf = cv2.imencode(".png", arrays[key])
-            if not ok:  # pragma: no cover - encoding a uint8 array does not fail
+            # Deflate-compressed TIFF: small, and read by tifffile without
+            # imagecodecs (OpenCV's default LZW is not), napari, QuPath, Fiji
+            params = [cv2.IMWRITE_TIFF_COMPRESSION, 8] if file.suffix == ".tif" else []
+            ok, buf = cv2.imencode(file.suffix, arrays[key], params)
+            if not ok:  # pragma: no cover - encoding a uint8/uint16 array does not fail
                 raise OSError(f"cannot encode {file}")
-            file.write_bytes(buf.tobytes())
+            with atomic_path(file) as tmp:
+                tmp.write_bytes(buf.tobytes())
         areas = seg.areas()
         cell_area = int(seg.mask.sum())
         nucleus_area = int(seg.nucleus.sum())
@@ -464,8 +533,7 @@ class _SegmentTask:
                 "largest_cell_area": int(areas.max()) if areas.size else 0,
                 "nucleus_fraction": nucleus_area / cell_area if cell_area else float("nan"),
                 "height": int(image.shape[0]), "width": int(image.shape[1]),
-                "mask": files["mask"].name, "nucleus": files["nucleus"].name,
-                "overlay": files["overlay"].name}
+                **{key: file.name for key, file in files.items()}}
 
 
 def _unique_stems(paths) -> list:
@@ -773,7 +841,7 @@ def _cmd_segment(args) -> int:
     stems = _unique_stems(paths)
     if not args.overwrite:
         earlier = [out / name for name in ["segmentation.csv"] + [
-            f"{stem}_{kind}.png" for stem in stems for kind in ("mask", "nucleus", "overlay")]]
+            f"{stem}{suffix}" for stem in stems for suffix in SEGMENT_FILES.values()]]
         earlier = [p for p in earlier if p.exists()]
         if earlier:
             raise CommandError(f"--out: {out} already holds {len(earlier)} of the files this "
@@ -796,7 +864,7 @@ def _cmd_segment(args) -> int:
             row["error"] = None
         rows.append(row)
     columns = ["path", "stem", "n_cells", "cell_area", "nucleus_area", "largest_cell_area",
-               "nucleus_fraction", "height", "width", "mask", "nucleus", "overlay", "error"]
+               "nucleus_fraction", "height", "width", *SEGMENT_FILES, "error"]
     table = pd.DataFrame(rows).reindex(columns=columns)
     for col in ("n_cells", "cell_area", "nucleus_area", "largest_cell_area", "height", "width"):
         table[col] = table[col].astype("Int64")
@@ -859,6 +927,7 @@ def _cmd_extract(args) -> int:
         raise CommandError("--cache: not supported with --per-cell (the cache holds one "
                            "row per image)")
     paths, labels, groups, _ = _extract_inputs(args)
+    items = paths if args.masks is None else _with_masks(paths, args.masks)
     progress = _progress(args)
     t0 = time.perf_counter()
     _info(args, f"extracting features of {len(paths)} images ...")
@@ -869,7 +938,7 @@ def _cmd_extract(args) -> int:
         head["group"] = [str(v) for v in groups]
     if not args.per_cell:
         X, names, failures, no_cell = _extract_matrix(
-            _extractor(args, len(paths), progress=progress), paths)
+            _extractor(args, len(paths), progress=progress), items)
         error = [None] * len(paths)
         for i, msg in failures.items():
             error[i] = _utf8_text(msg)
@@ -887,7 +956,7 @@ def _cmd_extract(args) -> int:
         n_jobs = _jobs(args, len(paths))
         if n_jobs != 1 and len(paths) > 1:
             extract._warm_kernels()
-        results, fails = _map(_PerCellTask(args.groups, args.method), paths,
+        results, fails = _map(_PerCellTask(args.groups, args.method), items,
                               n_jobs=n_jobs, progress=progress, desc="features",
                               on_error="collect")
         fail_msg = {f.index: f"{f.error_type}: {f.message}" for f in fails}
@@ -899,17 +968,20 @@ def _cmd_extract(args) -> int:
             if res is None or not res:
                 if res is not None:
                     no_cell.append(i)
-                head_rows.append(dict(base, cell_label=np.nan,
+                head_rows.append(dict(base, **dict.fromkeys(CELL_COLUMNS, np.nan),
                                       error=_utf8_text(fail_msg.get(i, NO_CELL))))
                 feats.append(nan_row)
             else:
+                k = len(CELL_COLUMNS)
                 for r in res:
-                    head_rows.append(dict(base, cell_label=int(r[0]), error=None))
-                    feats.append(r[1:])
+                    head_rows.append(dict(base, **dict(zip(CELL_COLUMNS, r[:k])), error=None))
+                    feats.append(r[k:])
         table = pd.concat([pd.DataFrame(head_rows),
                            pd.DataFrame(np.asarray(feats, dtype=np.float64), columns=names)],
                           axis=1)
-        table["cell_label"] = table["cell_label"].astype("Int64")
+        for col in CELL_COLUMNS:
+            if col.startswith(("cell_", "bbox_")):
+                table[col] = table[col].astype("Int64")
         n_rows = len(table)
         failed = [(paths[i], fail_msg[i]) for i in sorted(fail_msg)]
     _write_table(table, out)
@@ -1303,8 +1375,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=_wrap(
             "Segment the white cells of image files (or every image under "
             "folders, recursively) and write, per image, <stem>_mask.png (white "
-            "cells, 0/255), <stem>_nucleus.png and <stem>_overlay.png (outlines "
-            "on the image), plus segmentation.csv (path, number of cells, areas in "
+            "cells, 0/255), <stem>_nucleus.png, <stem>_overlay.png (outlines "
+            "on the image), <stem>_labels.tif and <stem>_nucleus_labels.tif (16-bit "
+            "label images, one label per white cell, which napari, QuPath, "
+            "CellProfiler and 'leukfeat extract --masks' open), plus segmentation.csv (path, number of cells, areas in "
             "pixels, nucleus fraction, error). Equal file names from different "
             "folders get their folder name as prefix. Unreadable images are "
             "listed and counted; the command fails only when every image fails."),
@@ -1345,7 +1419,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_loader(e, default=None)
     _add_features(e)
     e.add_argument("--per-cell", action="store_true",
-                   help="one row per white cell (column cell_label) instead of per image")
+                   help="one row per white cell (columns cell_label, centroid_row/col, "
+                        "bbox_min/max_row/col) instead of per image")
+    e.add_argument("--masks", metavar="DIR", default=None,
+                   help="your own masks instead of segmentation, matched to each image by "
+                        "file stem: <stem>.png/.tif, <stem>_mask.png, <stem>_labels.tif, "
+                        "<stem>_cp_masks.png (Cellpose) ...; binary, 0/1/2 (or 0/128/255) "
+                        "cytoplasm/nucleus coding, or a label image (one label per cell; "
+                        "--per-cell rows keep the mask's labels)")
     _add_overwrite(e)
     _add_n_jobs(e)
     _add_quiet(e)

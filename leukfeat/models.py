@@ -337,7 +337,8 @@ def make_hybrid_vote(handcrafted, cnn, *, image=None, members=None, random_state
     EfficientNet-Lite1 multi-scale embeddings of every cell, default
     folds) 0.9966 accuracy against 0.9865, 0.9923 and 0.9939 for the
     members alone, and 0.9985 with the ``image`` member (whole-field
-    embedding alone 0.9948; ``README``, section *CNN embeddings*).
+    embedding alone 0.9948; ``benchmarks/README.md``, section on
+    ``accuracy_embed_taleghani.py``).
 
     Parameters
     ----------

@@ -208,14 +208,20 @@ def test_extract_files_per_cell_parquet(work, data_root, bad_image):
                "--out", out, "--n-jobs", "2", cwd=work)
     table = pd.read_parquet(out)
     assert "label" not in table.columns  # files given directly have no label
-    assert list(table.columns[:3]) == ["path", "cell_label", "error"]
+    from leukfeat.cli import CELL_COLUMNS
+
+    head = ["path", *CELL_COLUMNS, "error"]
+    assert list(table.columns[:len(head)]) == head
     assert not any(c.startswith(("glcm_", "lbp_", "edges_")) for c in table.columns)
     assert set(table.path) == {str(f) for f in files} | {str(bad_image)}
     bad = table[table.path == str(bad_image)]
     assert len(bad) == 1 and "ImageReadError" in bad.error.iloc[0]
-    assert bad.drop(columns=["path", "cell_label", "error"]).isna().all(axis=None)
+    assert bad.drop(columns=head).isna().all(axis=None)
     good = table[table.path != str(bad_image)]
     assert good.error.isna().all() and (good.cell_label >= 1).all()
+    assert ((good.bbox_min_row < good.centroid_row) & (good.centroid_row < good.bbox_max_row)
+            & (good.bbox_min_col < good.centroid_col)
+            & (good.centroid_col < good.bbox_max_col)).all()
     assert f"1 of {len(files) + 1} images could not be read" in proc.stderr
 
 

@@ -653,7 +653,7 @@ def test_public_api():
     assert set(lio.__all__) == {
         "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageReadError", "ImageReadWarning",
         "ListingWarning", "get_max_pixels", "is_image_file", "iter_images",
-        "list_images", "read_image"}
+        "list_images", "read_image", "read_mask"}
     for name in lio.__all__:
         assert hasattr(lio, name)
     for func in (read_image, iter_images, is_image_file, list_images):
