@@ -1473,13 +1473,18 @@ class _PrepareTask:
 
     def __call__(self, item):
         from . import segment
-        from .transformers import _load_rgb
+        from .transformers import _load_item, _load_rgb
 
-        image = _load_rgb(item)
+        if isinstance(item, tuple):   # (image, mask or Segmentation): no segmenter
+            image, seg = _load_item(item)
+            image = _load_rgb(image)
+        else:
+            image, seg = _load_rgb(item), None
         windows = [image]
         fallback = False
         if self.crop in ("cell", "cells"):
-            seg = segment.segment(image, self.segmenter)
+            if seg is None:
+                seg = segment.segment(image, self.segmenter)
             labels = ([seg.largest()] if seg.n_cells else []) if self.crop == "cell" \
                 else seg.cell_ids()
             if not labels:

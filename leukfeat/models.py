@@ -61,7 +61,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import extract
 from .segment import DEFAULT_METHOD
-from .transformers import FeatureExtractor, StainNormalizer
+from .transformers import FeatureExtractor, Segmenter, StainNormalizer
 
 __all__ = ["CLASSIFIERS", "EmbeddingColumns", "LabelEncodedClassifier", "make_classifier",
            "make_hybrid_vote", "make_pipeline"]
@@ -458,7 +458,8 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
     step when ``stain`` is given. With an ``embedder``, the features step is
     ``FeatureUnion([("handcrafted", FeatureExtractor(...)), ("cnn",
     EmbeddingTransformer(...))])``: the handcrafted columns followed by the
-    CNN embedding columns.
+    CNN embedding columns, after a ``("segment", Segmenter(...))`` step that
+    reads and segments each image once for both members.
 
     Parameters
     ----------
@@ -572,6 +573,9 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
         from sklearn.pipeline import FeatureUnion
 
         from .embed import EmbeddingTransformer
+
+        # read and segment each image once for both members (they take the pairs)
+        steps.append(("segment", Segmenter(method=segmenter, n_jobs=n_jobs)))
         if isinstance(embedder, EmbeddingTransformer):
             cnn = clone(embedder)
         else:

@@ -106,6 +106,7 @@ TRUSTED_TYPES = (
     "leukfeat.models.EmbeddingColumns",
     "leukfeat.transformers.FeatureExtractor",
     "leukfeat.transformers.StainNormalizer",
+    "leukfeat.transformers.Segmenter",
     "leukfeat.transformers.ImageReader",
     "leukfeat.transformers.Resize",
     "leukfeat.transformers.Equalize",

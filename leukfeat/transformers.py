@@ -54,6 +54,7 @@ __all__ = [
     "Resize",
     "Equalize",
     "StainNormalizer",
+    "Segmenter",
 ]
 
 _PATH_TYPES = (str, bytes, os.PathLike)
@@ -224,12 +225,18 @@ def _code_fingerprint() -> str:
 
 
 def _content_key(item):
-    """sha256 of a file's bytes or of an array's dtype, shape and bytes (of
-    both parts of an (image, mask) pair); None if unreadable or not hashable
-    (a pair holding a Segmentation)."""
+    """sha256 of a file's bytes, of an array's dtype, shape and bytes, of a
+    Segmentation's arrays, or of both parts of an (image, mask) pair; None if
+    unreadable."""
+    if isinstance(item, segment.Segmentation):
+        h = hashlib.sha256(b"segmentation:")
+        for arr in (item.mask, item.nucleus, item.labels):
+            arr = np.ascontiguousarray(arr)
+            h.update(f"{arr.dtype.str}:{arr.shape}:".encode())
+            h.update(memoryview(arr).cast("B"))
+        return h.hexdigest()
     if isinstance(item, tuple):
-        parts = [_content_key(part) if not isinstance(part, segment.Segmentation) else None
-                 for part in item]
+        parts = [_content_key(part) for part in item]
         if len(parts) != 2 or None in parts:
             return None
         return hashlib.sha256(("pair:" + ":".join(parts)).encode()).hexdigest()
@@ -840,3 +847,82 @@ class StainNormalizer(_ImageTransformer):
         if self.method == "reinhard":
             return preprocess.reinhard(image, self.target_)
         return preprocess.macenko(image, self.target_)
+
+
+class _SegmentItem:
+    """Picklable per-image work of :class:`Segmenter`: ``(image, Segmentation)``."""
+
+    def __init__(self, method):
+        self.method = method
+
+    def __call__(self, item):
+        image, seg = _load_item(item)
+        rgb = as_uint8_rgb(check_image(image, "image", ndim=(3,)), "image")
+        if seg is None:
+            seg = segment.segment(rgb, self.method)
+        return rgb, seg
+
+
+class Segmenter(_ImageTransformer):
+    """Read and segment each image once, for every step after it.
+
+    Outputs ``(image, Segmentation)`` pairs, which :class:`FeatureExtractor`
+    and :class:`leukfeat.embed.EmbeddingTransformer` take as they are
+    (neither reads nor segments again). Put it before a
+    :class:`sklearn.pipeline.FeatureUnion` of both, as
+    :func:`leukfeat.models.make_pipeline` does for hybrid pipelines, so that
+    each image is decoded and segmented once instead of once per member.
+    Stateless.
+
+    Parameters
+    ----------
+    method : str or callable, default "nucleus_anchored"
+        Segmenter (:func:`leukfeat.segment.segment`). An ``(image, mask)``
+        item keeps its own mask (:func:`leukfeat.segment.from_mask`).
+    n_jobs : int, optional
+        Worker processes, as in :class:`FeatureExtractor`.
+
+    Notes
+    -----
+    An item that cannot be read or segmented is passed on unchanged, so
+    that the next step reports it under its own error policy (a NaN row with
+    ``on_error="nan"``); this step never stops a batch. The pairs of the
+    whole batch are held in memory (about four times the decoded images).
+
+    Examples
+    --------
+    >>> from leukfeat.datasets import make_cells
+    >>> image = make_cells(1, size=96, random_state=0).images[0]
+    >>> (rgb, seg), = Segmenter().fit_transform([image])
+    >>> rgb.shape, seg.n_cells
+    ((96, 96, 3), 1)
+    """
+
+    def __init__(self, method=segment.DEFAULT_METHOD, n_jobs=None):
+        self.method = method
+        self.n_jobs = n_jobs
+
+    def _validate(self) -> None:
+        m = self.method
+        if not callable(m) and not (isinstance(m, str) and m in segment.METHODS):
+            raise ValueError(f"method: expected one of {sorted(segment.METHODS)} or a "
+                             f"callable, got {m!r}")
+        _check_n_jobs(self.n_jobs)
+
+    def transform(self, X):
+        """Read and segment every image.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray, or of (image, mask) pairs
+
+        Returns
+        -------
+        list of (ndarray, Segmentation)
+            One pair per input, in order (failed items as they came).
+        """
+        self._validate()
+        items = _as_items(X)
+        results, _ = _map(_SegmentItem(self.method), items, n_jobs=self.n_jobs,
+                          on_error="collect")
+        return [res if res is not None else item for res, item in zip(results, items)]

@@ -402,3 +402,38 @@ def test_module_exports():
     assert set(models.__all__) >= {"make_classifier", "make_pipeline", "CLASSIFIERS",
                                    "LabelEncodedClassifier", "make_hybrid_vote"}
     assert isinstance(make_classifier("knn"), Pipeline)
+
+
+def test_hybrid_pipeline_reads_and_segments_each_image_once(cell_paths, monkeypatch):
+    """The hybrid pipeline's Segmenter step reads and segments every image
+    once for both members (before: once per member), and the members' rows
+    are those each computes alone from the paths."""
+    from leukfeat import io, segment
+    from leukfeat.embed import CallableEmbedder, EmbeddingTransformer
+    from leukfeat.transformers import FeatureExtractor, Segmenter
+
+    X, y = cell_paths
+    paths = list(X[:8])
+    emb = CallableEmbedder(_mean_rgb, name="rgb")
+    pipe = make_pipeline("logreg", groups=("shape", "colour"), embedder=emb, whole_image=True)
+    assert [name for name, _ in pipe.steps] == ["segment", "features", "classifier"]
+    assert isinstance(pipe.named_steps["segment"], Segmenter)
+    reads, segs = [], []
+    real_read, real_segment = io.read_image, segment.segment
+    monkeypatch.setattr(io, "read_image", lambda p, **k: reads.append(p) or real_read(p, **k))
+    monkeypatch.setattr(segment, "segment",
+                        lambda im, m=segment.DEFAULT_METHOD, **k: segs.append(1)
+                        or real_segment(im, m, **k))
+    F = pipe[:-1].fit_transform(paths)
+    assert sorted(reads) == sorted(paths) and len(segs) == len(paths)
+    monkeypatch.undo()
+    alone = np.hstack([FeatureExtractor(groups=("shape", "colour")).fit_transform(paths),
+                       EmbeddingTransformer(emb, crop="cell").fit_transform(paths),
+                       EmbeddingTransformer(emb, crop="image").fit_transform(paths)])
+    np.testing.assert_allclose(F, alone, rtol=1e-6)
+    # a file that cannot be read passes the Segmenter and fails in each member
+    pipe.set_params(features__handcrafted__on_error="nan", features__cnn__on_error="nan",
+                    features__image__on_error="nan")
+    with pytest.warns(UserWarning, match="1 of 2 images failed"):
+        F2 = pipe[:-1].fit_transform([paths[0], "missing.png"])
+    assert np.isnan(F2[1]).all() and np.allclose(F2[0], F[0], rtol=1e-6)

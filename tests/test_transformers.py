@@ -675,3 +675,28 @@ def test_real_tags_make_sklearn_skip_everything_but_cloning():
         warnings.simplefilter("ignore")
         names = [_check_name(c) for _, c in estimator_checks_generator(FeatureExtractor())]
     assert names == ["check_estimator_cloneable"]
+
+
+def test_segmenter_step_pairs(images, paths):
+    """Segmenter: (RGB, Segmentation) per item equal to read_image + segment,
+    own masks kept, unreadable items passed on unchanged, params cloneable."""
+    from leukfeat.segment import from_mask, segment as run_segment
+    from leukfeat.transformers import Segmenter
+
+    est = Segmenter(method="lab_kmeans")
+    assert clone(est).get_params() == {"method": "lab_kmeans", "n_jobs": None}
+    for n_jobs in (1, 2):
+        out = Segmenter(method="lab_kmeans", n_jobs=n_jobs).fit_transform(
+            [paths[0], images[1], (images[2], images[2][..., 0] > 250), "missing.png"])
+        rgb, seg = out[0]
+        ref = run_segment(images[0], "lab_kmeans")
+        np.testing.assert_array_equal(rgb, images[0])
+        np.testing.assert_array_equal(seg.labels, ref.labels)
+        np.testing.assert_array_equal(out[1][1].nucleus,
+                                      run_segment(images[1], "lab_kmeans").nucleus)
+        own = from_mask(images[2], images[2][..., 0] > 250)
+        np.testing.assert_array_equal(out[2][1].labels, own.labels)
+        assert out[3] == "missing.png"
+    pickle.loads(pickle.dumps(est))
+    with pytest.raises(ValueError, match="method"):
+        Segmenter(method="magic").fit([images[0]])
