@@ -806,6 +806,38 @@ def test_texture_features_degenerate_inputs():
     assert T.texture_features(img / 255.0) == T.texture_features(img)
 
 
+@pytest.mark.parametrize("shape", [(1, 2), (1, 7), (5, 1)])
+def test_tiny_images_of_any_dtype_are_converted_like_uint8(shape):
+    """texture_features and lbp_histogram take 2-D images from 1x1 up; a
+    1xN image that is not uint8 (uint16, float, bool) was converted by a
+    helper asking for 2x2 pixels and raised ValueError (found by
+    tests/test_properties.py). It now gets the values of its uint8
+    conversion, like larger images."""
+    rng = np.random.default_rng(3)
+    u8 = rng.integers(0, 256, shape).astype(np.uint8)
+    u8.flat[0] = 0
+    u8.flat[-1] = 255                          # the full range: uint16 maps back exactly
+    mask = np.ones(shape, bool)
+    ref = T.texture_features(u8, mask)
+    assert not np.isnan(ref["lbp_r1_u00"])
+    lbp = T.lbp_histogram(u8)
+    for other in (u8 / 255.0, u8.astype(np.uint16) * 257):
+        assert T.texture_features(other, mask) == pytest.approx(ref, nan_ok=True)
+        assert T.lbp_histogram(other) == pytest.approx(lbp, nan_ok=True)
+    bits = u8 > 127
+    assert T.texture_features(bits) == pytest.approx(
+        T.texture_features(bits.astype(np.uint8) * 255), nan_ok=True)
+    assert T.lbp_histogram(bits) == pytest.approx(
+        T.lbp_histogram(bits.astype(np.uint8) * 255), nan_ok=True)
+    # a constant wide-integer image maps to 0, as at any size; also 1x1
+    for shp in (shape, (1, 1)):
+        const = np.full(shp, 1000, np.uint16)
+        assert T.texture_features(const) == pytest.approx(
+            T.texture_features(np.zeros(shp, np.uint8)), nan_ok=True)
+        assert T.lbp_histogram(np.full(shp, 1.0)) == pytest.approx(
+            T.lbp_histogram(np.full(shp, 255, np.uint8)), nan_ok=True)
+
+
 # --------------------------------------------------------------------------- #
 # argument validation
 # --------------------------------------------------------------------------- #

@@ -967,10 +967,22 @@ def _lbp_names(radii: tuple, method: str, compartment_tag: str = "") -> tuple:
     return tuple(names)
 
 
+def _as_uint8_gray(arr: np.ndarray, name: str) -> np.ndarray:
+    """A checked 2-D image of any size (1x1 up) as ``uint8``, by the rules of
+    :func:`~leukfeat._validation.as_uint8_rgb` (which asks for 2x2 pixels).
+    The rules depend only on the dtype and the range of the values, which
+    repeating the last row and column up to 2x2 leaves unchanged."""
+    h, w = arr.shape
+    if h < 2 or w < 2:
+        big = np.pad(arr, ((0, max(2 - h, 0)), (0, max(2 - w, 0))), mode="edge")
+        return np.ascontiguousarray(as_uint8_rgb(big, name)[:h, :w, 0])
+    return np.ascontiguousarray(as_uint8_rgb(arr, name)[..., 0])
+
+
 def _gray_for_lbp(image, name: str = "image") -> np.ndarray:
     arr = check_image(image, name, ndim=(2,), min_size=1)
     if np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool:
-        arr = np.ascontiguousarray(as_uint8_rgb(arr, name)[..., 0])
+        arr = _as_uint8_gray(arr, name)
     return arr
 
 
@@ -1266,7 +1278,7 @@ def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
     """
     arr = check_image(gray, "gray", ndim=(2,), min_size=1)
     if arr.dtype != np.uint8:
-        arr = np.ascontiguousarray(as_uint8_rgb(arr, "gray")[..., 0])
+        arr = _as_uint8_gray(arr, "gray")
     m = _check_mask_arg(mask, arr.shape)
     dists = _check_distances(distances)
     radii = tuple(lbp_radii)
