@@ -189,6 +189,26 @@ def test_aggregate_over_cells_equals_per_cell_rows(how):
     assert all(math.isnan(v) for v in extract.features(blank, cell=how).values())
 
 
+def test_integer_cell_must_be_a_label_present():
+    """``cell=<int>`` raises ValueError naming ``cell`` for a number that no
+    pixel carries, also inside 1..n_cells (label images with gaps); it was
+    measured as an empty cell (found by tests/test_properties.py)."""
+    img = np.full((30, 30, 3), 200, np.uint8)
+    img[5:12, 5:12] = (120, 60, 160)
+    img[18:26, 16:26] = (120, 60, 160)
+    labels = np.zeros((30, 30), np.int32)
+    labels[5:12, 5:12] = 1
+    labels[18:26, 16:26] = 3                   # no cell 2
+    seg = segment.Segmentation.from_masks(labels > 0, labels > 0, labels=labels)
+    assert seg.n_cells == 3 and seg.cell_ids() == [1, 3]
+    for lab in (1, 3):
+        f = extract.features(img, seg, groups=("shape",), cell=lab)
+        assert f["shape_cell_area"] == (labels == lab).sum()
+    for lab in (2, 0, 4, -1):
+        with pytest.raises(ValueError, match="cell"):
+            extract.features(img, seg, cell=lab)
+
+
 def test_central_cell_is_nearest_to_centre():
     img = np.full((120, 120, 3), (236, 232, 228), np.uint8)
     yy, xx = np.mgrid[:120, :120]

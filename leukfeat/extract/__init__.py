@@ -181,10 +181,16 @@ def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
                 best, best_d = lab, d
         return best
     if isinstance(cell, (int, np.integer)) and not isinstance(cell, bool):
-        if not 1 <= int(cell) <= seg.n_cells:
+        lab = int(cell)
+        if not 1 <= lab <= seg.n_cells:
             raise ValueError(f"cell: label {cell} is not a cell of the segmentation "
                              f"(1..{seg.n_cells})")
-        return int(cell)
+        # labels may skip numbers (user label images): a number no pixel has
+        # is no cell either
+        if not (counts[0][lab] > 0 if counts is not None else (seg.labels == lab).any()):
+            raise ValueError(f"cell: label {cell} is not a cell of the segmentation "
+                             f"(no pixel has that label)")
+        return lab
     raise ValueError(f"cell: expected 'largest', 'central', 'mean', 'median' or an integer "
                      f"label, got {cell!r}")
 
