@@ -306,8 +306,10 @@ def _darker_part(lightness, labels, nuc, min_contrast=12.0):
     """Of the nucleus of each cell, the part in the darker Otsu class of the
     cell's own L* histogram, holes filled: a blue cytoplasm (lymphocytes,
     blasts) is as blue as the nucleus but never as dark. Cells whose two
-    classes differ by less than ``min_contrast`` L* levels (8-bit) keep
-    their nucleus whole."""
+    classes differ by less than ``min_contrast`` L* levels (8-bit), or
+    whose nucleus has no pixel in the darker class (something darker than
+    the nucleus lies in the cell), keep their nucleus whole: the step trims
+    a nucleus, it never removes one."""
     n = int(labels.max())
     hists = _kernels().label_histograms(labels, lightness, n)
     cut = np.full(n + 1, 255, np.int64)
@@ -316,6 +318,11 @@ def _darker_part(lightness, labels, nuc, min_contrast=12.0):
         if t is not None:
             cut[g] = t
     dark = _kernels().darker_part(lightness, labels, nuc, cut)
+    lost = (np.bincount(labels[dark], minlength=n + 1) == 0) & (cut < 255)
+    lost[0] = False
+    if lost.any():
+        cut[lost] = 255
+        dark = _kernels().darker_part(lightness, labels, nuc, cut)
     # holes (paler chromatin) are filled within the nucleus only
     return (_fill_holes_u8(dark.view(np.uint8)) > 0) & nuc
 

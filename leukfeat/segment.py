@@ -1223,7 +1223,8 @@ def nucleus_anchored(image, *, min_blue: float = 0.10, min_nucleus: float = 0.2,
     4. **Nucleus of each cell.** Of the nucleus, the part in the darker Otsu
        class of the cell's own L* is kept (holes filled) when the two classes
        differ by 12 levels or more: a blue cytoplasm (lymphocytes, blasts) is
-       as blue as the nucleus but never as dark.
+       as blue as the nucleus but never as dark. A nucleus with no pixel in
+       the darker class is kept whole, so every cell has a nucleus.
 
     Parameters
     ----------

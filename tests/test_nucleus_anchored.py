@@ -144,6 +144,42 @@ def test_exclude_border_nucleus_flag_and_cells():
     assert S.segment(img, "nucleus_anchored").method == "nucleus_anchored"
 
 
+def test_every_cell_keeps_a_nucleus_when_something_darker_lies_in_it():
+    """Step 4 trims a nucleus to the darker class of its cell's L*; when no
+    nucleus pixel is in that class (something darker than the nucleus lies
+    in the cell) the nucleus is kept whole instead of vanishing. Found by
+    tests/test_properties.py: a checkerboard of blue-green and red squares
+    gave a cell without nucleus."""
+    yy, xx = np.mgrid[:10, :16]
+    board = np.where(((yy // 4 + xx // 4) % 2 == 0)[..., None],
+                     np.uint8([0, 163, 128]), np.uint8([180, 0, 0]))
+    seg = S.nucleus_anchored(board)
+    assert seg.n_cells >= 1
+    for g in seg.cell_ids():
+        assert seg.nucleus[seg.labels == g].any(), g
+    # the step itself: one cell, a nucleus (L* 150) paler than a dark patch
+    # (L* 40) of the cell, and a second cell whose nucleus is the dark part
+    from leukfeat._anchored import _darker_part
+    light = np.full((12, 24), 150, np.uint8)
+    labels = np.zeros((12, 24), np.int32)
+    labels[1:11, 1:11] = 1
+    labels[1:11, 13:23] = 2
+    nuc = np.zeros((12, 24), bool)
+    nuc[4:7, 4:7] = True                       # cell 1: nucleus at L* 150
+    light[1:5, 7:11] = 40                      # ... and a darker patch
+    nuc[3:8, 15:20] = True                     # cell 2: dark nucleus in a pale cell
+    light[3:8, 15:20] = 60
+    light[5, 17] = 150                         # a pale hole in it is filled
+    out = _darker_part(light, labels, nuc)
+    np.testing.assert_array_equal(out[labels == 1], nuc[labels == 1])
+    np.testing.assert_array_equal(out[labels == 2], nuc[labels == 2])
+    nuc[4:7, 4:7] = False
+    nuc[3:7, 5:9] = True                       # cell 1: a nucleus partly in the dark patch
+    out = _darker_part(light, labels, nuc)
+    np.testing.assert_array_equal(out[labels == 1], (nuc & (light == 40))[labels == 1])
+    assert 0 < out[labels == 1].sum() < nuc[labels == 1].sum()
+
+
 @pytest.mark.parametrize("kwargs,name", [
     (dict(min_blue=1.5), "min_blue"), (dict(min_blue=float("nan")), "min_blue"),
     (dict(min_nucleus=-0.1), "min_nucleus"), (dict(max_extent=0), "max_extent"),
