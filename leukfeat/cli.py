@@ -431,9 +431,9 @@ class _PerCellTask:
 
     def __call__(self, item):
         from . import extract, segment
-        from .transformers import _load_item
+        from ._batch import load_item
 
-        image, seg = _load_item(item)      # the CLI's items are files: RGB uint8
+        image, seg = load_item(item)      # the CLI's items are files: RGB uint8
         if seg is None:
             seg = segment.segment(image, self.segmenter)
         rows = extract.features_per_cell(image, seg, groups=self.groups)
@@ -824,7 +824,7 @@ def _cmd_demo(args) -> int:
 def _cmd_segment(args) -> int:
     import pandas as pd
 
-    from ._parallel import _map
+    from ._batch import _map
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -950,7 +950,7 @@ def _cmd_extract(args) -> int:
         failed = [(paths[i], failures[i]) for i in sorted(failures)]
     else:
         from . import extract
-        from ._parallel import _map
+        from ._batch import _map
 
         names = extract.feature_names(tuple(args.groups))
         n_jobs = _jobs(args, len(paths))

@@ -83,8 +83,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+
+from ._batch import ImageBatchTransformer
 
 __all__ = [
     "Embedder",
@@ -122,7 +123,6 @@ MULTISCALE_STAGES = (("stage4", 40), ("stage5", 80), ("stage6", 112), ("stage7",
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
-_PATH_TYPES = (str, bytes, os.PathLike)
 _PROBE_SIZE = 224  # side of the blank image used to discover an output width
 _META_PREFIX = "leukfeat."
 
@@ -232,33 +232,11 @@ def _check_positive_int(value, name: str, *, allow_none: bool = False) -> None:
 
 
 def _as_images(images) -> list:
-    """A batch of images as a list of RGB uint8 arrays (H, W, 3)."""
-    from ._validation import as_uint8_rgb
+    """A batch of images (arrays, not paths) as a list of RGB uint8 arrays (H, W, 3)."""
+    from ._batch import as_batch, load_rgb
 
-    if isinstance(images, np.ndarray):
-        if images.ndim == 4 or (images.ndim == 1 and images.dtype == object):
-            images = list(images)
-        elif images.ndim in (2, 3):
-            raise ValueError(f"images: expected a sequence of images (or a 4-D stack), got a "
-                             f"single array of shape {images.shape}; wrap it in a list")
-        else:
-            raise ValueError(f"images: expected a sequence of RGB images, got an array of "
-                             f"shape {images.shape}")
-    elif isinstance(images, _PATH_TYPES):
-        raise TypeError("images: expected a sequence of RGB uint8 arrays, got a path; read it "
-                        "with leukfeat.io.read_image, or use EmbeddingTransformer for paths")
-    try:
-        items = list(images)
-    except TypeError:
-        raise TypeError(f"images: expected a sequence of RGB uint8 arrays, got "
-                        f"{type(images).__name__}") from None
-    out = []
-    for i, im in enumerate(items):
-        if isinstance(im, _PATH_TYPES):
-            raise TypeError(f"images[{i}]: expected an RGB uint8 array, got the path {im!r}; "
-                            "use EmbeddingTransformer (or leukfeat.io.read_image) for files")
-        out.append(as_uint8_rgb(im, f"images[{i}]"))
-    return out
+    return [load_rgb(im, f"images[{i}]")
+            for i, im in enumerate(as_batch(images, "images", paths=False, allow_empty=True))]
 
 
 def _pool(out: np.ndarray, n: int, where: str) -> np.ndarray:
@@ -1473,13 +1451,12 @@ class _PrepareTask:
 
     def __call__(self, item):
         from . import segment
-        from .transformers import _load_item, _load_rgb
+        from ._batch import load_item, load_rgb
 
         if isinstance(item, tuple):   # (image, mask or Segmentation): no segmenter
-            image, seg = _load_item(item)
-            image = _load_rgb(image)
+            image, seg = load_item(item)
         else:
-            image, seg = _load_rgb(item), None
+            image, seg = load_rgb(item), None
         windows = [image]
         fallback = False
         if self.crop in ("cell", "cells"):
@@ -1500,7 +1477,7 @@ class _PrepareTask:
         return [np.ascontiguousarray(w) for w in windows], fallback
 
 
-class EmbeddingTransformer(TransformerMixin, BaseEstimator):
+class EmbeddingTransformer(ImageBatchTransformer):
     """CNN embeddings of images (or of their white cell), as a scikit-learn transformer.
 
     Each image is read (paths, with :func:`leukfeat.io.read_image`), cropped
@@ -1618,26 +1595,19 @@ class EmbeddingTransformer(TransformerMixin, BaseEstimator):
         self.progress = progress
 
     def _check_params(self) -> None:
-        from . import segment
-        from .transformers import _check_choice, _check_n_jobs
+        from ._batch import check_choice, check_segmenter
 
         _check_embedder_param(self.embedder)
         if isinstance(self.embedder, EmbeddingTransformer):
             raise ValueError("embedder: got an EmbeddingTransformer; pass its embedder (or "
                              "use it directly as a transformer)")
-        _check_choice(self.crop, "crop", ("cell", "cells", "image"))
-        seg = self.segmenter
-        if not callable(seg) and not (isinstance(seg, str) and seg in segment.METHODS):
-            raise ValueError(f"segmenter: expected one of {sorted(segment.METHODS)} or a "
-                             f"callable, got {seg!r}")
+        check_choice(self.crop, "crop", ("cell", "cells", "image"))
+        check_segmenter(self.segmenter)
         if not isinstance(self.pad, Integral) or isinstance(self.pad, bool) or self.pad < 0:
             raise ValueError(f"pad: expected a non-negative int, got {self.pad!r}")
         _check_positive_int(self.size, "size", allow_none=True)
         _check_positive_int(self.batch_size, "batch_size")
-        _check_n_jobs(self.n_jobs)
-        _check_choice(self.on_error, "on_error", ("raise", "nan"))
-        if not isinstance(self.progress, (bool, np.bool_)):
-            raise ValueError(f"progress: expected a bool, got {self.progress!r}")
+        self._check_batch_params()
         if not isinstance(self.tta, (bool, np.bool_)):
             raise ValueError(f"tta: expected a bool, got {self.tta!r}")
 
@@ -1654,10 +1624,10 @@ class EmbeddingTransformer(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        from .transformers import _as_items
+        from ._batch import as_batch
 
         self._check_params()
-        _as_items(X)
+        as_batch(X)
         emb = _resolve_embedder(self.embedder, int(self.batch_size))
         names = np.asarray(emb.feature_names_out, dtype=object)
         if names.ndim != 1 or names.size == 0:
@@ -1693,12 +1663,11 @@ class EmbeddingTransformer(TransformerMixin, BaseEstimator):
         """
         from tqdm.auto import tqdm
 
-        from ._parallel import _map, _reraise
-        from .transformers import _as_items
+        from ._batch import _map, _reraise, as_batch
 
         check_is_fitted(self, "feature_names_out_")
         self._check_params()
-        items = _as_items(X)
+        items = as_batch(X)
         n_out = self.n_features_out_
         out = np.full((len(items), n_out), np.nan, dtype=np.float32)
         task = _PrepareTask(self.crop, self.segmenter, int(self.pad),
@@ -1728,10 +1697,8 @@ class EmbeddingTransformer(TransformerMixin, BaseEstimator):
                                          for a, b in zip(bounds[:-1], bounds[1:])])
                     out[[start + i for i in good]] = rows
                 bar.update(len(chunk))
-        from .transformers import _record_failures
-
         self.fallbacks_ = fallbacks
-        _record_failures(self, failures, len(items))
+        self._record_failures(failures, len(items))
         return out
 
     def _embed(self, windows):
@@ -1745,24 +1712,7 @@ class EmbeddingTransformer(TransformerMixin, BaseEstimator):
             emb = emb.reshape(len(windows), len(views) // len(windows), -1).mean(axis=1)
         return emb
 
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns.
-
-        Parameters
-        ----------
-        input_features : ignored
-            Images have no input feature names.
-
-        Returns
-        -------
-        ndarray of str
-        """
-        check_is_fitted(self, "feature_names_out_")
-        return self.feature_names_out_.copy()
-
     def __sklearn_tags__(self):
-        from .transformers import _image_tags
-
-        tags = _image_tags(super().__sklearn_tags__(), requires_fit=True)
+        tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = []
         return tags

@@ -87,29 +87,15 @@ def _is_path(x) -> bool:
 
 
 def _as_rgb(item, name: str = "image") -> np.ndarray:
-    from ._validation import as_uint8_rgb
-    from .io import read_image
-    if _is_path(item):
-        return read_image(item)
-    return as_uint8_rgb(np.asarray(item), name)
+    from ._batch import load_rgb
+
+    return load_rgb(item, name)
 
 
 def _image_items(images, name: str = "images") -> list:
-    if _is_path(images):
-        raise TypeError(f"{name}: expected a sequence of images or paths, got a single "
-                        f"path {os.fspath(images)!r}; wrap it in a list")
-    if (isinstance(images, np.ndarray) and images.ndim in (2, 3)
-            and images.dtype != object):
-        raise TypeError(f"{name}: expected a sequence of images, got a single image "
-                        f"of shape {images.shape}; wrap it in a list")
-    try:
-        items = list(images)
-    except TypeError:
-        raise TypeError(f"{name}: expected a sequence of images or paths, got "
-                        f"{type(images).__name__}") from None
-    if not items:
-        raise ValueError(f"{name}: expected at least one image, got 0")
-    return items
+    from ._batch import as_batch
+
+    return as_batch(images, name)
 
 
 def _is_report(obj) -> bool:
@@ -845,7 +831,7 @@ def _sample_indices(n: int, y, limit: int) -> list:
 
 
 def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=None,
-              model=None, images=None, segmentations=None):
+              model=None, images=None, segmentations=None, confound=None, provenance=None):
     """Write a Markdown report of a cross-validation, with its figures.
 
     The report (``report.md`` in `out_dir`) holds the summary table
@@ -883,6 +869,17 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
     segmentations : sequence of Segmentation or str, optional
         Segmentations of `images`, or a segmenter name; default
         ``"nucleus_anchored"``.
+    confound : ConfoundReport, optional
+        The result of :func:`~leukfeat.evaluate.confound_check` on the same
+        images: a ``background only (confound check)`` row in the summary
+        table, a "Confound check" section (verdict, scores, advice, whether
+        its folds are the models'), and a warning under the summary when the
+        background rivals the best model
+        (:meth:`~leukfeat.evaluate.ConfoundReport.rivals`).
+    provenance : dict of str to str, optional
+        Where the numbers come from, e.g. ``{"Data": "...", "Command":
+        "..."}``: one bullet per entry (values are Markdown) under the
+        report's first line.
 
     Returns
     -------
@@ -918,6 +915,13 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
         raise ValueError(f"y: expected {arr.shape[0]} labels (one per row of X), got shape "
                          f"{yy.shape}")
     items = None if images is None else _image_items(images)
+    if confound is not None and not (hasattr(confound, "cv_report")
+                                     and hasattr(confound, "rivals")):
+        raise TypeError("confound: expected a ConfoundReport (leukfeat.evaluate."
+                        f"confound_check), got {type(confound).__name__}")
+    if provenance is not None and not hasattr(provenance, "items"):
+        raise TypeError(f"provenance: expected a dict of str to str, got "
+                        f"{type(provenance).__name__}")
     if isinstance(segmentations, str):
         from .segment import METHODS
         if segmentations not in METHODS:
@@ -940,12 +944,44 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
           f"({', '.join(first.classes)}), {first.cv}-fold {first.split} cross-validation"
           + ("" if first.n_duplicate_groups is None
              else f", {first.n_duplicate_groups} duplicate groups kept within folds") + ".",
-          "", "## Summary", "", summary, ""]
+          ""]
+    if provenance:
+        md += [f"- **{key}**: {value}" for key, value in provenance.items()] + [""]
+    warning = None
+    if confound is not None:
+        from .evaluate import Comparison
+
+        best = max(reports, key=lambda k: reports[k].balanced_accuracy)
+        summary = Comparison.from_reports(
+            {**reports, "background only (confound check)": confound.cv_report}
+        ).to_markdown()
+        warning = confound.warning(reports[best].balanced_accuracy, model=best)
+    md += ["## Summary", "", summary, ""]
+    if warning:
+        md += [f"**Warning**: {warning}.", ""]
+
+    if confound is not None:
+        same = np.array_equal(confound.cv_report.fold_of_sample, first.fold_of_sample)
+        ci = confound.cv_report.ci.get("balanced_accuracy")
+        cit = "" if ci is None else f" (95 % CI {ci[0]:.3f}–{ci[1]:.3f})"
+        verdict = ("**confounded**" if confound.confounded
+                   else "no background confound detected")
+        md += ["## Confound check", "",
+               "A random forest that sees only 30 colour statistics of the background "
+               "(the pixels outside the dilated white-cell mask; "
+               "`leukfeat.evaluate.confound_check`), cross-validated on "
+               + ("the same folds as the models" if same else
+                  "**other folds than the models**") + ".", "",
+               f"Balanced accuracy {confound.balanced_accuracy:.3f}{cit}, accuracy "
+               f"{confound.accuracy:.3f}; chance {confound.chance['uniform']:.3f} "
+               f"(majority class {confound.chance['majority']:.3f}); flagged above "
+               f"{confound.chance['uniform'] + confound.margin:.3f}: {verdict}.", "",
+               confound.message, ""]
 
     for name, rep in reports.items():
         slug = _slug(name, used)
         md += [f"## {name}", ""]
-        if len(reports) > 1:
+        if len(reports) > 1 or confound is not None:
             md += [rep.to_markdown(), ""]
         md += [_per_class_table(rep), ""]
         png = save_figure(confusion_matrix(rep), out / f"confusion_{slug}.png")

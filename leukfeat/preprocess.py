@@ -495,20 +495,9 @@ class ReinhardTarget:
 
 def _image_list(images, name: str) -> list:
     """A single image, a stack (N, H, W, C) or a sequence of images -> list of images."""
-    if isinstance(images, (list, tuple)):
-        if len(images) == 0:
-            raise ValueError(f"{name}: expected at least one image")
-        if all(isinstance(x, np.ndarray) for x in images):
-            return list(images)
-        try:
-            arr = np.asarray(images)
-        except (TypeError, ValueError):  # ragged nesting: a sequence of images
-            return list(images)
-        if arr.dtype == object:
-            return list(images)
-    else:
-        arr = np.asarray(images)
-    return list(arr) if arr.ndim == 4 else [arr]
+    from ._batch import as_batch
+
+    return as_batch(images, name, single="wrap", paths=False)
 
 
 def reinhard_stats(images, masks=None) -> ReinhardTarget:

@@ -44,8 +44,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
-from . import extract, io, preprocess, segment
-from ._parallel import _map
+from . import extract, preprocess, segment
+from ._batch import PATH_TYPES as _PATH_TYPES
+from ._batch import _map, check_choice, check_n_jobs, check_segmenter, image_tags
+from ._batch import as_batch as _as_items
+from ._batch import ImageBatchTransformer, load_item, load_rgb
 from ._validation import as_uint8_rgb, check_image
 
 __all__ = [
@@ -56,124 +59,6 @@ __all__ = [
     "StainNormalizer",
     "Segmenter",
 ]
-
-_PATH_TYPES = (str, bytes, os.PathLike)
-
-
-# --------------------------------------------------------------------------- #
-# input handling shared by every estimator
-# --------------------------------------------------------------------------- #
-
-def _as_items(X, name: str = "X") -> list:
-    """A batch of images (paths and/or arrays) as a list of items.
-
-    Accepts a sequence of paths/arrays, a 1-D object or string array, a
-    pandas Series (or one-column DataFrame) and a 4-D array
-    ``(n_images, H, W, C)``. Items themselves are checked when they are used.
-    """
-    if isinstance(X, _PATH_TYPES):
-        raise ValueError(f"{name}: expected a sequence of image paths or arrays, got a "
-                         f"single path {X!r}; wrap it in a list")
-    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
-        raise TypeError(f"{name}: sparse input is not supported; expected a sequence of "
-                        "image paths or arrays")
-    if hasattr(X, "columns") and hasattr(X, "iloc"):  # pandas DataFrame
-        if X.shape[1] != 1:
-            raise ValueError(f"{name}: a DataFrame must have exactly one column of image "
-                             f"paths or arrays, got {X.shape[1]} columns")
-        X = X.iloc[:, 0]
-    if hasattr(X, "iloc") and hasattr(X, "to_numpy"):  # pandas Series
-        X = list(X.to_numpy(dtype=object))
-    if isinstance(X, np.ndarray) or (hasattr(X, "__array__")
-                                     and not isinstance(X, (list, tuple))):
-        arr = np.asarray(X)
-        if arr.dtype == object or arr.dtype.kind in "USV":
-            if arr.ndim == 2 and arr.shape[1] == 1:
-                arr = arr[:, 0]
-            if arr.ndim != 1:
-                raise ValueError(f"{name}: an array of paths or images must be 1-D, got "
-                                 f"shape {arr.shape}")
-            items = arr.tolist() if arr.dtype.kind in "US" else list(arr)
-        elif arr.ndim == 4:
-            items = list(arr)
-        else:
-            raise ValueError(
-                f"{name}: a numeric array of shape {arr.shape} is not a batch of images; "
-                "expected a sequence of image paths or arrays, or a 4-D stack "
-                "(n_images, height, width, 3). (Image estimators do not take a feature "
-                "matrix; a single image must be wrapped in a list.)")
-    else:
-        try:
-            items = list(X)
-        except TypeError:
-            raise ValueError(f"{name}: expected a sequence of image paths or arrays, got "
-                             f"{type(X).__name__}") from None
-    if not items:
-        raise ValueError(f"{name}: expected at least one image, got 0 (empty batch)")
-    return items
-
-
-def _load(item) -> np.ndarray:
-    """Read a path with :func:`leukfeat.io.read_image`; return arrays as arrays."""
-    if isinstance(item, _PATH_TYPES):
-        return io.read_image(item)
-    if isinstance(item, np.ndarray):
-        return item
-    try:
-        arr = np.asarray(item)
-    except Exception:  # pragma: no cover - exotic objects
-        arr = None
-    if arr is None or arr.dtype == object:
-        raise TypeError(f"expected an image file path or an image array, got "
-                        f"{type(item).__name__}")
-    return arr
-
-
-def _load_item(item):
-    """``(image, segmentation or None)`` of a batch item.
-
-    An item is an image (a path or an array), or a pair ``(image, mask)``
-    whose mask is a path (read with :func:`leukfeat.io.read_mask`), an array
-    (binary, 0/1/2 nucleus-cytoplasm coding or a label image, read by
-    :func:`leukfeat.segment.from_mask` with ``kind="auto"``) or a
-    :class:`~leukfeat.segment.Segmentation`; a pair skips segmentation.
-    """
-    if not isinstance(item, tuple):
-        return _load(item), None
-    if len(item) != 2:
-        raise TypeError(f"expected an image, or an (image, mask) pair, got a tuple of "
-                        f"{len(item)} elements")
-    image, mask = item
-    rgb = as_uint8_rgb(check_image(_load(image), "image", ndim=(3,)), "image")
-    if isinstance(mask, segment.Segmentation):
-        return rgb, mask
-    if isinstance(mask, _PATH_TYPES):
-        mask = io.read_mask(mask)
-    return rgb, segment.from_mask(rgb, mask)
-
-
-def _load_rgb(item) -> np.ndarray:
-    """An item as an RGB uint8 array (grayscale stacked, other dtypes converted)."""
-    return as_uint8_rgb(check_image(_load(item), "image"), "image")
-
-
-def _check_n_jobs(n_jobs) -> None:
-    if n_jobs is not None and (not isinstance(n_jobs, Integral) or isinstance(n_jobs, bool)
-                               or n_jobs == 0):
-        raise ValueError(f"n_jobs: expected None or a non-zero int, got {n_jobs!r}")
-
-
-def _check_choice(value, name: str, choices) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
-
-
-def _image_tags(tags, *, requires_fit: bool):
-    tags.input_tags.two_d_array = False
-    tags.input_tags.string = True  # file paths
-    tags.requires_fit = requires_fit
-    return tags
-
 
 # --------------------------------------------------------------------------- #
 # FeatureExtractor
@@ -261,21 +146,6 @@ def _content_key(item):
 
 
 
-def _record_failures(estimator, failures, n_items: int) -> None:
-    """Store ``errors_`` of an image transformer and warn once about NaN rows.
-
-    ``failures`` come from :func:`leukfeat._parallel.map_ordered` with
-    ``on_error="collect"`` (objects with ``index``, ``item``, ``error_type``
-    and ``message``).
-    """
-    estimator.errors_ = [{"index": f.index, "item": f.item, "error_type": f.error_type,
-                          "message": f.message} for f in failures]
-    if failures:
-        first = failures[0]
-        warnings.warn(f"{len(failures)} of {n_items} images failed and gave NaN rows "
-                      f"(see errors_); first: item {first.index} ({first.item}): "
-                      f"{first.error_type}: {first.message}", UserWarning, stacklevel=3)
-
 class _ExtractTask:
     """Picklable per-image work of :class:`FeatureExtractor` (runs in workers)."""
 
@@ -295,7 +165,7 @@ class _ExtractTask:
                     return row
         # the values of extract.features(...) in feature_names order, without
         # building the name -> value mapping (tests check that the orders agree)
-        values = extract._feature_values(*_load_item(item), **self.kwargs)
+        values = extract._feature_values(*load_item(item), **self.kwargs)
         if values is None:
             row = np.full(len(self.names), np.nan)
         elif len(values) != len(self.names):
@@ -331,7 +201,7 @@ class _ExtractTask:
                           RuntimeWarning, stacklevel=2)
 
 
-class FeatureExtractor(TransformerMixin, BaseEstimator):
+class FeatureExtractor(ImageBatchTransformer):
     """Handcrafted features of the white cell of each image, as a scikit-learn transformer.
 
     Each image is read (paths, with :func:`leukfeat.io.read_image`),
@@ -432,9 +302,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     def _configuration(self):
         """Validate the parameters; return (features() kwargs, names, cache key dict)."""
         seg = self.segmenter
-        if not callable(seg) and not (isinstance(seg, str) and seg in segment.METHODS):
-            raise ValueError(f"segmenter: expected one of {sorted(segment.METHODS)} or a "
-                             f"callable, got {seg!r}")
+        check_segmenter(seg)
         try:
             groups = extract._check_groups(self.groups)
         except TypeError:
@@ -452,12 +320,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             names = extract.feature_names(groups, **options)
         except TypeError as exc:
             raise ValueError(f"options: {exc}") from None
-        _check_n_jobs(self.n_jobs)
-        _check_choice(self.on_error, "on_error", ("raise", "nan"))
+        self._check_batch_params()
         if self.cache is not None and not isinstance(self.cache, (str, os.PathLike)):
             raise ValueError(f"cache: expected None or a directory path, got {self.cache!r}")
-        if not isinstance(self.progress, (bool, np.bool_)):
-            raise ValueError(f"progress: expected a bool, got {self.progress!r}")
         kwargs = dict(groups=groups, cell=cell, segmenter=seg, **options)
         full_options = extract._config(options)
         key = {
@@ -543,33 +408,16 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir))
         if self.n_jobs not in (None, 1) and len(items) > 1:
             extract._warm_kernels()     # compiled once here, not in every worker
-        rows, failures = _map(task, items, n_jobs=self.n_jobs, progress=bool(self.progress),
-                              desc="features",
-                              on_error="raise" if self.on_error == "raise" else "collect")
+        rows, failures = self._map_items(task, items, "features")
         out = np.full((len(items), len(names)), np.nan, dtype=np.float64)
         for i, row in enumerate(rows):
             if row is not None:
                 out[i] = row
-        _record_failures(self, failures, len(items))
+        self._record_failures(failures, len(items))
         return out
 
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns.
-
-        Parameters
-        ----------
-        input_features : ignored
-            Images have no input feature names.
-
-        Returns
-        -------
-        ndarray of str
-        """
-        check_is_fitted(self, "feature_names_out_")
-        return self.feature_names_out_.copy()
-
     def __sklearn_tags__(self):
-        tags = _image_tags(super().__sklearn_tags__(), requires_fit=True)
+        tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
 
@@ -612,7 +460,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         raise NotImplementedError
 
     def _apply(self, item) -> np.ndarray:
-        return self._transform_one(_load_rgb(item))
+        return self._transform_one(load_rgb(item))
 
     def transform(self, X):
         """Transform every image.
@@ -668,7 +516,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         return None if input_features is None else np.asarray(input_features, dtype=object)
 
     def __sklearn_tags__(self):
-        tags = _image_tags(super().__sklearn_tags__(), requires_fit=self._requires_fit)
+        tags = image_tags(super().__sklearn_tags__(), requires_fit=self._requires_fit)
         tags.transformer_tags.preserves_dtype = []  # output: a list of RGB uint8 images
         return tags
 
@@ -750,7 +598,7 @@ class Equalize(_ImageTransformer):
         self.tile_grid_size = tile_grid_size
 
     def _validate(self) -> None:
-        _check_choice(self.method, "method", ("global", "clahe"))
+        check_choice(self.method, "method", ("global", "clahe"))
         if self.method == "clahe":
             if (not isinstance(self.clip_limit, Real) or isinstance(self.clip_limit, bool)
                     or not np.isfinite(self.clip_limit) or self.clip_limit <= 0):
@@ -810,7 +658,7 @@ class StainNormalizer(_ImageTransformer):
         self.random_state = random_state
 
     def _validate(self) -> None:
-        _check_choice(self.method, "method", ("reinhard", "macenko"))
+        check_choice(self.method, "method", ("reinhard", "macenko"))
         n = self.n_reference
         if n is not None and (not isinstance(n, Integral) or isinstance(n, bool) or n < 1):
             raise ValueError(f"n_reference: expected None or a positive int, got {n!r}")
@@ -835,7 +683,7 @@ class StainNormalizer(_ImageTransformer):
         else:
             rng = check_random_state(self.random_state)
             idx = np.sort(rng.choice(n, size=self.n_reference, replace=False))
-        refs, _ = _map(_load_rgb, [items[i] for i in idx], n_jobs=1, on_error="raise")
+        refs, _ = _map(load_rgb, [items[i] for i in idx], n_jobs=1, on_error="raise")
         if self.method == "reinhard":
             self.target_ = preprocess.reinhard_stats(refs)
         else:
@@ -856,7 +704,7 @@ class _SegmentItem:
         self.method = method
 
     def __call__(self, item):
-        image, seg = _load_item(item)
+        image, seg = load_item(item)
         rgb = as_uint8_rgb(check_image(image, "image", ndim=(3,)), "image")
         if seg is None:
             seg = segment.segment(rgb, self.method)
@@ -903,11 +751,8 @@ class Segmenter(_ImageTransformer):
         self.n_jobs = n_jobs
 
     def _validate(self) -> None:
-        m = self.method
-        if not callable(m) and not (isinstance(m, str) and m in segment.METHODS):
-            raise ValueError(f"method: expected one of {sorted(segment.METHODS)} or a "
-                             f"callable, got {m!r}")
-        _check_n_jobs(self.n_jobs)
+        check_segmenter(self.method, "method")
+        check_n_jobs(self.n_jobs)
 
     def transform(self, X):
         """Read and segment every image.

@@ -384,7 +384,7 @@ def test_a_dying_worker_costs_one_row(corpus, clean):
 
 _IDLE_WORKERS = r"""
 import os, sys
-from leukfeat._parallel import map_ordered
+from leukfeat._batch import map_ordered
 pids = map_ordered(lambda _: os.getpid(), range(40), n_jobs=2, batch_size=1)
 print(" ".join(map(str, sorted(set(pids)))), flush=True)
 sys.stdin.read()          # wait, with idle workers, until killed

@@ -399,7 +399,7 @@ def test_torch_embedder_argument_errors():
     emb = TorchEmbedder(net, preprocess=ImagePreprocess(16))
     with pytest.raises(TypeError, match="path"):
         emb(["cell.png"])
-    with pytest.raises(ValueError, match="single array"):
+    with pytest.raises(ValueError, match="single image"):
         emb(np.zeros((16, 16, 3), np.uint8))
 
 

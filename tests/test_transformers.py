@@ -1,4 +1,4 @@
-"""Tests for leukfeat.transformers (and the batch helper leukfeat._parallel)."""
+"""Tests for leukfeat.transformers (and the batch layer leukfeat._batch)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from leukfeat import extract, preprocess, segment
-from leukfeat._parallel import describe_item, map_ordered
+from leukfeat._batch import describe_item, map_ordered
 from leukfeat.datasets import make_cells
 from leukfeat.io import ImageReadError
 from leukfeat.models import make_classifier
@@ -250,8 +250,10 @@ def test_missing_file_raises(tmp_path):
 
 
 @pytest.mark.parametrize("X, match", [
-    (np.zeros((5, 3)), "not a batch of images"),
-    (np.zeros((96, 96, 3), np.uint8), "not a batch of images"),
+    (np.zeros((5, 3)), "single image of shape .5, 3.; wrap it in a list .a 2-D numeric "
+                       "array is one grey image; image estimators do not take a feature"),
+    (np.zeros((96, 96, 3), np.uint8), "single image of shape .96, 96, 3.; wrap it in a list"),
+    (np.zeros((2, 3, 4, 5, 6)), "not a batch of images"),
     ("cell.png", "single path"),
     ([], "at least one image"),
     (pd.DataFrame({"a": ["x"], "b": ["y"]}), "one column"),

@@ -1,10 +1,30 @@
-"""Batch work in one place: joblib processes, a progress bar, an error policy (private).
+"""The item layer: from "a batch of images" to per-item work (private).
+
+Every estimator, plot and evaluation of leukfeat that takes several images
+goes through this module, so that one rule decides what a batch is, one
+loader turns an item into pixels, and one mapper applies the error policy:
+
+:func:`as_batch`
+    A batch (list, tuple, 1-D array, pandas Series or one-column DataFrame,
+    4-D stack) as a list of items. A single path or a single image where a
+    batch is expected raises :class:`NotABatchError` (a :class:`TypeError`
+    and a :class:`ValueError`) saying "wrap it in a list", unless the caller
+    accepts one image (``single="wrap"``, e.g. the reference images of stain
+    normalisation).
+:func:`load_rgb`, :func:`load_item`
+    An item (a path, an array, or an ``(image, mask)`` pair) as RGB
+    ``uint8`` pixels, and as ``(image, Segmentation or None)``.
+:func:`map_ordered` / :func:`_map`
+    Apply a function to every item, in parallel, in input order, with the
+    error policy.
+:class:`ImageBatchTransformer`
+    The base of the image-batch estimators (``FeatureExtractor``,
+    ``EmbeddingTransformer``): shared parameter checks, ``errors_``, tags and
+    output names.
 
 :func:`map_ordered` applies a function to every item of a batch, in parallel
 with :class:`joblib.Parallel` (its default, process-based ``loky`` backend),
-and returns the results **in input order**. It is what
-:class:`leukfeat.transformers.FeatureExtractor` and the command line use for
-per-image work.
+and returns the results **in input order**.
 
 Design notes
 ------------
@@ -48,7 +68,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["map_ordered", "Failure", "WorkerDiedError", "describe_item"]
+__all__ = ["map_ordered", "Failure", "WorkerDiedError", "describe_item", "as_batch",
+           "load_rgb", "load_item", "NotABatchError", "ImageBatchTransformer"]
+
+PATH_TYPES = (str, bytes, os.PathLike)
 
 _ON_ERROR = ("raise", "collect")
 _MAX_REPR = 200
@@ -88,7 +111,7 @@ def describe_item(item) -> str:
     File paths are given as they are (``os.fspath``), arrays by shape and dtype
     (never their values), anything else by a truncated ``repr``.
     """
-    if isinstance(item, (str, bytes, os.PathLike)):
+    if isinstance(item, PATH_TYPES):
         try:
             return os.fsdecode(item)
         except TypeError:  # pragma: no cover - exotic PathLike
@@ -207,9 +230,7 @@ def _check_on_error(on_error) -> str:
 
 def _effective_n_jobs(n_jobs, n_items: int) -> int:
     from joblib import effective_n_jobs
-    if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer))
-                               or isinstance(n_jobs, bool) or n_jobs == 0):
-        raise ValueError(f"n_jobs: expected None or a non-zero int, got {n_jobs!r}")
+    check_n_jobs(n_jobs)
     return max(1, min(effective_n_jobs(n_jobs), n_items))
 
 
@@ -416,3 +437,276 @@ def map_ordered(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="
     if on_error == "raise":
         return results
     return results, [(f.index, f.item, f"{f.error_type}: {f.message}") for f in failures]
+
+
+# --------------------------------------------------------------------------- #
+# what a batch is, and what an item holds
+# --------------------------------------------------------------------------- #
+
+class NotABatchError(TypeError, ValueError):
+    """A single image (or path) was given where a batch of images is expected.
+
+    Both a :class:`TypeError` and a :class:`ValueError`, so that code written
+    against either of the errors leukfeat's functions used to raise for this
+    mistake keeps working.
+    """
+
+
+def _is_single_image(x) -> bool:
+    return (isinstance(x, np.ndarray) and x.dtype != object and x.dtype.kind not in "USV"
+            and x.ndim in (2, 3))
+
+
+def as_batch(X, name: str = "X", *, single: str = "refuse", paths: bool = True,
+             check_items: bool = False, allow_empty: bool = False) -> list:
+    """A batch of images as a list of items (the one rule of leukfeat).
+
+    Parameters
+    ----------
+    X : sequence, 1-D array, pandas Series or one-column DataFrame, or 4-D array
+        Items are image paths, image arrays, or ``(image, mask)`` pairs; a
+        4-D numeric array ``(n, H, W, C)`` is a stack of images.
+    name : str
+        Argument name for error messages.
+    single : {"refuse", "wrap"}
+        A single path or a single image (a 2-D or 3-D numeric array):
+        :class:`NotABatchError` ("wrap it in a list"), or a batch of one.
+    paths : bool
+        Whether items may be file paths (else a path item is a TypeError).
+    check_items : bool
+        Check every item's kind now (else each is checked when it is used,
+        so that one bad item becomes one failure, not a failed batch).
+    allow_empty : bool
+        Whether an empty batch is accepted.
+
+    Returns
+    -------
+    list
+
+    Raises
+    ------
+    NotABatchError
+        For a single path or image with ``single="refuse"``, and for a
+        numeric array that is not a stack of images (e.g. a feature matrix).
+    TypeError
+        For sparse input, something that is not a sequence, a path item
+        with ``paths=False``, or (``check_items``) an item of another kind.
+    ValueError
+        For an empty batch (unless allowed) or a DataFrame of several columns.
+    """
+    if single not in ("refuse", "wrap"):  # pragma: no cover - internal misuse
+        raise ValueError(f"single: expected 'refuse' or 'wrap', got {single!r}")
+    if isinstance(X, PATH_TYPES) or _is_single_image(X):
+        if single == "wrap" and (paths or not isinstance(X, PATH_TYPES)):
+            return [X]
+        what = (f"a single path {describe_item(X)!r}" if isinstance(X, PATH_TYPES)
+                else f"a single image of shape {X.shape}")
+        note = (" (a 2-D numeric array is one grey image; image estimators do not take "
+                "a feature matrix)" if getattr(X, "ndim", 0) == 2 else "")
+        raise NotABatchError(
+            f"{name}: expected a sequence of images{' or image paths' if paths else ''}, got "
+            f"{what}; wrap it in a list{note}")
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name}: sparse input is not supported; expected a sequence of "
+                        "images or image paths")
+    if hasattr(X, "columns") and hasattr(X, "iloc"):  # pandas DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(f"{name}: a DataFrame must have exactly one column of images "
+                             f"or image paths, got {X.shape[1]} columns")
+        X = X.iloc[:, 0]
+    if hasattr(X, "iloc") and hasattr(X, "to_numpy"):  # pandas Series
+        X = list(X.to_numpy(dtype=object))
+    if isinstance(X, np.ndarray) or (hasattr(X, "__array__")
+                                     and not isinstance(X, (list, tuple))):
+        arr = np.asarray(X)
+        if arr.dtype == object or arr.dtype.kind in "USV":
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            if arr.ndim != 1:
+                raise NotABatchError(f"{name}: an array of paths or images must be 1-D, got "
+                                     f"shape {arr.shape}")
+            items = arr.tolist() if arr.dtype.kind in "US" else list(arr)
+        elif arr.ndim == 4:
+            items = list(arr)
+        else:
+            raise NotABatchError(
+                f"{name}: a numeric array of shape {arr.shape} is not a batch of images; "
+                "expected a sequence of images or image paths, or a 4-D stack "
+                "(n_images, height, width, 3)")
+    else:
+        try:
+            items = list(X)
+        except TypeError:
+            raise TypeError(f"{name}: expected a sequence of images or image paths, got "
+                            f"{type(X).__name__}") from None
+    if not items and not allow_empty:
+        raise ValueError(f"{name}: expected at least one image, got 0 (empty batch)")
+    if check_items or not paths:
+        for k, item in enumerate(items):
+            if isinstance(item, PATH_TYPES):
+                if not paths:
+                    raise TypeError(f"{name}[{k}]: expected an image array, got the path "
+                                    f"{describe_item(item)!r}; read it with "
+                                    "leukfeat.io.read_image")
+            elif check_items and not isinstance(item, (np.ndarray, tuple)):
+                raise TypeError(f"{name}[{k}]: expected an image path or an image array, "
+                                f"got {type(item).__name__}")
+    return items
+
+
+def _load(item):
+    """A path read with :func:`leukfeat.io.read_image`; an array as it is."""
+    from . import io
+
+    if isinstance(item, PATH_TYPES):
+        return io.read_image(item)
+    if isinstance(item, np.ndarray):
+        return item
+    try:
+        arr = np.asarray(item)
+    except Exception:  # pragma: no cover - exotic objects
+        arr = None
+    if arr is None or arr.dtype == object:
+        raise TypeError(f"expected an image file path or an image array, got "
+                        f"{type(item).__name__}")
+    return arr
+
+
+def load_rgb(item, name: str = "image") -> np.ndarray:
+    """An item (path or array) as an RGB ``uint8`` array: grey stacked,
+    other dtypes converted as :func:`leukfeat._validation.as_uint8_rgb` does."""
+    from ._validation import as_uint8_rgb
+
+    return as_uint8_rgb(_load(item), name)
+
+
+def load_item(item):
+    """``(image, Segmentation or None)`` of a batch item.
+
+    An item is an image (a path or an array, returned as read, for the
+    caller's own checks), or a pair ``(image, mask)`` whose mask is a path
+    (:func:`leukfeat.io.read_mask`), an array (binary, nucleus-cytoplasm
+    coding or a label image: :func:`leukfeat.segment.from_mask` with
+    ``kind="auto"``) or a :class:`~leukfeat.segment.Segmentation`; the image
+    of a pair is returned as RGB ``uint8`` and segmentation is skipped.
+    """
+    if not isinstance(item, tuple):
+        return _load(item), None
+    from . import io, segment
+    from ._validation import as_uint8_rgb, check_image
+
+    if len(item) != 2:
+        raise TypeError(f"expected an image, or an (image, mask) pair, got a tuple of "
+                        f"{len(item)} elements")
+    image, mask = item
+    rgb = as_uint8_rgb(check_image(_load(image), "image", ndim=(3,)), "image")
+    if isinstance(mask, segment.Segmentation):
+        return rgb, mask
+    if isinstance(mask, PATH_TYPES):
+        mask = io.read_mask(mask)
+    return rgb, segment.from_mask(rgb, mask)
+
+
+# --------------------------------------------------------------------------- #
+# the base of the image-batch estimators
+# --------------------------------------------------------------------------- #
+
+def check_n_jobs(n_jobs) -> None:
+    if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer))
+                               or isinstance(n_jobs, bool) or n_jobs == 0):
+        raise ValueError(f"n_jobs: expected None or a non-zero int, got {n_jobs!r}")
+
+
+def check_choice(value, name: str, choices) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+
+
+def check_segmenter(seg, name: str = "segmenter") -> None:
+    from . import segment
+
+    if not callable(seg) and not (isinstance(seg, str) and seg in segment.METHODS):
+        raise ValueError(f"{name}: expected one of {sorted(segment.METHODS)} or a "
+                         f"callable, got {seg!r}")
+
+
+def image_tags(tags, *, requires_fit: bool):
+    """Estimator tags of a transformer whose ``X`` is a batch of images."""
+    tags.input_tags.two_d_array = False
+    tags.input_tags.string = True  # file paths
+    tags.requires_fit = requires_fit
+    return tags
+
+
+def _image_batch_base():
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    class ImageBatchTransformer(TransformerMixin, BaseEstimator):
+        """Base of the estimators that turn a batch of images into one row each
+        (:class:`~leukfeat.transformers.FeatureExtractor`,
+        :class:`~leukfeat.embed.EmbeddingTransformer`).
+
+        Subclasses have ``n_jobs``, ``on_error`` and ``progress`` parameters,
+        set ``feature_names_out_`` in ``fit`` and call
+        :meth:`_record_failures` at the end of ``transform``.
+        """
+
+        _ON_ERROR = ("raise", "nan")
+
+        def _check_batch_params(self) -> None:
+            """Check ``n_jobs``, ``on_error`` and ``progress``."""
+            check_n_jobs(self.n_jobs)
+            check_choice(self.on_error, "on_error", self._ON_ERROR)
+            if not isinstance(self.progress, (bool, np.bool_)):
+                raise ValueError(f"progress: expected a bool, got {self.progress!r}")
+
+        def _map_items(self, fn, items, desc: str):
+            """:func:`_map` with the estimator's ``n_jobs``, ``progress`` and
+            error policy; returns ``(results, failures)``."""
+            return _map(fn, items, n_jobs=self.n_jobs, progress=bool(self.progress),
+                        desc=desc, on_error="raise" if self.on_error == "raise" else "collect")
+
+        def _record_failures(self, failures, n_items: int) -> None:
+            """Store ``errors_`` and warn once about the NaN rows of failed items."""
+            import warnings
+
+            self.errors_ = [{"index": f.index, "item": f.item, "error_type": f.error_type,
+                             "message": f.message} for f in failures]
+            if failures:
+                first = failures[0]
+                warnings.warn(f"{len(failures)} of {n_items} images failed and gave NaN rows "
+                              f"(see errors_); first: item {first.index} ({first.item}): "
+                              f"{first.error_type}: {first.message}", UserWarning, stacklevel=3)
+
+        def get_feature_names_out(self, input_features=None):
+            """Names of the output columns.
+
+            Parameters
+            ----------
+            input_features : ignored
+                Images have no input feature names.
+
+            Returns
+            -------
+            ndarray of str
+            """
+            from sklearn.utils.validation import check_is_fitted
+
+            check_is_fitted(self, "feature_names_out_")
+            return self.feature_names_out_.copy()
+
+        def __sklearn_tags__(self):
+            return image_tags(super().__sklearn_tags__(), requires_fit=True)
+
+    ImageBatchTransformer.__module__ = __name__
+    ImageBatchTransformer.__qualname__ = "ImageBatchTransformer"
+    return ImageBatchTransformer
+
+
+def __getattr__(name):
+    # scikit-learn is imported only when an estimator is first needed
+    if name == "ImageBatchTransformer":
+        cls = _image_batch_base()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
