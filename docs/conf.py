@@ -28,6 +28,13 @@ if (REPO_ROOT / "leukfeat" / "__init__.py").is_file():
     sys.path.insert(0, str(REPO_ROOT))
 
 import leukfeat  # noqa: E402
+from leukfeat.extract._registry import catalogue_rst  # noqa: E402
+
+# The feature catalogue is generated from the registry, so it cannot drift.
+_catalogue = DOCS_DIR / "features.rst"
+_text = catalogue_rst()
+if not _catalogue.is_file() or _catalogue.read_text(encoding="utf-8") != _text:
+    _catalogue.write_text(_text, encoding="utf-8")
 
 project = "leukfeat"
 release = leukfeat.__version__

@@ -259,18 +259,28 @@ def _describe_estimator(estimator) -> str:
     return type(estimator).__name__
 
 
+def _jsonable_config(key: dict) -> dict:
+    """A FeatureConfig key with tuples as lists (JSON)."""
+    return json.loads(json.dumps(key, default=list))
+
+
 def _feature_config(model):
     from .transformers import FeatureExtractor
     candidates = [(p, s) for p, s in _walk_steps(model)]
     candidates.insert(0, ("", model))
     for path, step in candidates:
         if isinstance(step, FeatureExtractor):
+            from .extract import FeatureConfig
+
             names = getattr(step, "feature_names_out_", None)
             params = {k: _describe_param(v) for k, v in step.get_params(deep=False).items()}
             return {
                 "step": path,
                 "extractor": _type_name(step),
                 "params": params,
+                # what the columns are (groups in column order, cell, every option)
+                "config": _jsonable_config(FeatureConfig(step.groups, step.cell,
+                                                         step.options).cache_key()),
                 "feature_names": None if names is None else [str(n) for n in names],
                 "n_features": None if names is None else len(names),
             }

@@ -303,36 +303,15 @@ class FeatureExtractor(ImageBatchTransformer):
         """Validate the parameters; return (features() kwargs, names, cache key dict)."""
         seg = self.segmenter
         check_segmenter(seg)
-        try:
-            groups = extract._check_groups(self.groups)
-        except TypeError:
-            raise ValueError(f"groups: expected a non-empty subset of {extract.GROUPS}, "
-                             f"got {self.groups!r}") from None
-        cell = self.cell
-        if not (cell in ("largest", "central", "mean", "median") if isinstance(cell, str) else
-                isinstance(cell, Integral) and not isinstance(cell, bool) and cell >= 1):
-            raise ValueError(f"cell: expected 'largest', 'central', 'mean', 'median' or a "
-                             f"positive int label, got {cell!r}")
-        options = {} if self.options is None else self.options
-        if not isinstance(options, dict):
-            raise ValueError(f"options: expected None or a dict, got {type(options).__name__}")
-        try:
-            names = extract.feature_names(groups, **options)
-        except TypeError as exc:
-            raise ValueError(f"options: {exc}") from None
+        config = extract.FeatureConfig(self.groups, self.cell, self.options)
+        names = config.names()
         self._check_batch_params()
         if self.cache is not None and not isinstance(self.cache, (str, os.PathLike)):
             raise ValueError(f"cache: expected None or a directory path, got {self.cache!r}")
-        kwargs = dict(groups=groups, cell=cell, segmenter=seg, **options)
-        full_options = extract._config(options)
-        key = {
-            "leukfeat": __version__,
-            "segmenter": seg if isinstance(seg, str) else _callable_id(seg),
-            "groups": list(groups),
-            "cell": cell if isinstance(cell, str) else int(cell),
-            "options": {k: full_options[k] for k in sorted(full_options)},
-            "n_features": len(names),
-        }
+        kwargs = dict(groups=config.groups, cell=config.cell, segmenter=seg, **config.options)
+        key = {"leukfeat": __version__,
+               "segmenter": seg if isinstance(seg, str) else _callable_id(seg),
+               **config.cache_key()}
         return kwargs, names, key
 
     def _cache_dir(self, key: dict):

@@ -62,20 +62,25 @@ import numpy as np
 from .._validation import as_uint8_rgb, check_image
 from ..segment import DEFAULT_METHOD, Segmentation, _kernels as segment_kernels, segment as _segment
 from . import colour, edges, field, shape, texture
+from ._registry import REGISTRY, CellCrop, FeatureGroup
 from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
 
 __all__ = ["features", "features_per_cell", "feature_names", "GROUPS", "DEFAULT_GROUPS",
-           "DEFAULTS",
+           "DEFAULTS", "CELLS", "FeatureConfig", "FeatureGroup", "REGISTRY",
            "haralick", "glcm", "glcm_props", "lbp_histogram",
            "texture", "shape", "colour", "edges", "field"]
 
-#: Every feature group, in the order their columns appear.
-GROUPS = ("texture", "nucleus_texture", "shape", "colour", "edges", "field")
+#: Every feature group, in the order their columns appear (the keys of
+#: :data:`REGISTRY`, where each group is described).
+GROUPS = tuple(REGISTRY)
 
 #: The groups of the default feature vector (428 columns with :data:`DEFAULTS`).
 #: ``nucleus_texture`` (106 more columns) is opt-in, so that the default
 #: names stay as they were.
-DEFAULT_GROUPS = ("texture", "shape", "colour", "edges", "field")
+DEFAULT_GROUPS = tuple(name for name, g in REGISTRY.items() if g.default)
+
+#: The choices of ``cell=`` that are names (an integer label is accepted too).
+CELLS = ("largest", "central", "mean", "median")
 
 #: Default configuration of every group (keyword arguments of :func:`features`).
 DEFAULTS = {
@@ -95,9 +100,6 @@ _CROP_MARGIN_EXTRA = 2
 
 #: Aggregations over every cell of a field accepted as ``cell=``.
 _AGGREGATES = {"mean": np.nanmean, "median": np.nanmedian}
-_FIELD_NAMES = tuple(field.field_feature_names())
-#: Name tag of the texture groups (``glcm_<tag>_...``).
-_TEXTURE_COMPARTMENT = {"texture": None, "nucleus_texture": "nucleus"}
 
 
 def _config(overrides: dict) -> dict:
@@ -145,23 +147,86 @@ def feature_names(groups=DEFAULT_GROUPS, **options) -> list:
     """
     groups = _check_groups(groups)
     cfg = _config(options)
-    out = []
-    for g in groups:
-        if g in _TEXTURE_COMPARTMENT:
-            out += texture.texture_feature_names(cfg["glcm_distances"], cfg["lbp_radii"],
-                                                 compartment=_TEXTURE_COMPARTMENT[g])
-        elif g == "shape":
-            out += shape.shape_feature_names(True, n_fourier=cfg["n_fourier"],
-                                             zernike_degree=cfg["zernike_degree"])
-        elif g == "colour":
-            out += colour.colour_feature_names(True, spaces=cfg["colour_spaces"],
-                                               percentiles=cfg["percentiles"],
-                                               histogram_bins=cfg["histogram_bins"])
-        elif g == "edges":
-            out += edges.edge_feature_names(sigmas=cfg["edge_sigmas"])
-        elif g == "field":
-            out += field.field_feature_names()
-    return out
+    return [name for g in groups for name in REGISTRY[g].names(cfg)]
+
+
+class FeatureConfig:
+    """What to measure: feature groups, which cell, group options.
+
+    The one description of a feature vector, shared by
+    :func:`features`, :class:`leukfeat.transformers.FeatureExtractor`, the
+    command line and the metadata of model files: it validates itself,
+    names its columns and gives the key of the feature cache.
+
+    Parameters
+    ----------
+    groups : str or sequence of str, default :data:`DEFAULT_GROUPS`
+        Feature groups (:data:`GROUPS`); kept in canonical column order.
+    cell : {"largest", "central", "mean", "median"} or int, default "largest"
+        Which white cell of an image a row describes (see :func:`features`).
+    options : dict, optional
+        Group options overriding :data:`DEFAULTS`.
+
+    Examples
+    --------
+    >>> cfg = FeatureConfig(groups=("shape", "texture"), options={"lbp_radii": (1,)})
+    >>> cfg.groups
+    ('texture', 'shape')
+    >>> len(cfg.names()) == len(feature_names(("texture", "shape"), lbp_radii=(1,)))
+    True
+    >>> FeatureConfig(cell="biggest")
+    Traceback (most recent call last):
+    ...
+    ValueError: cell: expected 'largest', 'central', 'mean', 'median' or a positive int label, got 'biggest'
+    """
+
+    __slots__ = ("groups", "cell", "options")
+
+    def __init__(self, groups=DEFAULT_GROUPS, cell="largest", options=None):
+        try:
+            self.groups = _check_groups(groups)
+        except (TypeError, ValueError):
+            raise ValueError(f"groups: expected a non-empty subset of {GROUPS}, "
+                             f"got {groups!r}") from None
+        if not (cell in CELLS if isinstance(cell, str) else
+                isinstance(cell, (int, np.integer)) and not isinstance(cell, bool)
+                and cell >= 1):
+            raise ValueError(f"cell: expected 'largest', 'central', 'mean', 'median' or a "
+                             f"positive int label, got {cell!r}")
+        self.cell = cell if isinstance(cell, str) else int(cell)
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ValueError(f"options: expected None or a dict, got {type(options).__name__}")
+        try:
+            _config(options)
+        except TypeError as exc:
+            raise ValueError(f"options: {exc}") from None
+        self.options = dict(options)
+
+    def full_options(self) -> dict:
+        """Every option: :data:`DEFAULTS` updated with :attr:`options`."""
+        return _config(self.options)
+
+    def names(self) -> list:
+        """The column names, in order."""
+        return feature_names(self.groups, **self.options)
+
+    def cache_key(self) -> dict:
+        """A JSON-able description that changes whenever a value could."""
+        full = self.full_options()
+        return {"groups": list(self.groups), "cell": self.cell,
+                "options": {k: full[k] for k in sorted(full)},
+                "n_features": len(self.names())}
+
+    def __repr__(self) -> str:
+        return (f"FeatureConfig(groups={self.groups!r}, cell={self.cell!r}, "
+                f"options={self.options!r})")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, FeatureConfig) and self.cache_key() == other.cache_key()
+
+    __hash__ = None
 
 
 def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
@@ -236,27 +301,8 @@ def _cell_boxes(seg):
 
 def _measure_crop(img, cm, nm, groups, cfg) -> list:
     """The groups' dicts for a cell given its crop and masks (C-contiguous)."""
-    img = np.ascontiguousarray(img)
-    out = []
-    gray = None
-    for g in groups:
-        if g in _TEXTURE_COMPARTMENT:
-            if gray is None:
-                gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-            out.append(texture.texture_features(
-                gray, cm if g == "texture" else nm, distances=cfg["glcm_distances"],
-                levels=cfg["glcm_levels"], lbp_radii=cfg["lbp_radii"],
-                quantization=cfg["glcm_quantization"], compartment=_TEXTURE_COMPARTMENT[g]))
-        elif g == "shape":
-            out.append(shape.shape_features(cm, nm, n_fourier=cfg["n_fourier"],
-                                            zernike_degree=cfg["zernike_degree"]))
-        elif g == "colour":
-            out.append(colour.colour_features(img, cm, nm, spaces=cfg["colour_spaces"],
-                                              percentiles=cfg["percentiles"],
-                                              histogram_bins=cfg["histogram_bins"]))
-        elif g == "edges":
-            out.append(edges.edge_features(img, cm, sigmas=cfg["edge_sigmas"]))
-    return out
+    crop = CellCrop(np.ascontiguousarray(img), cm, nm)
+    return [REGISTRY[g].measure(crop, cfg) for g in groups]
 
 
 def _warm_kernels() -> None:
@@ -270,14 +316,15 @@ def _warm_kernels() -> None:
 
 
 def _cell_groups(groups) -> tuple:
-    """The groups measured per cell (all but ``field``)."""
-    return tuple(g for g in groups if g != "field")
+    """The groups measured per cell (the others are measured once per field)."""
+    return tuple(g for g in groups if REGISTRY[g].per_cell)
 
 
-def _with_field(parts, seg, groups, counts=None):
-    """Append the field group (measured once on the whole segmentation)."""
-    if "field" in groups:
-        parts.append(field._field_features(seg, _FIELD_NAMES, counts))
+def _with_field(parts, seg, groups, counts=None, cfg=None):
+    """Append the field groups (measured once on the whole segmentation)."""
+    for g in groups:
+        if not REGISTRY[g].per_cell:
+            parts.append(REGISTRY[g].measure_field(seg, counts, cfg))
     return parts
 
 
