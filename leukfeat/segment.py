@@ -38,6 +38,7 @@ field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -85,8 +86,9 @@ class CellCrop:
 
     Attributes
     ----------
-    image : ndarray of uint8, shape (h, w, 3)
-        The crop of the RGB image (bounding box plus margin).
+    image : ndarray of uint8, shape (h, w, 3), or None
+        The crop of the RGB image (bounding box plus margin); None when the
+        cell was cut without an image (:meth:`Segmentation.iter_cells`).
     mask, nucleus, cytoplasm : ndarray of bool, shape (h, w)
         This cell's compartments inside the crop (other cells are excluded).
     bbox : tuple of int
@@ -219,10 +221,8 @@ class Segmentation:
             with the conventions of :func:`skimage.measure.regionprops`
             (``centroid`` in pixel coordinates, ``bbox`` max exclusive).
         """
-        from scipy import ndimage
-
         labels = np.asarray(self.labels)
-        n = int(labels.max()) if labels.size else 0
+        n = self.n_cells
         if n == 0:
             return {}
         flat = labels.ravel()
@@ -232,10 +232,8 @@ class Segmentation:
             cr = np.bincount(flat, rows.ravel(), minlength=n + 1) / count
             cc = np.bincount(flat, cols.ravel(), minlength=n + 1) / count
         out = {}
-        for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
-            if sl is not None:
-                out[lab] = (float(cr[lab]), float(cc[lab]), sl[0].start, sl[1].start,
-                            sl[0].stop, sl[1].stop)
+        for lab, (r0, r1, c0, c1) in self.boxes.items():
+            out[lab] = (float(cr[lab]), float(cc[lab]), r0, c0, r1, c1)
         return out
 
     @property
@@ -293,15 +291,45 @@ class Segmentation:
         return Segmentation(keep, self.nucleus & keep, np.where(keep, 1, 0).astype(np.int32),
                             self.method, dict(self.info, selected=int(label)))
 
-    def crop(self, label: int, image, margin: int = 4) -> CellCrop:
+    @cached_property
+    def boxes(self) -> dict:
+        """Bounding box of every cell, computed once (one compiled pass).
+
+        Returns
+        -------
+        dict
+            ``label -> (row0, row1, col0, col1)`` (ends exclusive) for every
+            label present, in increasing order.
+
+        Notes
+        -----
+        Like every derived value, it assumes the arrays are not modified in
+        place after the segmentation is made.
+        """
+        labels = self.labels
+        n = self.n_cells
+        if n == 0:
+            return {}
+        if labels.dtype.kind in "iu" and n <= labels.size:
+            found = _kernels().label_boxes(np.ascontiguousarray(labels, dtype=np.int32), n)
+            if found.size:
+                return {lab: tuple(int(v) for v in found[lab])
+                        for lab in range(1, n + 1) if found[lab, 1] > found[lab, 0]}
+        out = {}
+        for lab in self.cell_ids():
+            x, y, w, h = cv2.boundingRect((labels == lab).astype(np.uint8))
+            out[lab] = (y, y + h, x, x + w)
+        return out
+
+    def crop(self, label: int, image=None, margin: int = 4) -> CellCrop:
         """Cut cell ``label`` (1-based) and its masks out of ``image``.
 
         Parameters
         ----------
         label : int
             Cell label, ``1 <= label <= n_cells``.
-        image : ndarray, shape (H, W, 3) or (H, W)
-            The image that was segmented.
+        image : ndarray, shape (H, W, 3) or (H, W), optional
+            The image that was segmented (``CellCrop.image`` is None without).
         margin : int
             Pixels of context kept around the bounding box (clipped at the
             image border).
@@ -310,26 +338,56 @@ class Segmentation:
         -------
         CellCrop
         """
-        image = check_image(image, "image")
-        if image.shape[:2] != self.shape:
-            raise ValueError(f"image: shape {image.shape[:2]} does not match the "
-                             f"segmentation {self.shape}")
+        if image is not None:
+            image = check_image(image, "image")
+            if image.shape[:2] != self.shape:
+                raise ValueError(f"image: shape {image.shape[:2]} does not match the "
+                                 f"segmentation {self.shape}")
         if not (1 <= int(label) <= self.n_cells):
             raise IndexError(f"label: {label} is not a cell label (1..{self.n_cells})")
-        keep = self.labels == label
-        rows = np.flatnonzero(keep.any(axis=1))
-        cols = np.flatnonzero(keep.any(axis=0))
-        if rows.size == 0:
+        box = self.boxes.get(int(label))
+        if box is None:
             raise IndexError(f"label: cell {label} is empty")
+        return self._crop_box(int(label), box, image, margin)
+
+    def iter_cells(self, image=None, margin: int = 4):
+        """Every cell cut out with its masks, in label order: the one per-cell
+        loop of leukfeat (feature extraction, :func:`cells`, embeddings).
+
+        Parameters
+        ----------
+        image : ndarray, shape (H, W, 3) or (H, W), optional
+            The image that was segmented (``CellCrop.image`` is None without).
+        margin : int
+            Pixels of context kept around each bounding box.
+
+        Yields
+        ------
+        CellCrop
+            Each crop costs the cell's box, not the whole field: the boxes
+            are computed once (:attr:`boxes`) and only the box of the label
+            image is compared with the label.
+        """
+        if image is not None:
+            image = check_image(image, "image")
+            if image.shape[:2] != self.shape:
+                raise ValueError(f"image: shape {image.shape[:2]} does not match the "
+                                 f"segmentation {self.shape}")
+        for label, box in self.boxes.items():
+            yield self._crop_box(label, box, image, margin)
+
+    def _crop_box(self, label, box, image, margin) -> CellCrop:
         h, w = self.shape
-        r0, r1 = max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h)
-        c0, c1 = max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)
-        sl = (slice(r0, r1), slice(c0, c1))
-        m = keep[sl]
-        nuc = self.nucleus[sl] & m
-        touches = bool(rows[0] == 0 or cols[0] == 0 or rows[-1] == h - 1 or cols[-1] == w - 1)
-        return CellCrop(image[sl].copy(), m.copy(), nuc, m & ~nuc,
-                        (int(r0), int(c0), int(r1), int(c1)), int(label), touches)
+        r0, r1, c0, c1 = box
+        margin = int(margin)
+        sl = (slice(max(r0 - margin, 0), min(r1 + margin, h)),
+              slice(max(c0 - margin, 0), min(c1 + margin, w)))
+        m = self.labels[sl] == label
+        nuc = np.ascontiguousarray(self.nucleus[sl]) & m
+        touches = bool(r0 == 0 or c0 == 0 or r1 == h or c1 == w)
+        return CellCrop(None if image is None else np.array(image[sl]), m, nuc,
+                        m & ~nuc, (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop),
+                        int(label), touches)
 
     def masked(self, image, fill=0) -> np.ndarray:
         """The image with every pixel outside ``mask`` set to ``fill``.
@@ -1517,8 +1575,7 @@ def cells(image, method=DEFAULT_METHOD, *, exclude_border: bool = False, margin:
         kwargs.setdefault("split", True)
     seg = segment(rgb, method, **kwargs)
     out = []
-    for lab in seg.cell_ids():
-        crop = seg.crop(lab, rgb, margin=margin)
+    for crop in seg.iter_cells(rgb, margin=margin):
         if exclude_border and crop.touches_border:
             continue
         if min_area is not None and crop.area < min_area:

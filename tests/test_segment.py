@@ -631,3 +631,36 @@ def test_taleghani_contact_sheet(tmp_path_factory):
     out = Path(__file__).resolve().parents[1] / "benchmarks" / "output"
     out.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(out / "taleghani_overlays.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+def test_segmentation_owns_its_cells():
+    """boxes (one compiled pass) equal regionprops; iter_cells yields the
+    same crops as crop() per label, in label order, each cut from its box;
+    labels with gaps and a segmentation without cells are handled."""
+    from skimage.measure import regionprops
+
+    from leukfeat.datasets import make_cells
+    from leukfeat.segment import Segmentation, segment as run
+
+    image = make_cells(1, size=(200, 260), n_white_cells=3, random_state=9).images[0]
+    seg = run(image)
+    assert seg.n_cells == 3
+    props = {p.label: p for p in regionprops(seg.labels)}
+    assert {lab: (b[0], b[2], b[1], b[3]) for lab, b in seg.boxes.items()} == \
+        {lab: p.bbox for lab, p in props.items()}
+    crops = list(seg.iter_cells(image, margin=5))
+    assert [c.label for c in crops] == [1, 2, 3]
+    for c in crops:
+        one = seg.crop(c.label, image, margin=5)
+        for a, b in ((c.image, one.image), (c.mask, one.mask), (c.nucleus, one.nucleus)):
+            np.testing.assert_array_equal(a, b)
+        r0, c0, r1, c1 = c.bbox
+        np.testing.assert_array_equal(c.mask, seg.labels[r0:r1, c0:c1] == c.label)
+        assert c.mask.sum() == props[c.label].area
+        assert not np.shares_memory(c.image, image)
+    assert [c.image for c in seg.iter_cells()] == [None] * 3
+    gaps = Segmentation(seg.mask, seg.nucleus, np.where(seg.labels == 2, 7, seg.labels))
+    assert sorted(gaps.boxes) == [1, 3, 7] and [c.label for c in gaps.iter_cells()] == [1, 3, 7]
+    assert list(Segmentation.empty((5, 6)).iter_cells()) == []
+    with pytest.raises(IndexError, match="empty"):
+        gaps.crop(2, image)

@@ -56,11 +56,10 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 
-import cv2
 import numpy as np
 
 from .._validation import as_uint8_rgb, check_image
-from ..segment import DEFAULT_METHOD, Segmentation, _kernels as segment_kernels, segment as _segment
+from ..segment import DEFAULT_METHOD, Segmentation, segment as _segment
 from . import colour, edges, field, shape, texture
 from ._registry import REGISTRY, CellCrop, FeatureGroup
 from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
@@ -260,43 +259,15 @@ def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
                      f"label, got {cell!r}")
 
 
-def _crop_of(box, shape, cfg):
-    """The slices of a cell's box ``(r0, r1, c0, c1)`` widened by the margin
-    every filter needs (so that values equal those on the full image)."""
-    margin = int(4.0 * max(cfg["edge_sigmas"]) + 0.5) + _CROP_MARGIN_EXTRA
-    h, w = shape
-    return (slice(max(box[0] - margin, 0), min(box[1] + margin, h)),
-            slice(max(box[2] - margin, 0), min(box[3] + margin, w)))
+def _margin(cfg) -> int:
+    """Context kept around a cell's box: the reach of every filter, so that
+    values on the crop equal those on the full image."""
+    return int(4.0 * max(cfg["edge_sigmas"]) + 0.5) + _CROP_MARGIN_EXTRA
 
 
-def _label_box(labels, lab):
-    """Bounding box ``(r0, r1, c0, c1)`` of label ``lab`` (one image pass)."""
-    x, y, bw, bh = cv2.boundingRect((labels == lab).view(np.uint8))
-    return y, y + bh, x, x + bw
-
-
-def _measure_label(rgb, seg, lab, box, groups, cfg) -> list:
-    """Features of cell ``lab`` of ``seg`` given its bounding box, as the
-    list of the groups' ``name -> value`` dicts in column order. The image
-    and masks are cropped once (the nucleus restricted to the cell) and only
-    the crop of the label image is compared with ``lab``, so a field of many
-    cells costs the cells' areas, not cells x image."""
-    sl = _crop_of(box, seg.shape, cfg)
-    cm = seg.labels[sl] == lab
-    return _measure_crop(rgb[sl], cm, np.ascontiguousarray(seg.nucleus[sl]) & cm, groups, cfg)
-
-
-def _cell_boxes(seg):
-    """Bounding boxes ``(r0, r1, c0, c1)`` of the cells of ``seg``, indexed
-    by label: one compiled pass over the label image, or (sparse or negative
-    label numbers) one ``boundingRect`` per cell."""
-    labels = seg.labels
-    if labels.size >= seg.n_cells and labels.dtype.kind in "iu":
-        boxes = segment_kernels().label_boxes(np.ascontiguousarray(labels, dtype=np.int32),
-                                              seg.n_cells)
-        if boxes.size:
-            return boxes
-    return {lab: _label_box(labels, lab) for lab in seg.cell_ids()}
+def _measure_cell(crop, groups, cfg) -> list:
+    """The groups' dicts of one :class:`~leukfeat.segment.CellCrop`."""
+    return _measure_crop(crop.image, crop.mask, crop.nucleus, groups, cfg)
 
 
 def _measure_crop(img, cm, nm, groups, cfg) -> list:
@@ -410,10 +381,8 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
     rgb, seg = _prepare(image, segmentation, segmenter)
     per_cell = _cell_groups(groups)
     if isinstance(cell, str) and cell in _AGGREGATES:
-        rows = []
-        boxes = _cell_boxes(seg)
-        for lab in seg.cell_ids():
-            rows.append(_values(_measure_label(rgb, seg, lab, boxes[lab], per_cell, cfg)))
+        rows = [_values(_measure_cell(crop, per_cell, cfg))
+                for crop in seg.iter_cells(rgb, _margin(cfg))]
         if not rows:
             return None
         names = feature_names(per_cell, **options) if per_cell else []
@@ -427,8 +396,8 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
     lab = _pick_cell(seg, cell, counts)
     if lab == 0:
         return None
-    box = _label_box(seg.labels, lab)
-    return _with_field(_measure_label(rgb, seg, lab, box, per_cell, cfg), seg, groups, counts)
+    return _with_field(_measure_cell(seg.crop(lab, rgb, _margin(cfg)), per_cell, cfg),
+                       seg, groups, counts)
 
 
 def _feature_values(image, segmentation=None, *, groups=DEFAULT_GROUPS, cell="largest",
@@ -463,14 +432,10 @@ def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmen
     rgb, seg = _prepare(image, segmentation, segmenter)
     per_cell = _cell_groups(groups)
     rows = []
-    boxes = _cell_boxes(seg)
-    h, w = seg.shape
     fld = _with_field([], seg, groups)                 # the same for every cell
-    for lab in seg.cell_ids():
-        r0, r1, c0, c1 = boxes[lab]
-        if exclude_border and (r0 == 0 or c0 == 0 or r1 == h or c1 == w):
+    for crop in seg.iter_cells(rgb, _margin(cfg)):
+        if exclude_border and crop.touches_border:
             continue
-        parts = [{"cell_label": float(lab)}, *_measure_label(rgb, seg, lab, boxes[lab],
-                                                             per_cell, cfg)]
+        parts = [{"cell_label": float(crop.label)}, *_measure_cell(crop, per_cell, cfg)]
         rows.append(_merged(parts + fld))
     return rows
