@@ -53,6 +53,7 @@ from ._validation import as_uint8_rgb, check_image
 
 __all__ = [
     "FeatureExtractor",
+    "CELL_COLUMNS",
     "ImageReader",
     "Resize",
     "Equalize",
@@ -146,13 +147,38 @@ def _content_key(item):
 
 
 
-class _ExtractTask:
-    """Picklable per-image work of :class:`FeatureExtractor` (runs in workers)."""
+#: The columns of :meth:`FeatureExtractor.transform_cells` before the
+#: features: the cell's label (the mask's own label for label-image masks),
+#: its centroid and its bounding box (max exclusive), as
+#: :func:`skimage.measure.regionprops` gives them.
+CELL_COLUMNS = ("cell_label", "centroid_row", "centroid_col", "bbox_min_row",
+                "bbox_min_col", "bbox_max_row", "bbox_max_col")
 
-    def __init__(self, kwargs: dict, names: list, cache_dir):
+
+def _cell_table(item, kwargs) -> np.ndarray:
+    """Every cell of one item: an array (n_cells, len(CELL_COLUMNS) + n_features)."""
+    image, seg = load_item(item)
+    rgb = as_uint8_rgb(check_image(image, "image", ndim=(3,)), "image")
+    options = {k: v for k, v in kwargs.items() if k not in ("groups", "cell", "segmenter")}
+    if seg is None:
+        seg = segment.segment(rgb, kwargs["segmenter"])
+    rows = extract.features_per_cell(rgb, seg, groups=kwargs["groups"], **options)
+    geometry = seg.cell_geometry()
+    source = seg.info.get("source_labels", {})
+    out = [[source.get(int(r["cell_label"]), int(r["cell_label"])),
+            *geometry[int(r["cell_label"])], *list(r.values())[1:]] for r in rows]
+    return np.asarray(out, dtype=np.float64).reshape(len(out), -1) if out else np.empty((0, 0))
+
+
+class _ExtractTask:
+    """Picklable per-image work of :class:`FeatureExtractor` (runs in workers):
+    one row of features, or (``per_cell``) the table of every cell."""
+
+    def __init__(self, kwargs: dict, names: list, cache_dir, per_cell: bool = False):
         self.kwargs = kwargs
         self.names = names
         self.cache_dir = cache_dir
+        self.per_cell = per_cell
 
     def __call__(self, item) -> np.ndarray:
         cached = None
@@ -163,17 +189,25 @@ class _ExtractTask:
                 row = self._read(cached)
                 if row is not None:
                     return row
-        # the values of extract.features(...) in feature_names order, without
-        # building the name -> value mapping (tests check that the orders agree)
-        values = extract._feature_values(*load_item(item), **self.kwargs)
-        if values is None:
-            row = np.full(len(self.names), np.nan)
-        elif len(values) != len(self.names):
-            raise RuntimeError(f"extract.features returned {len(values)} values, "
-                               f"extract.feature_names {len(self.names)} names for this "
-                               "configuration")
+        if self.per_cell:
+            row = _cell_table(item, self.kwargs)
+            if row.shape[0] and row.shape[1] != len(CELL_COLUMNS) + len(self.names):
+                raise RuntimeError("extract.features_per_cell returned "
+                                   f"{row.shape[1] - len(CELL_COLUMNS)} values, "
+                                   f"extract.feature_names {len(self.names)} names")
+            row = row.reshape(-1, len(CELL_COLUMNS) + len(self.names))
         else:
-            row = np.array(values, dtype=np.float64)
+            # the values of extract.features(...) in feature_names order, without
+            # building the name -> value mapping (tests check that the orders agree)
+            values = extract._feature_values(*load_item(item), **self.kwargs)
+            if values is None:
+                row = np.full(len(self.names), np.nan)
+            elif len(values) != len(self.names):
+                raise RuntimeError(f"extract.features returned {len(values)} values, "
+                                   f"extract.feature_names {len(self.names)} names for this "
+                                   "configuration")
+            else:
+                row = np.array(values, dtype=np.float64)
         if cached is not None:
             self._write(cached, row)
         return row
@@ -183,7 +217,10 @@ class _ExtractTask:
             row = np.load(file, allow_pickle=False)
         except (OSError, ValueError, EOFError):
             return None
-        if row.dtype != np.float64 or row.shape != (len(self.names),):
+        width = len(self.names)
+        ok = (row.ndim == 2 and row.shape[1] == len(CELL_COLUMNS) + width if self.per_cell
+              else row.shape == (width,))
+        if row.dtype != np.float64 or not ok:
             return None
         return row
 
@@ -392,6 +429,73 @@ class FeatureExtractor(ImageBatchTransformer):
         for i, row in enumerate(rows):
             if row is not None:
                 out[i] = row
+        self._record_failures(failures, len(items))
+        return out
+
+    def transform_cells(self, X):
+        """Extract the features of every white cell of every image.
+
+        The per-cell counterpart of :meth:`transform` (same parameters,
+        worker processes, error policy and cache; ``cell`` is not used): one
+        row per cell instead of one per image.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray, or of (image, mask) pairs
+            As for :meth:`transform`. With a label-image mask, ``cell_label``
+            is the mask's own label (e.g. Cellpose's).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``item`` (the position in `X`), :data:`CELL_COLUMNS`
+            (label, centroid, bounding box) and the features
+            (:meth:`get_feature_names_out`), cells in label order within
+            each item. An item without a white cell, and with
+            ``on_error="nan"`` a failed item, keeps one row whose cell
+            columns and features are NaN (see :attr:`errors_`), so no item
+            is ever missing.
+
+        Raises
+        ------
+        leukfeat.io.ImageReadError, ValueError, ...
+            With ``on_error="raise"``, the first failure, naming the item.
+
+        Examples
+        --------
+        >>> from leukfeat.datasets import make_cells
+        >>> images = make_cells(2, size=(160, 200), n_white_cells=2, random_state=0).images
+        >>> fx = FeatureExtractor(groups=("shape",)).fit(images)
+        >>> table = fx.transform_cells(images)
+        >>> table[["item", "cell_label"]].to_numpy().tolist()
+        [[0, 1], [0, 2], [1, 1], [1, 2]]
+        """
+        import pandas as pd
+
+        check_is_fitted(self, "feature_names_out_")
+        kwargs, names, key = self._configuration()
+        if names != list(self.feature_names_out_):
+            raise ValueError("the feature configuration (groups/options) changed since fit; "
+                             "call fit again")
+        items = _as_items(X)
+        cache_dir = self._cache_dir(dict(key, per_cell=True))
+        task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir),
+                            per_cell=True)
+        if self.n_jobs not in (None, 1) and len(items) > 1:
+            extract._warm_kernels()
+        tables, failures = self._map_items(task, items, "features")
+        width = len(CELL_COLUMNS) + len(names)
+        blocks, owner = [], []
+        for i, table in enumerate(tables):
+            if table is None or not len(table):
+                table = np.full((1, width), np.nan)
+            blocks.append(table)
+            owner += [i] * len(table)
+        out = pd.DataFrame(np.vstack(blocks), columns=[*CELL_COLUMNS, *names])
+        for col in CELL_COLUMNS:
+            if col.startswith(("cell_", "bbox_")):
+                out[col] = out[col].astype("Int64")
+        out.insert(0, "item", np.asarray(owner, dtype=np.int64))
         self._record_failures(failures, len(items))
         return out
 

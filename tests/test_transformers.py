@@ -702,3 +702,46 @@ def test_segmenter_step_pairs(images, paths):
     pickle.loads(pickle.dumps(est))
     with pytest.raises(ValueError, match="method"):
         Segmenter(method="magic").fit([images[0]])
+
+
+def test_transform_cells_one_row_per_cell(tmp_path, monkeypatch):
+    """transform_cells: every cell of every image (features equal to
+    extract.features_per_cell, geometry to regionprops), in item and label
+    order; an image without a cell and a failed one keep one NaN row; same
+    result for n_jobs 1 and 2 and from the per-cell cache (no recomputation)."""
+    from skimage.measure import regionprops
+
+    from leukfeat import extract as ex
+    from leukfeat.datasets import make_cells
+    from leukfeat.transformers import CELL_COLUMNS
+
+    images = list(make_cells(2, size=(180, 240), n_white_cells=2, random_state=3).images)
+    images.append(np.full((60, 60, 3), 235, np.uint8))              # no white cell
+    items = images + ["missing.png"]
+    groups = ("shape", "colour")
+    fx = FeatureExtractor(groups=groups, on_error="nan", cache=tmp_path / "c")
+    with pytest.warns(UserWarning, match="1 of 4 images failed"):
+        table = fx.fit(items).transform_cells(items)
+    assert list(table.columns) == ["item", *CELL_COLUMNS, *fx.get_feature_names_out()]
+    assert table["item"].tolist() == [0, 0, 1, 1, 2, 3]
+    assert fx.errors_[0]["index"] == 3
+    names = list(fx.get_feature_names_out())
+    for i in (0, 1):
+        rows = table[table["item"] == i]
+        seg = segment.segment(images[i])
+        ref = ex.features_per_cell(images[i], seg, groups=groups)
+        assert rows["cell_label"].tolist() == [int(r["cell_label"]) for r in ref]
+        np.testing.assert_array_equal(rows[names].to_numpy(float),
+                                      [list(r.values())[1:] for r in ref])
+        for (_, row), p in zip(rows.iterrows(), regionprops(seg.labels)):
+            assert (row["bbox_min_row"], row["bbox_min_col"], row["bbox_max_row"],
+                    row["bbox_max_col"]) == p.bbox
+            np.testing.assert_allclose([row["centroid_row"], row["centroid_col"]], p.centroid)
+    assert table[table["item"] >= 2].drop(columns="item").isna().all(axis=None)
+    monkeypatch.setattr(ex, "features_per_cell", None)              # a cache hit needs none
+    again = FeatureExtractor(groups=groups, on_error="nan", cache=tmp_path / "c",
+                             n_jobs=1).fit(images).transform_cells(images)
+    pd.testing.assert_frame_equal(again, table[table["item"] < 3])
+    monkeypatch.undo()
+    parallel = FeatureExtractor(groups=groups, n_jobs=2).fit(images).transform_cells(images)
+    pd.testing.assert_frame_equal(parallel, table[table["item"] < 3])
