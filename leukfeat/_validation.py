@@ -6,6 +6,8 @@ raises the same clear, typed error naming the offending argument.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 
 __all__ = ["check_image", "check_mask"]
@@ -135,3 +137,26 @@ def as_uint8_rgb(image, name: str = "image") -> np.ndarray:
 
 
 __all__.append("as_uint8_rgb")
+
+
+def check_int_pair(value, name: str) -> tuple[int, int]:
+    """A positive int or (height, width) pair of positive ints, as a pair."""
+    if isinstance(value, (Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        pair = (value, value)
+    else:
+        try:
+            pair = tuple(value)
+        except TypeError:
+            raise ValueError(f"{name}: expected an int or a (height, width) pair, "
+                             f"got {value!r}") from None
+    if len(pair) != 2 or not all(
+            isinstance(v, (Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+            for v in pair):
+        raise ValueError(f"{name}: expected an int or a (height, width) pair of ints, "
+                         f"got {value!r}")
+    if min(pair) < 1:
+        raise ValueError(f"{name}: sizes must be positive, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+__all__.append("check_int_pair")

@@ -582,7 +582,7 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
             crop = "cells" if cell in ("mean", "median") else "cell"
             cnn = EmbeddingTransformer(embedder, crop=crop, segmenter=segmenter,
                                        n_jobs=n_jobs, on_error=on_error, progress=progress)
-        n_hand = len(features._configuration()[1])
+        n_hand = len(extract.FeatureConfig(groups, cell, options).names())
         parts = [("handcrafted", features), ("cnn", cnn)]
         if whole_image:
             parts.append(("image", clone(cnn).set_params(crop="image")))

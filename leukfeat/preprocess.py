@@ -35,14 +35,15 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 
 import cv2
 import numpy as np
 
-from ._validation import as_uint8_rgb, check_image, check_mask
+from ._validation import as_uint8_rgb, check_image, check_int_pair, check_mask
 
 __all__ = [
+    "INTERPOLATIONS",
     "to_gray",
     "equalize",
     "clahe",
@@ -96,31 +97,14 @@ def _apply_to_lightness(rgb: np.ndarray, func) -> np.ndarray:
     return _lab_to_rgb(lab)
 
 
-def _positive_int_pair(value, name: str) -> tuple[int, int]:
-    if isinstance(value, (Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        pair = (value, value)
-    else:
-        try:
-            pair = tuple(value)
-        except TypeError:
-            raise ValueError(f"{name}: expected an int or a (height, width) pair, "
-                             f"got {value!r}") from None
-    if len(pair) != 2 or not all(
-            isinstance(v, (Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
-            for v in pair):
-        raise ValueError(f"{name}: expected an int or a (height, width) pair of ints, "
-                         f"got {value!r}")
-    if min(pair) < 1:
-        raise ValueError(f"{name}: sizes must be positive, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 _INTERPOLATIONS = {
     "area": cv2.INTER_AREA,
     "linear": cv2.INTER_LINEAR,
     "cubic": cv2.INTER_CUBIC,
     "nearest": None,  # done exactly in numpy, for any dtype
 }
+#: The interpolations of :func:`resize` (``interpolation=``).
+INTERPOLATIONS = tuple(_INTERPOLATIONS)
 _CV2_RESIZE_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 
 
@@ -296,7 +280,7 @@ def clahe(image, clip_limit: float = 2.0, tile_grid_size=(8, 8)) -> np.ndarray:
     if (not isinstance(clip_limit, (Real, np.number)) or isinstance(clip_limit, bool)
             or not np.isfinite(clip_limit) or clip_limit <= 0):
         raise ValueError(f"clip_limit: expected a positive finite number, got {clip_limit!r}")
-    rows, cols = _positive_int_pair(tile_grid_size, "tile_grid_size")
+    rows, cols = check_int_pair(tile_grid_size, "tile_grid_size")
     op = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=(cols, rows))
     if arr.ndim == 2:
         return op.apply(np.ascontiguousarray(arr))
@@ -354,7 +338,7 @@ def resize(image, size, *, keep_aspect: bool = False, pad_value=0,
     (80, 80, 3)
     """
     arr = check_image(image)
-    out_h, out_w = _positive_int_pair(size, "size")
+    out_h, out_w = check_int_pair(size, "size")
     interpolation = _check_interpolation(interpolation)
     if not keep_aspect:
         return _resize_exact(arr, out_h, out_w, interpolation)

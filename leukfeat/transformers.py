@@ -49,7 +49,7 @@ from ._batch import PATH_TYPES as _PATH_TYPES
 from ._batch import _map, check_choice, check_n_jobs, check_segmenter, image_tags
 from ._batch import as_batch as _as_items
 from ._batch import ImageBatchTransformer, load_item, load_rgb
-from ._validation import as_uint8_rgb, check_image
+from ._validation import as_uint8_rgb, check_image, check_int_pair
 
 __all__ = [
     "FeatureExtractor",
@@ -197,17 +197,11 @@ class _ExtractTask:
                                    f"extract.feature_names {len(self.names)} names")
             row = row.reshape(-1, len(CELL_COLUMNS) + len(self.names))
         else:
-            # the values of extract.features(...) in feature_names order, without
-            # building the name -> value mapping (tests check that the orders agree)
-            values = extract._feature_values(*load_item(item), **self.kwargs)
-            if values is None:
-                row = np.full(len(self.names), np.nan)
-            elif len(values) != len(self.names):
-                raise RuntimeError(f"extract.features returned {len(values)} values, "
+            row = extract.feature_vector(*load_item(item), **self.kwargs)
+            if len(row) != len(self.names):
+                raise RuntimeError(f"extract.features returned {len(row)} values, "
                                    f"extract.feature_names {len(self.names)} names for this "
                                    "configuration")
-            else:
-                row = np.array(values, dtype=np.float64)
         if cached is not None:
             self._write(cached, row)
         return row
@@ -651,8 +645,8 @@ class Resize(_ImageTransformer):
         self.interpolation = interpolation
 
     def _validate(self) -> None:
-        preprocess._positive_int_pair(self.size, "size")
-        preprocess._check_interpolation(self.interpolation)
+        check_int_pair(self.size, "size")
+        check_choice(self.interpolation, "interpolation", preprocess.INTERPOLATIONS)
         if not isinstance(self.keep_aspect, (bool, np.bool_)):
             raise ValueError(f"keep_aspect: expected a bool, got {self.keep_aspect!r}")
 
@@ -687,7 +681,7 @@ class Equalize(_ImageTransformer):
                     or not np.isfinite(self.clip_limit) or self.clip_limit <= 0):
                 raise ValueError(f"clip_limit: expected a positive number, "
                                  f"got {self.clip_limit!r}")
-            preprocess._positive_int_pair(self.tile_grid_size, "tile_grid_size")
+            check_int_pair(self.tile_grid_size, "tile_grid_size")
 
     def _transform_one(self, image):
         if self.method == "clahe":

@@ -43,16 +43,16 @@ def test_features_keys_match_names(cells, groups):
                                 {"cell": "mean", "groups": ("colour",)},
                                 {"lbp_radii": (2,), "percentiles": (25, 75)}])
 def test_feature_values_fast_path_equals_features(cells, kw):
-    """FeatureExtractor's fast path gives the values of features(), in order."""
+    """feature_vector (FeatureExtractor's path) gives the values of features(), in order."""
     img = cells.images[3]
     f = extract.features(img, **kw)
-    values = extract._feature_values(img, **kw)
+    values = extract.feature_vector(img, **kw)
     assert len(values) == len(f) == len(extract.feature_names(
         kw.get("groups", extract.DEFAULT_GROUPS),
         **{k: v for k, v in kw.items() if k not in ("groups", "cell")}))
     np.testing.assert_array_equal(np.array(values, float), np.array(list(f.values()), float))
     blank = np.full_like(img, 235)
-    assert extract._feature_values(blank, **kw) is None
+    assert np.isnan(extract.feature_vector(blank, **kw)).all()
     assert np.isnan(list(extract.features(blank, **kw).values())).all()
 
 

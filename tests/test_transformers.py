@@ -313,8 +313,8 @@ class _CountingFeatures:
 
 
 def test_cache_hits_and_misses(paths, images, expected, tmp_path, monkeypatch):
-    counter = _CountingFeatures(extract._feature_values)
-    monkeypatch.setattr(extract, "_feature_values", counter)
+    counter = _CountingFeatures(extract.feature_vector)
+    monkeypatch.setattr(extract, "feature_vector", counter)
     cache = tmp_path / "cache"
     fx = FeatureExtractor(cache=cache, n_jobs=1)
     X1 = fx.fit_transform(paths)

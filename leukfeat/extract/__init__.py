@@ -64,7 +64,7 @@ from . import colour, edges, field, shape, texture
 from ._registry import REGISTRY, CellCrop, FeatureGroup
 from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
 
-__all__ = ["features", "features_per_cell", "feature_names", "GROUPS", "DEFAULT_GROUPS",
+__all__ = ["features", "feature_vector", "features_per_cell", "feature_names", "GROUPS", "DEFAULT_GROUPS",
            "DEFAULTS", "CELLS", "FeatureConfig", "FeatureGroup", "REGISTRY",
            "haralick", "glcm", "glcm_props", "lbp_histogram",
            "texture", "shape", "colour", "edges", "field"]
@@ -400,13 +400,37 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
                        seg, groups, counts)
 
 
-def _feature_values(image, segmentation=None, *, groups=DEFAULT_GROUPS, cell="largest",
-                    segmenter=DEFAULT_METHOD, **options):
-    """:func:`features` as a list of values in :func:`feature_names` order, or
-    None for an all-NaN row (the fast path of ``FeatureExtractor``: no
-    mapping is built)."""
+def feature_vector(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
+                   segmenter=DEFAULT_METHOD, **options) -> np.ndarray:
+    """:func:`features` as an array, in :func:`feature_names` order.
+
+    The same values without building the name -> value mapping (what
+    :class:`~leukfeat.transformers.FeatureExtractor` computes per image).
+
+    Parameters
+    ----------
+    image, segmentation, groups, cell, segmenter, **options
+        As in :func:`features`.
+
+    Returns
+    -------
+    ndarray of float64, shape (len(feature_names(groups, **options)),)
+        All NaN when the image has no white cell.
+
+    Examples
+    --------
+    >>> from leukfeat.datasets import make_cells
+    >>> image = make_cells(1, size=96, random_state=0).images[0]
+    >>> v = feature_vector(image, groups=("shape",))
+    >>> v.shape == (len(feature_names(("shape",))),)
+    True
+    >>> bool((v == list(features(image, groups=("shape",)).values())).all())
+    True
+    """
     parts = _feature_parts(image, segmentation, groups, cell, segmenter, options)
-    return None if parts is None else _values(parts)
+    if parts is None:
+        return np.full(len(feature_names(groups, **options)), np.nan)
+    return np.array(_values(parts), dtype=np.float64)
 
 
 def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmenter=DEFAULT_METHOD,
