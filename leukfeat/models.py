@@ -565,7 +565,11 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
         clf = clone(classifier)
     steps = []
     if stain is not None:
-        steps.append(("stain", StainNormalizer(method=stain, random_state=random_state)))
+        # with on_error="nan" a bad file passes the stain step for the
+        # feature step to report as its own NaN row
+        steps.append(("stain", StainNormalizer(method=stain, random_state=random_state,
+                                               on_error="pass" if on_error == "nan"
+                                               else "raise")))
     features = FeatureExtractor(
         segmenter=segmenter, groups=groups, cell=cell, options=options, n_jobs=n_jobs,
         on_error=on_error, cache=cache, progress=progress)

@@ -517,6 +517,9 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
     def _validate(self) -> None:  # pragma: no cover - overridden
         pass
 
+    def _check_on_error(self) -> None:
+        check_choice(self.on_error, "on_error", ("raise", "pass"))
+
     def fit(self, X, y=None):
         """Validate the parameters and the batch (stateless: nothing is learned).
 
@@ -530,6 +533,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         self
         """
         self._validate()
+        self._check_on_error()
         _as_items(X)
         return self
 
@@ -552,20 +556,23 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         Returns
         -------
         list of ndarray of uint8, shape (H', W', 3)
-            One RGB image per input, in order.
+            One RGB image per input, in order (with ``on_error="pass"``,
+            failed items as they came).
 
         Raises
         ------
         leukfeat.io.ImageReadError, ValueError
-            For a file that cannot be read or an invalid image; the message
-            names the item.
+            With ``on_error="raise"``, for a file that cannot be read or an
+            invalid image; the message names the item.
         """
         if self._requires_fit:
             check_is_fitted(self)
         self._validate()
+        self._check_on_error()
         items = _as_items(X)
-        results, _ = _map(self._apply, items, n_jobs=1, on_error="raise")
-        return results
+        results, _ = _map(self._apply, items, n_jobs=1,
+                          on_error="raise" if self.on_error == "raise" else "collect")
+        return [res if res is not None else item for res, item in zip(results, items)]
 
     def set_output(self, *, transform=None):
         """Accept ``set_output`` for Pipeline compatibility; the output stays a list of images.
@@ -604,6 +611,14 @@ class ImageReader(_ImageTransformer):
     Paths are read with :func:`leukfeat.io.read_image`; arrays pass through,
     converted to RGB uint8. Stateless.
 
+    Parameters
+    ----------
+    on_error : {"raise", "pass"}, default "raise"
+        An item that cannot be read or transformed raises (naming it), or
+        with ``"pass"`` is passed on unchanged so that the next step (a
+        :class:`FeatureExtractor` with ``on_error="nan"``) reports it as its
+        own error row: one bad file then never stops a pipeline.
+
     Examples
     --------
     >>> import numpy as np
@@ -611,8 +626,8 @@ class ImageReader(_ImageTransformer):
     (4, 4, 3)
     """
 
-    def __init__(self):
-        pass
+    def __init__(self, on_error="raise"):
+        self.on_error = on_error
 
     def _validate(self) -> None:
         pass
@@ -631,6 +646,11 @@ class Resize(_ImageTransformer):
     keep_aspect : bool, default False
         Keep the aspect ratio and pad (with black) to ``size``.
     interpolation : {"area", "linear", "cubic", "nearest"}, default "area"
+    on_error : {"raise", "pass"}, default "raise"
+        An item that cannot be read or transformed raises (naming it), or
+        with ``"pass"`` is passed on unchanged so that the next step (a
+        :class:`FeatureExtractor` with ``on_error="nan"``) reports it as its
+        own error row: one bad file then never stops a pipeline.
 
     Examples
     --------
@@ -639,10 +659,12 @@ class Resize(_ImageTransformer):
     (32, 16, 3)
     """
 
-    def __init__(self, size=(224, 224), keep_aspect=False, interpolation="area"):
+    def __init__(self, size=(224, 224), keep_aspect=False, interpolation="area",
+                 on_error="raise"):
         self.size = size
         self.keep_aspect = keep_aspect
         self.interpolation = interpolation
+        self.on_error = on_error
 
     def _validate(self) -> None:
         check_int_pair(self.size, "size")
@@ -667,12 +689,19 @@ class Equalize(_ImageTransformer):
         CLAHE contrast limit (``method="clahe"`` only).
     tile_grid_size : int or (int, int), default (8, 8)
         CLAHE tiles as (rows, columns) (``method="clahe"`` only).
+    on_error : {"raise", "pass"}, default "raise"
+        An item that cannot be read or transformed raises (naming it), or
+        with ``"pass"`` is passed on unchanged so that the next step (a
+        :class:`FeatureExtractor` with ``on_error="nan"``) reports it as its
+        own error row: one bad file then never stops a pipeline.
     """
 
-    def __init__(self, method="global", clip_limit=2.0, tile_grid_size=(8, 8)):
+    def __init__(self, method="global", clip_limit=2.0, tile_grid_size=(8, 8),
+                 on_error="raise"):
         self.method = method
         self.clip_limit = clip_limit
         self.tile_grid_size = tile_grid_size
+        self.on_error = on_error
 
     def _validate(self) -> None:
         check_choice(self.method, "method", ("global", "clahe"))
@@ -710,6 +739,12 @@ class StainNormalizer(_ImageTransformer):
         about 1.2 MB per 224x224 image), so set this for large sets.
     random_state : int, RandomState instance or None, default 0
         Seed of the reference subset.
+    on_error : {"raise", "pass"}, default "raise"
+        An item that cannot be read or transformed raises (naming it), or
+        with ``"pass"`` is passed on unchanged so that the next step (a
+        :class:`FeatureExtractor` with ``on_error="nan"``) reports it as its
+        own error row: one bad file then never stops a pipeline. In ``fit``,
+        reference images that cannot be read are then left out.
 
     Attributes
     ----------
@@ -729,10 +764,11 @@ class StainNormalizer(_ImageTransformer):
 
     _requires_fit = True
 
-    def __init__(self, method="reinhard", n_reference=None, random_state=0):
+    def __init__(self, method="reinhard", n_reference=None, random_state=0, on_error="raise"):
         self.method = method
         self.n_reference = n_reference
         self.random_state = random_state
+        self.on_error = on_error
 
     def _validate(self) -> None:
         check_choice(self.method, "method", ("reinhard", "macenko"))
@@ -753,6 +789,7 @@ class StainNormalizer(_ImageTransformer):
         self
         """
         self._validate()
+        self._check_on_error()
         items = _as_items(X)
         n = len(items)
         if self.n_reference is None or self.n_reference >= n:
@@ -760,7 +797,14 @@ class StainNormalizer(_ImageTransformer):
         else:
             rng = check_random_state(self.random_state)
             idx = np.sort(rng.choice(n, size=self.n_reference, replace=False))
-        refs, _ = _map(load_rgb, [items[i] for i in idx], n_jobs=1, on_error="raise")
+        refs, failed = _map(load_rgb, [items[i] for i in idx], n_jobs=1,
+                            on_error="raise" if self.on_error == "raise" else "collect")
+        if failed:
+            keep = [k for k, r in enumerate(refs) if r is not None]
+            if not keep:
+                raise ValueError(f"X: none of the {len(idx)} reference images could be "
+                                 f"read; first: {failed[0].item}: {failed[0].message}")
+            idx, refs = idx[keep], [refs[k] for k in keep]
         if self.method == "reinhard":
             self.target_ = preprocess.reinhard_stats(refs)
         else:
@@ -826,6 +870,9 @@ class Segmenter(_ImageTransformer):
     def __init__(self, method=segment.DEFAULT_METHOD, n_jobs=None):
         self.method = method
         self.n_jobs = n_jobs
+
+    def _check_on_error(self) -> None:
+        pass  # always passes failed items on (see Notes)
 
     def _validate(self) -> None:
         check_segmenter(self.method, "method")

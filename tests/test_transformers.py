@@ -745,3 +745,32 @@ def test_transform_cells_one_row_per_cell(tmp_path, monkeypatch):
     monkeypatch.undo()
     parallel = FeatureExtractor(groups=groups, n_jobs=2).fit(images).transform_cells(images)
     pd.testing.assert_frame_equal(parallel, table[table["item"] < 3])
+
+
+@pytest.mark.parametrize("est", [ImageReader(on_error="pass"), Resize((64, 80), on_error="pass"),
+                                 Equalize("clahe", on_error="pass"),
+                                 StainNormalizer("reinhard", on_error="pass")],
+                         ids=lambda e: type(e).__name__)
+def test_image_transformers_pass_bad_items_on(est, images, paths, corrupt_file):
+    """on_error="pass": a file that cannot be read is passed on unchanged (and
+    left out of a stain target), so a pipeline's feature step reports it as
+    its own NaN row; "raise" (the default) still names it."""
+    items = [paths[0], corrupt_file, paths[1]]
+    out = clone(est).fit(items).transform(items)
+    assert out[1] == corrupt_file and out[0].dtype == np.uint8 and out[2].dtype == np.uint8
+    with pytest.raises(ImageReadError, match=re.escape(str(corrupt_file))):
+        clone(est).set_params(on_error="raise").fit(items).transform(items)
+    with pytest.raises(ValueError, match="on_error"):
+        clone(est).set_params(on_error="nan").fit(items)
+
+
+def test_stain_pipeline_keeps_good_rows_around_a_bad_file(paths, corrupt_file):
+    from leukfeat.models import make_pipeline
+
+    pipe = make_pipeline("logreg", stain="reinhard", groups=("shape", "colour"),
+                         on_error="nan")
+    assert pipe.named_steps["stain"].on_error == "pass"
+    with pytest.warns(UserWarning, match="1 of 4 images failed"):
+        X = pipe[:-1].fit_transform([paths[0], corrupt_file, paths[1], paths[2]])
+    assert np.isnan(X[1]).all() and np.isfinite(X[[0, 2, 3]]).any(axis=1).all()
+    assert pipe.named_steps["features"].errors_[0]["item"] == str(corrupt_file)
