@@ -6,8 +6,9 @@ demo
     The main job on built-in synthetic data: generate
     :func:`leukfeat.datasets.make_cells` images, segment them (IoU against
     the known ground truth), extract features, cross-validate KNN, SVM,
-    random forest and XGBoost on the same folds, write a report (Markdown +
-    PNGs) and print the summary table.
+    random forest and XGBoost on the same folds, run the confound check,
+    write a report (Markdown + PNGs; it says the images are synthetic) and
+    print the summary table.
 segment
     Masks and overlay PNGs of image files or folders, and a summary CSV.
 extract
@@ -18,7 +19,12 @@ train / predict
 evaluate
     Duplicate- and patient-aware cross-validation of one or more classifiers
     on a labelled data set (:mod:`leukfeat.evaluate`): JSON, summary table and
-    an optional report with figures.
+    an optional report with figures. Honest by default: a background-only
+    classifier (:func:`leukfeat.evaluate.confound_check`) runs on the same
+    folds and is reported beside the models, with a one-line warning when it
+    rivals them (``--no-confound-check`` skips it); ``--stain`` normalises
+    every image to a fixed target; every report records the data path and
+    the command line.
 
 Conventions
 -----------
@@ -612,13 +618,20 @@ def _cv_header(report) -> str:
             f"{len(report.classes)} classes ({', '.join(report.classes)}){dup}")
 
 
-def _summary_text(comparison) -> str:
+def _summary_text(comparison, confound=None) -> str:
+    """The summary table (one model: its metrics; several: one row each, plus the
+    background-only row of the confound check when it ran)."""
     reports = comparison.reports
     if len(reports) == 1:
         return next(iter(reports.values())).summary()
     first = next(iter(reports.values()))
     best = _best_model(comparison)
-    return "\n".join([_cv_header(first), "", comparison.to_markdown(), "",
+    table = comparison
+    if confound is not None:
+        from .evaluate import Comparison
+
+        table = Comparison.from_reports({**reports, BACKGROUND_ROW: confound.cv_report})
+    return "\n".join([_cv_header(first), "", table.to_markdown(), "",
                       f"best balanced accuracy: {best} "
                       f"({reports[best].balanced_accuracy:.3f})"])
 
@@ -690,14 +703,207 @@ def _importance_model(comparison, X, y, seed):
 
 
 def _write_cv_report(comparison, out_dir, *, X, y, feature_names, model, images,
-                     segmentations):
+                     segmentations, confound=None, provenance=None):
     _use_agg()
     from . import plot
 
     result = (next(iter(comparison.reports.values())) if len(comparison.reports) == 1
               else comparison)
     return plot.cv_report(result, out_dir, X=X, y=y, feature_names=feature_names,
-                          model=model, images=images, segmentations=segmentations)
+                          model=model, images=images, segmentations=segmentations,
+                          confound=confound, provenance=provenance)
+
+
+# --------------------------------------------------------------------------- #
+# honest by default (evaluate / demo): provenance, stain, confound check
+# --------------------------------------------------------------------------- #
+
+def _command_line(args) -> str:
+    """The command as given, quoted so that it can be pasted back into a shell."""
+    import shlex
+
+    return "leukfeat " + shlex.join(str(a) for a in getattr(args, "argv", None) or [])
+
+
+def _md_code(text) -> str:
+    """Inline Markdown code that survives backticks in ``text``."""
+    text = str(text)
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+#: Fixed targets of ``--stain`` when no ``--stain-target`` is given: the
+#: colour statistics of leukfeat's synthetic Wright-Giemsa smears
+#: (``reinhard_stats`` / ``macenko_stains`` of ``make_cells(24, n_classes=3,
+#: size=128, random_state=0)``), frozen here so that a change of the generator
+#: never changes them. Every image is mapped to the target on its own: nothing
+#: is learnt from the evaluated images, so no statistic crosses the folds.
+REINHARD_TARGET = {"mean": (83.296509, 6.995175, 0.364563),
+                   "std": (14.077922, 9.669895, 11.052252)}
+MACENKO_TARGET = {"stain_matrix": ((0.514935, 0.478715), (0.816757, 0.549736),
+                                   (0.260287, 0.684560)),
+                  "max_concentrations": (1.309586, 0.516323)}
+STAIN_METHODS = ("reinhard", "macenko")
+
+
+def _stain_target(method: str, target_file):
+    """(target, JSON description) of --stain METHOD [--stain-target FILE]."""
+    from . import preprocess
+    from .io import read_image
+
+    if target_file is None:
+        if method == "reinhard":
+            target = preprocess.ReinhardTarget(**REINHARD_TARGET)
+        else:
+            target = preprocess.MacenkoTarget(**MACENKO_TARGET)
+        source = ("built-in: leukfeat's synthetic Wright-Giemsa smears "
+                  "(make_cells(24, n_classes=3, size=128, random_state=0))")
+    else:
+        try:
+            image = read_image(target_file)
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"--stain-target: {_format_error(exc)}") from None
+        try:
+            target = (preprocess.reinhard_stats(image) if method == "reinhard"
+                      else preprocess.macenko_stains(image))
+        except ValueError as exc:
+            raise CommandError(f"--stain-target: {target_file}: {_one_line(exc)}") from None
+        source = str(Path(target_file).resolve())
+    if method == "reinhard":
+        values = {"mean": target.mean.tolist(), "std": target.std.tolist()}
+    else:
+        values = {"stain_matrix": target.stain_matrix.tolist(),
+                  "max_concentrations": target.max_concentrations.tolist()}
+    return target, {"method": method, "target": source, "target_values": values,
+                    "how": "each image is normalised on its own to this fixed target "
+                           "(nothing is learnt from the evaluated images, so nothing "
+                           "leaks across folds); the features and the confound check "
+                           "see the normalised images"}
+
+
+class _Normalise:
+    """Read an image and map it to a fixed stain target (picklable).
+
+    A file that cannot be read is passed on as its path: the feature
+    extractor then fails on it and reports it like any unreadable file.
+    """
+
+    def __init__(self, method: str, target):
+        self.method = method
+        self.target = target
+
+    def __call__(self, path):
+        from . import preprocess
+        from .io import read_image
+
+        try:
+            image = read_image(path)
+        except (OSError, ValueError):
+            return path
+        if self.method == "reinhard":
+            return preprocess.reinhard(image, self.target)
+        return preprocess.macenko(image, self.target)
+
+
+def _stain_normalised(args, paths, stain, progress):
+    """(items, JSON description): the images of ``paths`` normalised to ``stain``,
+    a ``(target, description)`` pair of :func:`_stain_target`.
+
+    The normalised images are held in memory (about 150 kB per 224x224 image)
+    and given to the extractor and the confound check as arrays.
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    target, info = stain
+    info = dict(info)
+    fn = _Normalise(info["method"], target)
+    t0 = time.perf_counter()
+    results = Parallel(n_jobs=_jobs(args, len(paths)), prefer="threads",
+                       return_as="generator")(delayed(fn)(p) for p in paths)
+    items = list(tqdm(results, total=len(paths), desc="stain normalisation", unit="image",
+                      disable=not progress))
+    info["seconds"] = time.perf_counter() - t0
+    return items, info
+
+
+#: Row name of the background-only classifier in the summary tables.
+BACKGROUND_ROW = "background only (confound check)"
+#: When the one-line warning is printed (ConfoundReport.rivals).
+CONFOUND_WARNING_RULE = (
+    "warn when the confound check flags the data set (background-only balanced accuracy "
+    "> 1/K + 0.2, K classes) and the background gets at least 80 % of the way from chance "
+    "to the best model's balanced accuracy on the same folds: "
+    "bg - 1/K >= 0.8 * (model - 1/K)")
+
+
+def _run_confound_check(args, items, y, *, groups, paths, comparison, n_jobs):
+    """evaluate.confound_check on the models' folds.
+
+    Returns (JSON dict, ConfoundReport or None, warning or None). A check
+    that fails is reported on stderr and in the JSON; the evaluation stands.
+    """
+    import numpy as np
+
+    from .evaluate import RIVAL_SHARE, confound_check
+
+    t0 = time.perf_counter()
+    try:
+        rep = confound_check(items, y, segmenter=args.method, cv=args.cv,
+                             random_state=args.seed, n_jobs=n_jobs, groups=groups,
+                             paths=paths, n_bootstrap=getattr(args, "bootstrap", 1000))
+    except (ValueError, OSError) as exc:
+        message = f"the confound check failed: {_format_error(exc)}"
+        print(f"leukfeat: warning: {message}", file=sys.stderr)
+        return {"error": message, "seconds": time.perf_counter() - t0}, None, None
+    seconds = time.perf_counter() - t0
+    reports = comparison.reports
+    first = next(iter(reports.values()))
+    best = _best_model(comparison)
+    warning = rep.warning(reports[best].balanced_accuracy, model=best)
+    bg = rep.cv_report
+    body = {
+        "what": "a random forest on 30 colour statistics of the pixels outside the "
+                "(dilated) white cells (leukfeat.evaluate.confound_check); if the "
+                "background alone predicts the class, the classes differ in acquisition",
+        "segmenter": args.method,
+        "accuracy": rep.accuracy, "balanced_accuracy": rep.balanced_accuracy,
+        "f1_macro": bg.f1_macro, "ci": bg.ci,
+        "fold_balanced_accuracy": bg.fold_balanced_accuracy,
+        "chance": rep.chance, "margin": rep.margin,
+        "flag_above": rep.chance["uniform"] + rep.margin,
+        "confounded": rep.confounded, "message": rep.message,
+        "same_folds": bool(np.array_equal(bg.fold_of_sample, first.fold_of_sample)),
+        "compared_with": best,
+        "rivals": {k: rep.rivals(r.balanced_accuracy) for k, r in reports.items()},
+        "warning": warning, "warning_rule": CONFOUND_WARNING_RULE,
+        "rival_share": RIVAL_SHARE,
+        "cv_report": _report_dict(bg), "seconds": seconds,
+    }
+    return body, rep, warning
+
+
+def _confound_line(confound, body) -> str:
+    """One line of the confound check for the printed summary."""
+    if confound is None:
+        return ("background only (confound check): " + body["error"]
+                if body and "error" in body else
+                "background only (confound check): skipped (--no-confound-check)")
+    ci = confound.cv_report.ci.get("balanced_accuracy")
+    cit = "" if ci is None else f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
+    folds = "same folds" if body.get("same_folds") else "other folds"
+    verdict = "CONFOUNDED" if confound.confounded else "no background confound detected"
+    return (f"background only (confound check, {folds}): balanced accuracy "
+            f"{confound.balanced_accuracy:.3f}{cit}; chance {confound.chance['uniform']:.3f}, "
+            f"flagged above {confound.chance['uniform'] + confound.margin:.3f}: {verdict}")
+
+
+def _print_summary(comparison, confound, confound_body, warning) -> None:
+    """The summary on stdout, the confound check beside it, its warning on stderr."""
+    print(_summary_text(comparison, confound))
+    print(_confound_line(confound, confound_body))
+    if warning:
+        sys.stdout.flush()
+        print(f"leukfeat: warning: {warning}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- #
@@ -777,29 +983,58 @@ def _cmd_demo(args) -> int:
                                  progress=progress)
     t_cv = time.perf_counter() - t0
 
+    # the confound check, on the same folds (the generator gives every class the
+    # same background: it should find nothing)
+    confound_body, confound, warning, t_confound = None, None, None, 0.0
+    if not args.no_confound_check:
+        t0 = time.perf_counter()
+        _info(args, "confound check: can the background alone predict the class? ...")
+        confound_body, confound, warning = _run_confound_check(
+            args, images, y, groups=None, paths=None, comparison=comparison,
+            n_jobs=_jobs(args, len(images)))
+        t_confound = time.perf_counter() - t0
+
+    command = _command_line(args)
+    images_dir = (out / "images").resolve()
+    generated = (f"({args.n} images, {args.classes} classes, {args.size}x{args.size} "
+                 f"pixels, seed {args.seed}): not patient data")
+    synthetic = f"synthetic smear images generated by leukfeat.datasets.make_cells {generated}"
     # report
     report_path = None
     if not args.no_report:
         t0 = time.perf_counter()
         _info(args, "writing the report ...")
         model = _importance_model(comparison, X, y, args.seed)
+        provenance = {
+            "Data": f"**synthetic** smear images generated by "
+                    f"`leukfeat.datasets.make_cells` {generated}; saved in "
+                    f"{_md_code(images_dir)}",
+            "Command": f"{_md_code(command)} (run in {_md_code(os.getcwd())})",
+        }
         report_path = _write_cv_report(comparison, out / "report", X=X, y=y,
                                        feature_names=names, model=model, images=images,
-                                       segmentations=segs)
+                                       segmentations=segs, confound=confound,
+                                       provenance=provenance)
         t_report = time.perf_counter() - t0
     else:
         t_report = 0.0
     elapsed = time.perf_counter() - t_start
     _write_json(out / "results.json", {
-        "data": {"generator": "leukfeat.datasets.make_cells", "n_images": args.n,
-                 "classes": list(data.class_names), "size": args.size, "seed": args.seed},
+        "command": command,
+        "working_directory": os.getcwd(),
+        "data": {"synthetic": True, "description": synthetic,
+                 "generator": "leukfeat.datasets.make_cells", "n_images": args.n,
+                 "classes": list(data.class_names), "size": args.size, "seed": args.seed,
+                 "path": str(images_dir)},
         "segmentation": {"method": args.method,
                          "mean_cell_iou": float(seg_table.cell_iou.mean()),
                          "mean_nucleus_iou": float(seg_table.nucleus_iou.mean())},
         "features": {"n_features": len(names), "n_failed": len(failures),
                      "n_no_cell": len(no_cell), "seconds": t_features},
-        "seconds": {"features": t_features, "cross_validation": t_cv, "report": t_report,
-                    "total": elapsed},
+        "confound_check": confound_body,
+        "warnings": [warning] if warning else [],
+        "seconds": {"features": t_features, "cross_validation": t_cv,
+                    "confound_check": t_confound, "report": t_report, "total": elapsed},
         **_comparison_json(comparison)})
 
     print(f"leukfeat demo: {args.n} synthetic smear images (make_cells, {args.classes} "
@@ -811,7 +1046,7 @@ def _cmd_demo(args) -> int:
           + (f"; {len(failures) + len(no_cell)} images without a measurable cell"
              if failures or no_cell else ""))
     print()
-    print(_summary_text(comparison))
+    _print_summary(comparison, confound, confound_body, warning)
     print()
     if report_path is not None:
         print(f"report: {Path(report_path).resolve()}")
@@ -1144,6 +1379,9 @@ def _cmd_evaluate(args) -> int:
                  if args.predictions else None)
     if pred_path is not None and pred_path.suffix.lower() == ".parquet":
         _check_parquet()
+    if args.stain_target is not None and args.stain is None:
+        raise CommandError("--stain-target: needs --stain reinhard or --stain macenko")
+    stain = None if args.stain is None else _stain_target(args.stain, args.stain_target)
     data, n_total = _load_labelled(args.root, args.loader, limit=args.limit, seed=args.seed)
     y = np.asarray([str(v) for v in data.labels])
     counts = _class_counts(y)
@@ -1160,9 +1398,13 @@ def _cmd_evaluate(args) -> int:
                 + ("" if data.groups is None
                    else f", {len(set(map(str, data.groups)))} patients"))
 
+    items, stain_info = paths, None
+    if stain is not None:
+        _info(args, f"normalising every image to a fixed {args.stain} target ...")
+        items, stain_info = _stain_normalised(args, paths, stain, progress)
     t0 = time.perf_counter()
     X, feature_names, failures, no_cell = _extract_matrix(
-        _extractor(args, len(paths), progress=progress), paths)
+        _extractor(args, len(paths), progress=progress), items)
     t_features = time.perf_counter() - t0
     # Files that cannot be read (or measured) are not samples of their class:
     # they are left out of the evaluation, listed here and in the JSON. Images
@@ -1182,6 +1424,7 @@ def _cmd_evaluate(args) -> int:
             raise CommandError(f"no image of {args.root} could be read ({len(paths)} failed)")
         X, y = X[keep], y[keep]
         paths = [paths[i] for i in keep]
+        items = [items[i] for i in keep]
         groups = None if groups is None else groups[keep]
         counts = _class_counts(y)
         if len(counts) < 2 or (groups is None and min(counts.values()) < args.cv):
@@ -1195,27 +1438,59 @@ def _cmd_evaluate(args) -> int:
                                  progress=progress)
     t_cv = time.perf_counter() - t0
 
+    confound_body, confound, warning, t_confound = None, None, None, 0.0
+    if not args.no_confound_check:
+        t0 = time.perf_counter()
+        _info(args, "confound check: can the background alone predict the class? ...")
+        confound_body, confound, warning = _run_confound_check(
+            args, items, y, groups=groups, paths=paths, comparison=comparison,
+            n_jobs=_jobs(args, len(paths)))
+        t_confound = time.perf_counter() - t0
+
+    command = _command_line(args)
+    data_info = _data_info(data, args.loader, args.limit, n_total)
+    data_info["path"] = str(Path(args.root).resolve())
     report_path, t_report = None, 0.0
     if args.report:
         t0 = time.perf_counter()
         _info(args, "writing the report ...")
         model = _importance_model(comparison, X, y, args.seed)
+        subset = ("" if args.limit is None or len(data) >= n_total
+                  else f", a stratified subset (--limit {args.limit}, seed {args.seed})")
+        provenance = {
+            "Data": f"{_md_code(data_info['path'])} ({args.loader} loader: {len(data)} of "
+                    f"{n_total} images{subset})",
+            "Command": f"{_md_code(command)} (run in {_md_code(os.getcwd())})",
+            "Stain normalisation": (
+                "none" if stain_info is None else
+                f"{args.stain}, every image on its own to a fixed target "
+                f"({stain_info['target']}); nothing learnt from the evaluated images"),
+        }
         report_path = _write_cv_report(comparison, args.report, X=X, y=y,
                                        feature_names=feature_names, model=model,
-                                       images=paths, segmentations=args.method)
+                                       images=items if stain_info else paths,
+                                       segmentations=args.method, confound=confound,
+                                       provenance=provenance)
         t_report = time.perf_counter() - t0
 
     body = {
         "leukfeat_version": __version__,
-        "command": "leukfeat " + " ".join(args.argv),
-        "data": _data_info(data, args.loader, args.limit, n_total),
+        "command": command,
+        "working_directory": os.getcwd(),
+        "data": data_info,
         "features": {"method": args.method, "groups": list(args.groups),
                      "cell": args.cell or "largest", "n_features": len(feature_names),
                      "n_failed": len(errors), "n_no_cell": len(no_cell_paths),
                      "errors": errors, "no_cell": no_cell_paths,
                      "note": "failed images are left out of the evaluation; images "
                              "without a white cell are kept (NaN features, imputed)"},
-        "seconds": {"features": t_features, "cross_validation": t_cv, "report": t_report,
+        "stain": stain_info,
+        "confound_check": confound_body,
+        "warnings": [warning] if warning else [],
+        "seconds": {"stain_normalisation": 0.0 if stain_info is None
+                    else stain_info["seconds"],
+                    "features": t_features, "cross_validation": t_cv,
+                    "confound_check": t_confound, "report": t_report,
                     "total": time.perf_counter() - t_start},
         **_comparison_json(comparison),
     }
@@ -1223,7 +1498,7 @@ def _cmd_evaluate(args) -> int:
         _write_json(json_path, body)
     if pred_path is not None:
         _write_table(_predictions_table(comparison, paths), pred_path)
-    print(_summary_text(comparison))
+    _print_summary(comparison, confound, confound_body, warning)
     for written in (json_path, pred_path):
         if written is not None:
             print(f"wrote {written}")
@@ -1364,6 +1639,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     d.add_argument("--no-report", action="store_true",
                    help="skip the Markdown report and its figures")
+    d.add_argument("--no-confound-check", action="store_true",
+                   help="skip the background-only confound check (as in evaluate)")
     _add_n_jobs(d, cv=True)
     _add_quiet(d)
     d.set_defaults(func=_cmd_demo, cache=None)
@@ -1497,15 +1774,25 @@ def build_parser() -> argparse.ArgumentParser:
             "fold; pooled out-of-fold accuracy, balanced accuracy, macro F1, "
             "ROC AUC, confusion matrix, per-fold values and 95 % bootstrap "
             "confidence intervals. Features are extracted once and every "
-            "classifier is evaluated on the same folds. Prints the summary table; "
+            "classifier is evaluated on the same folds. Unless "
+            "--no-confound-check, a classifier that sees only the background "
+            "(leukfeat.evaluate.confound_check) is evaluated on those folds too "
+            "and reported beside the models. Prints the summary table; "
             "--json writes every figure (for several classifiers: one dict per "
-            "model under 'models' and a 'summary' table); --report writes a "
+            "model under 'models' and a 'summary' table; the check under "
+            "'confound_check'; the command line and data path); --report writes a "
             "Markdown report with figures."),
         epilog="examples:\n"
                "  leukfeat evaluate data/ --classifier xgboost --cv 5 --json cv.json\n"
                "  leukfeat evaluate taleghani/ --loader taleghani --classifier all "
                "--json cv.json --report cv-report\n"
-               "  leukfeat evaluate taleghani/ --loader taleghani --limit 200 --cell median")
+               "  leukfeat evaluate taleghani/ --loader taleghani --limit 200 --cell median\n"
+               "  leukfeat evaluate taleghani/ --loader taleghani --stain reinhard --json cv.json\n\n"
+               "By default a background-only classifier (leukfeat.evaluate.confound_check)\n"
+               "is cross-validated on the same folds and printed beside the accuracy; when\n"
+               "it gets at least 80 % of the way from chance to the best model's balanced\n"
+               "accuracy, a warning says the accuracy may reflect acquisition, not cells.\n"
+               "The JSON and the report record the data path and the command line.")
     v.add_argument("root", metavar="ROOT", help="labelled data-set folder")
     _add_loader(v)
     v.add_argument("--classifier", default="xgboost", metavar="NAME",
@@ -1530,6 +1817,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bootstrap resamples for the confidence intervals (default: "
                         "%(default)s; 0: none)")
     _add_features(v)
+    h = v.add_argument_group("honest evaluation")
+    h.add_argument("--no-confound-check", action="store_true",
+                   help="skip the confound check (by default a classifier that sees only "
+                        "the background, the pixels outside the white cells, is "
+                        "cross-validated on the same folds and reported beside the "
+                        "accuracy, with a warning when it comes close to the model)")
+    h.add_argument("--stain", choices=STAIN_METHODS, default=None,
+                   help="stain-normalise every image before segmentation and features: "
+                        "Reinhard (L*a*b* mean and spread) or Macenko (stain vectors), "
+                        "each image on its own to a fixed target, so nothing is learnt "
+                        "from the evaluated images (default: none)")
+    h.add_argument("--stain-target", metavar="IMAGE", default=None,
+                   help="reference image whose colours are the --stain target (default: "
+                        "built-in targets from leukfeat's synthetic Wright-Giemsa smears); "
+                        "best an image outside the evaluated set")
     _add_n_jobs(v, cv=True)
     _add_quiet(v)
     v.set_defaults(func=_cmd_evaluate)

@@ -67,6 +67,7 @@ __all__ = [
     "BACKGROUND_FEATURE_NAMES",
     "confound_check",
     "ConfoundReport",
+    "RIVAL_SHARE",
 ]
 
 #: Metrics that get a bootstrap confidence interval (when computable).
@@ -1201,6 +1202,53 @@ class Comparison(NamedTuple):
     table: Any
     reports: dict
 
+    @classmethod
+    def from_reports(cls, reports) -> "Comparison":
+        """A Comparison of reports computed elsewhere, e.g. a model's and a confound check's.
+
+        Parameters
+        ----------
+        reports : dict of str to CVReport
+            Reports by row name, in the order of the table.
+
+        Returns
+        -------
+        Comparison
+            The table :func:`compare` would make of these reports (whether
+            they share folds is up to the caller: compare their
+            ``fold_of_sample``).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_classification
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from leukfeat.evaluate import Comparison, cross_validate
+        >>> X, y = make_classification(100, 4, random_state=0)
+        >>> a = cross_validate(LogisticRegression(), X, y, n_bootstrap=0)
+        >>> b = cross_validate(LogisticRegression(), X[:, :1], y, n_bootstrap=0)
+        >>> list(Comparison.from_reports({"all": a, "first column": b}).table.index)
+        ['all', 'first column']
+        """
+        import pandas as pd
+
+        if not hasattr(reports, "items") or not reports or not all(
+                isinstance(r, CVReport) for r in reports.values()):
+            raise TypeError("reports: expected a non-empty dict of name -> CVReport")
+        nan = float("nan")
+        rows = []
+        for name, r in reports.items():
+            row = {"model": str(name)}
+            for m in CI_METRICS:
+                row[m] = getattr(r, m)
+                lo, hi = r.ci.get(m, (nan, nan))
+                row[f"{m}_ci_low"], row[f"{m}_ci_high"] = lo, hi
+            row["fit_time"] = float(np.mean(r.fit_time))
+            row["predict_time"] = float(np.mean(r.predict_time))
+            row["split"] = r.split
+            row["n_duplicate_groups"] = r.n_duplicate_groups
+            rows.append(row)
+        return cls(pd.DataFrame(rows).set_index("model"), dict(reports))
+
     def to_markdown(self, floatfmt: str = ".3f") -> str:
         """The table as Markdown (metric with its 95 % CI, mean fit time)."""
         metrics = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
@@ -1292,8 +1340,6 @@ def compare(estimators, X, y, *, groups=None, cv: int = 5, dedupe: bool = True, 
     >>> bool((reports["logreg"].fold_of_sample == reports["knn"].fold_of_sample).all())
     True
     """
-    import pandas as pd
-
     if not hasattr(estimators, "items") or len(estimators) == 0:
         raise ValueError("estimators: expected a non-empty dict of name -> estimator, "
                          f"got {type(estimators).__name__}")
@@ -1310,22 +1356,7 @@ def compare(estimators, X, y, *, groups=None, cv: int = 5, dedupe: bool = True, 
                              n_bootstrap=n_bootstrap,
                              return_predictions=bool(return_predictions))
                for name, res in zip(names, results)}
-    rows = []
-    nan = float("nan")
-    for name in names:
-        r = reports[name]
-        row = {"model": name}
-        for m in CI_METRICS:
-            row[m] = getattr(r, m)
-            lo, hi = r.ci.get(m, (nan, nan))
-            row[f"{m}_ci_low"], row[f"{m}_ci_high"] = lo, hi
-        row["fit_time"] = float(np.mean(r.fit_time))
-        row["predict_time"] = float(np.mean(r.predict_time))
-        row["split"] = r.split
-        row["n_duplicate_groups"] = r.n_duplicate_groups
-        rows.append(row)
-    table = pd.DataFrame(rows).set_index("model")
-    return Comparison(table, reports)
+    return Comparison.from_reports(reports)
 
 
 # --------------------------------------------------------------------------
@@ -1340,6 +1371,11 @@ BACKGROUND_FEATURE_NAMES = tuple(f"background_{c}_{s}" for c in _BG_CHANNELS
                                  for s in _BG_STATS)
 
 _MIN_BACKGROUND = 64  # pixels
+
+#: :meth:`ConfoundReport.rivals`: the share of a model's balanced accuracy
+#: above chance that a flagged background classifier must reach for the
+#: model's score to be called within its reach.
+RIVAL_SHARE = 0.8
 
 
 def _cell_mask(image, segmenter):
@@ -1451,6 +1487,7 @@ class ConfoundReport:
         :data:`BACKGROUND_FEATURE_NAMES`).
     cv_report : CVReport
         The full cross-validation report of the background classifier.
+        Compare a model with it through :meth:`rivals` / :meth:`warning`.
     n_images : int
         Number of images.
     classes : list of str
@@ -1492,6 +1529,67 @@ class ConfoundReport:
                           "n_images": self.n_images, "classes": self.classes,
                           "cv_report": self.cv_report.to_dict()})
 
+    def rivals(self, balanced_accuracy: float) -> bool:
+        """Whether the background alone comes close to a model's balanced accuracy.
+
+        True when this check flags a confound (:attr:`confounded`) and the
+        background classifier gets at least :data:`RIVAL_SHARE` (80 %) of
+        the way from chance to the model's score::
+
+            bg - 1/K >= 0.8 * (model - 1/K)
+
+        with ``bg`` and ``model`` the two balanced accuracies on the same
+        folds and ``K`` the number of classes. The model's accuracy then
+        says little about the cells: most of it (or more) is within reach of
+        the acquisition alone. A model at or below chance is always rivalled
+        by a flagged background.
+
+        Parameters
+        ----------
+        balanced_accuracy : float
+            The model's cross-validated balanced accuracy.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> from leukfeat.datasets import make_cells
+        >>> from leukfeat.evaluate import confound_check
+        >>> data = make_cells(40, 2, 64, random_state=0)
+        >>> confound_check(list(data.images), data.labels, n_bootstrap=0).rivals(0.6)
+        False
+        """
+        model = float(balanced_accuracy)
+        if not math.isfinite(model):
+            raise ValueError(f"balanced_accuracy: expected a finite number, got {model!r}")
+        chance = self.chance["uniform"]
+        return bool(self.confounded
+                    and self.balanced_accuracy - chance >= RIVAL_SHARE * (model - chance))
+
+    def warning(self, balanced_accuracy: float, model: str = "the model") -> str | None:
+        """A one-line warning when the background rivals the model (:meth:`rivals`), else None.
+
+        Parameters
+        ----------
+        balanced_accuracy : float
+            The model's cross-validated balanced accuracy (same folds).
+        model : str, default "the model"
+            How to name the model in the warning.
+
+        Returns
+        -------
+        str or None
+        """
+        if not self.rivals(balanced_accuracy):
+            return None
+        return (f"the background alone (pixels outside the white cells) scores balanced "
+                f"accuracy {self.balanced_accuracy:.3f} against {model}'s "
+                f"{float(balanced_accuracy):.3f} (chance {self.chance['uniform']:.3f}): "
+                "this accuracy may reflect acquisition differences between the classes "
+                "(stain, illumination, scanner), not the cells")
+
     def __repr__(self) -> str:
         return (f"ConfoundReport(confounded={self.confounded}, "
                 f"balanced_accuracy={self.balanced_accuracy:.3f}, "
@@ -1501,7 +1599,7 @@ class ConfoundReport:
 def confound_check(X_images_or_paths, y, *, segmenter=None, estimator=None, cv: int = 5,
                    random_state=0, n_jobs=None, groups=None, dedupe: bool = True,
                    dilate: int = 5, margin: float = 0.2,
-                   n_bootstrap: int = 1000) -> ConfoundReport:
+                   n_bootstrap: int = 1000, paths=None) -> ConfoundReport:
     """Check whether the image background alone predicts the class.
 
     In a sound data set the background of a smear (plasma and red cells)
@@ -1534,6 +1632,13 @@ def confound_check(X_images_or_paths, y, *, segmenter=None, estimator=None, cv: 
         Patient ids, as in :func:`cross_validate`.
     dedupe : bool, default True
         Keep duplicate images in one fold (as in :func:`cross_validate`).
+    paths : sequence of str, os.PathLike or ndarray, optional
+        The files behind the images, searched for duplicates instead of the
+        images themselves (e.g. when `X_images_or_paths` holds
+        stain-normalised copies). Given the same `y`, `groups`, `cv`,
+        `dedupe`, `random_state` and duplicate search as
+        :func:`cross_validate` or :func:`compare`, the check runs on exactly
+        the same folds (compare ``cv_report.fold_of_sample``).
     dilate : int, default 5
         Pixels by which the white-cell mask is grown before it is removed.
     margin : float, default 0.2
@@ -1578,6 +1683,10 @@ def confound_check(X_images_or_paths, y, *, segmenter=None, estimator=None, cv: 
     if y_arr.ndim != 1 or y_arr.size != len(items):
         raise ValueError(f"y: expected one label per image ({len(items)}), "
                          f"got shape {y_arr.shape}")
+    if paths is not None:
+        paths = _as_items(paths, "paths")
+        if len(paths) != len(items):
+            raise ValueError(f"paths: expected one per image ({len(items)}), got {len(paths)}")
     if estimator is None:
         from sklearn.ensemble import RandomForestClassifier
         estimator = RandomForestClassifier(
@@ -1593,7 +1702,8 @@ def confound_check(X_images_or_paths, y, *, segmenter=None, estimator=None, cv: 
         features = np.where(bad, np.nan_to_num(med)[None, :], features)
 
     report = cross_validate(estimator, features, y_arr, groups=groups, cv=cv, dedupe=dedupe,
-                            paths=items, random_state=random_state, n_bootstrap=n_bootstrap,
+                            paths=items if paths is None else paths,
+                            random_state=random_state, n_bootstrap=n_bootstrap,
                             n_jobs=n_jobs)
     k = len(report.classes)
     uniform = 1.0 / k

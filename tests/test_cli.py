@@ -98,12 +98,13 @@ def evaluated(work, data_root):
 
 @pytest.fixture(scope="module")
 def evaluated_all(work, data_root):
-    """evaluate --classifier all with --json and --report."""
+    """evaluate --classifier all with --json and --report (without the confound
+    check, which the other evaluate runs and the demo keep on)."""
     out = work / "eval" / "all.json"
     report = work / "eval" / "report"
     proc = run("evaluate", data_root, "--classifier", "all", "--cv", "3", "--json", out,
                "--report", report, "--predictions", work / "eval" / "oof.csv",
-               "--bootstrap", "200", cwd=work)
+               "--bootstrap", "200", "--no-confound-check", cwd=work)
     return json.loads(out.read_text()), report, proc
 
 
@@ -298,7 +299,7 @@ REQUIRED_KEYS = {"accuracy", "balanced_accuracy", "f1_macro", "confusion_matrix"
                  "fold_balanced_accuracy", "fold_f1_macro", "ci"}
 
 
-def test_evaluate_single_classifier_json(evaluated):
+def test_evaluate_single_classifier_json(evaluated, work, data_root):
     result, proc = evaluated
     assert REQUIRED_KEYS <= set(result)
     n = N_PER_CLASS * len(CLASSES)
@@ -316,6 +317,31 @@ def test_evaluate_single_classifier_json(evaluated):
     assert result["data"]["loader"] == "folder"
     # the summary is printed
     assert "balanced accuracy" in proc.stdout and "xgboost" in proc.stdout
+    # the exact command line and the data path are recorded
+    assert result["command"].startswith("leukfeat evaluate ")
+    assert str(data_root) in result["command"] and "--cv 3" in result["command"]
+    assert result["data"]["path"] == str(data_root.resolve())
+    assert result["working_directory"] == str(work)
+    assert result["stain"] is None
+
+
+def test_evaluate_runs_the_confound_check_by_default(evaluated):
+    """Background only, on the models' folds, beside the accuracy: JSON and stdout."""
+    result, proc = evaluated
+    check = result["confound_check"]
+    assert check["same_folds"] is True
+    assert check["cv_report"]["fold_of_sample"] == result["fold_of_sample"]
+    assert check["segmenter"] == result["features"]["method"]
+    # make_cells gives every class the same background: nothing to find
+    assert check["confounded"] is False and check["warning"] is None
+    assert check["balanced_accuracy"] < check["flag_above"] == pytest.approx(1 / 3 + 0.2)
+    assert check["compared_with"] == "xgboost" and check["rivals"] == {"xgboost": False}
+    assert result["warnings"] == [] and result["seconds"]["confound_check"] > 0
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("background only")]
+    assert len(line) == 1 and "same folds" in line[0]
+    assert f"{check['balanced_accuracy']:.3f}" in line[0]
+    assert "no background confound detected" in line[0]
+    assert "warning" not in proc.stderr
 
 
 def test_evaluate_all_json_and_report(evaluated_all):
@@ -346,17 +372,122 @@ def test_evaluate_all_json_and_report(evaluated_all):
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png.name in md.read_text() or str(png.relative_to(report)) in md.read_text()
+    # --no-confound-check: null in the JSON, said so on stdout, no row, no section
+    assert result["confound_check"] is None and result["warnings"] == []
+    assert result["seconds"]["confound_check"] == 0
+    assert "background only (confound check): skipped (--no-confound-check)" in proc.stdout
+    assert "| background only" not in proc.stdout
+    text = md.read_text()
+    assert "background only" not in text and "## Confound check" not in text
+    # the data path and the command
+    assert f"**Data**: `{result['data']['path']}`" in text
+    assert f"**Command**: `{result['command']}`" in text
+    assert "--no-confound-check" in result["command"]
 
 
-def test_evaluate_limit_gives_a_stratified_subset(work, data_root):
+def test_evaluate_limit_and_stain(work, data_root):
+    """--limit gives a stratified subset; --stain runs, is recorded, and the
+    confound check sees the normalised images on the same folds."""
+    from leukfeat import cli
+
     out = work / "eval" / "limit.json"
     run("evaluate", data_root, "--limit", "15", "--classifier", "knn", "--cv", "2",
         "--groups", "shape", "--bootstrap", "0", "--json", out, "--n-jobs", "1", "-q",
-        cwd=work)
+        "--stain", "reinhard", cwd=work)
     result = json.loads(out.read_text())
     assert result["n_images"] == 15 and result["data"]["limit"] == 15
     assert sorted(np.array(result["confusion_matrix"]).sum(axis=1)) == [5, 5, 5]
     assert result["ci"] == {}
+    stain = result["stain"]
+    assert stain["method"] == "reinhard" and stain["target"].startswith("built-in")
+    assert stain["target_values"]["mean"] == pytest.approx(list(cli.REINHARD_TARGET["mean"]))
+    assert result["seconds"]["stain_normalisation"] > 0
+    assert "--stain reinhard" in result["command"]
+    assert result["features"]["n_failed"] == 0
+    check = result["confound_check"]
+    assert check["same_folds"] is True and check["cv_report"]["n_images"] == 15
+
+
+@pytest.fixture(scope="module")
+def tinted_root(work):
+    """24 images whose classes differ only in background tint (a confounded set).
+
+    The cells are those of make_cells (which differ by class); the background
+    (compartment 0: plasma, no cell) of each class gets its own RGB offset, as
+    when each class is imaged on its own day or microscope.
+    """
+    from leukfeat.datasets import make_cells
+
+    cells = make_cells(N_PER_CLASS * len(CLASSES), n_classes=len(CLASSES), size=96,
+                       random_state=0)
+    background = cells.compartments() == 0
+    offsets = np.array([[0, 0, 0], [8, -5, 6], [-6, 4, -8]])
+    tinted = cells.images.astype(np.int16)
+    for i, label in enumerate(cells.labels):
+        tinted[i][background[i]] += offsets[label]
+    cells.images[...] = np.clip(tinted, 0, 255).astype(np.uint8)
+    cells.save(work / "tinted")
+    return work / "tinted"
+
+
+def test_evaluate_warns_when_the_background_rivals_the_model(work, tinted_root):
+    """The confound check by default: a row beside the models in the printed table
+    and the report, the JSON, and the warning (stderr, JSON, report)."""
+    out = work / "eval" / "tinted.json"
+    report = work / "eval" / "tinted-report"
+    proc = run("evaluate", tinted_root, "--classifier", "knn,logreg", "--cv", "3",
+               "--bootstrap", "0", "--json", out, "--report", report, "--n-jobs", "1",
+               cwd=work)
+    result = json.loads(out.read_text())
+    check = result["confound_check"]
+    assert check["confounded"] is True and check["same_folds"] is True
+    assert check["balanced_accuracy"] > 0.9 and check["rivals"] == {"knn": True, "logreg": True}
+    assert check["compared_with"] == result["best_model"]
+    warning = [ln for ln in proc.stderr.splitlines() if ln.startswith("leukfeat: warning:")]
+    assert len(warning) == 1 and "acquisition" in warning[0] and "not the cells" in warning[0]
+    assert warning[0] == f"leukfeat: warning: {check['warning']}"
+    assert result["warnings"] == [check["warning"]]
+    row = [ln for ln in proc.stdout.splitlines() if ln.startswith("| background only")]
+    assert len(row) == 1 and f"{check['balanced_accuracy']:.3f}" in row[0]
+    assert "same folds" in proc.stdout and "CONFOUNDED" in proc.stdout
+    text = (report / "report.md").read_text()
+    assert "| background only (confound check) |" in text and "## Confound check" in text
+    assert "the same folds as the models" in text and "**confounded**" in text
+    assert f"**Warning**: {check['warning']}." in text
+    assert f"**Data**: `{result['data']['path']}`" in text
+
+
+def test_stain_targets_are_fixed_and_leak_free(data_root):
+    """--stain maps each image on its own to a fixed target (built-in or a file)."""
+    import cv2
+
+    from leukfeat import cli, preprocess
+    from leukfeat.io import read_image
+
+    for method in cli.STAIN_METHODS:
+        target, info = cli._stain_target(method, None)
+        assert info["method"] == method and info["target"].startswith("built-in")
+        assert target is not None
+    path = sorted((data_root / "class_0").glob("*.png"))[0]
+    target, info = cli._stain_target("macenko", path)
+    assert info["target"] == str(path.resolve())
+    np.testing.assert_allclose(info["target_values"]["stain_matrix"],
+                               preprocess.macenko_stains(read_image(path)).stain_matrix)
+    # per image: an image's result does not depend on the other images
+    norm = cli._Normalise("reinhard", cli._stain_target("reinhard", None)[0])
+    alone = norm(str(path))
+    assert alone.shape == read_image(path).shape and alone.dtype == np.uint8
+    assert norm("no/such/file.png") == "no/such/file.png"   # left for the extractor to report
+    with pytest.raises(cli.CommandError, match="--stain-target"):
+        cli._stain_target("reinhard", data_root / "no-such.png")
+    blank = data_root.parent / "blank.png"
+    cv2.imwrite(str(blank), np.full((32, 32, 3), 250, np.uint8))
+    with pytest.raises(cli.CommandError, match="stained pixels"):
+        cli._stain_target("macenko", blank)       # no stain to learn from
+    args = cli.build_parser().parse_args(["evaluate", str(data_root), "--stain-target",
+                                          str(path)])
+    with pytest.raises(cli.CommandError, match="needs --stain"):
+        cli._cmd_evaluate(args)
 
 
 # --------------------------------------------------------------------------- #
@@ -379,6 +510,20 @@ def test_demo(work):
     assert len(seg) == 24 and {"cell_iou", "nucleus_iou"} <= set(seg.columns)
     # the generated images can be fed back to the other commands
     assert len(list((out / "images").rglob("*.png"))) == 24
+    # the report and the JSON say the images are synthetic, and record the command
+    assert result["data"]["synthetic"] is True and "make_cells" in result["data"]["description"]
+    assert result["data"]["path"] == str((out / "images").resolve())
+    assert result["command"].startswith("leukfeat demo ") and "--n 24" in result["command"]
+    text = (out / "report" / "report.md").read_text()
+    assert "**Data**: **synthetic** smear images generated by " \
+           "`leukfeat.datasets.make_cells`" in text
+    assert "not patient data" in text and f"`{result['command']}`" in text
+    # the confound check runs here too, and finds nothing: no warning anywhere
+    assert result["confound_check"]["confounded"] is False
+    assert result["confound_check"]["same_folds"] is True
+    assert "| background only (confound check) |" in proc.stdout
+    assert "| background only (confound check) |" in text and "**Warning**" not in text
+    assert result["warnings"] == [] and "warning" not in proc.stderr
 
 
 # --------------------------------------------------------------------------- #
@@ -393,7 +538,8 @@ def empty_dir(work):
 
 @pytest.mark.parametrize("case", [
     "evaluate-missing-root", "evaluate-empty-folder", "evaluate-unknown-loader",
-    "evaluate-layout", "evaluate-unknown-classifier", "train-missing-root",
+    "evaluate-layout", "evaluate-unknown-classifier", "evaluate-stain-target-missing",
+    "train-missing-root",
     "extract-missing-file", "extract-bad-suffix", "segment-empty-folder",
     "predict-missing-model", "predict-missing-input", "unknown-option", "bad-choice",
 ])
@@ -409,6 +555,8 @@ def test_errors_are_one_line(case, work, data_root, empty_dir, trained):
                             str(data_root)),
         "evaluate-unknown-classifier": (["evaluate", data_root, "--classifier", "cnn"],
                                         "cnn"),
+        "evaluate-stain-target-missing": (["evaluate", data_root, "--stain", "macenko",
+                                           "--stain-target", missing], str(missing)),
         "train-missing-root": (["train", missing, "--out", work / "m.skops"], str(missing)),
         "extract-missing-file": (["extract", missing, "--out", work / "f.csv"], str(missing)),
         "extract-bad-suffix": (["extract", data_root, "--out", work / "f.xlsx"], ".xlsx"),
@@ -495,6 +643,13 @@ def test_evaluate_taleghani_subset(tmp_path):
     assert 0.6 < result["accuracy"] <= 1.0
     assert result["ci"]["accuracy"][0] < result["accuracy"] < result["ci"]["accuracy"][1]
     assert "xgboost" in proc.stdout
+    # each class was imaged with its own background tint: the default confound
+    # check flags it (benchmarks/README.md: 0.98 on all images) and warns
+    check = result["confound_check"]
+    assert check["same_folds"] and check["confounded"] and check["balanced_accuracy"] > 0.8
+    assert "CONFOUNDED" in proc.stdout
+    if check["warning"]:
+        assert f"leukfeat: warning: {check['warning']}" in proc.stderr
 
 
 def test_classifier_names_match_the_models_module():

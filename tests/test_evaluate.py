@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -404,6 +405,13 @@ def test_compare_uses_the_same_folds(classification):
     assert result.table.shape[0] == 3 and "| logreg |" in result.to_markdown()
     with pytest.raises(ValueError, match="estimators"):
         ev.compare({}, X, y)
+    # the table of reports made elsewhere (e.g. a model's and a confound check's)
+    again = ev.Comparison.from_reports({"tree alone": single, **reports})
+    assert list(again.table.index) == ["tree alone", "logreg", "tree", "ridge"]
+    assert again.table.drop(index="tree alone").equals(table)
+    assert "| tree alone |" in again.to_markdown()
+    with pytest.raises(TypeError, match="reports"):
+        ev.Comparison.from_reports({"x": 1})
 
 
 def test_compare_with_duplicate_groups(cell_paths_with_dups):
@@ -458,6 +466,43 @@ def test_confound_check_flags_class_dependent_background(cells60):
     assert list(rep.features.columns) == list(ev.BACKGROUND_FEATURE_NAMES)
     assert "CONFOUNDED" in rep.summary()
     json.dumps(rep.to_dict(), allow_nan=False)
+    # a model within reach of the background gets a warning
+    assert rep.rivals(rep.balanced_accuracy) and rep.rivals(1.0)
+    warning = rep.warning(0.97, model="xgboost")
+    assert "xgboost's 0.970" in warning and "acquisition" in warning and "\n" not in warning
+
+
+def test_confound_warning_rule():
+    """bg - 1/K >= RIVAL_SHARE (model - 1/K), only when the check flags a confound."""
+    flagged = ev.ConfoundReport(accuracy=0.7, balanced_accuracy=0.7,
+                                chance={"majority": 1 / 3, "uniform": 1 / 3}, margin=0.2,
+                                confounded=True, message="", features=None, cv_report=None,
+                                n_images=30, classes=["a", "b", "c"])
+    assert ev.RIVAL_SHARE == 0.8
+    # 0.7 - 1/3 = 0.367 >= 0.8 (0.79 - 1/3) = 0.365, < 0.8 (0.80 - 1/3) = 0.373
+    assert flagged.rivals(0.79) and not flagged.rivals(0.80)
+    assert flagged.rivals(0.2)                     # a model at chance: always rivalled
+    assert flagged.warning(0.95) is None and "the model's 0.790" in flagged.warning(0.79)
+    calm = dataclasses.replace(flagged, confounded=False)
+    assert not calm.rivals(0.4) and calm.warning(0.4) is None
+    with pytest.raises(ValueError, match="balanced_accuracy"):
+        flagged.rivals(float("nan"))
+
+
+def test_confound_check_on_the_folds_of_compare(cell_paths_with_dups):
+    """Images (e.g. stain-normalised copies) with their files: duplicates found among
+    the files, so the check runs on exactly the folds of compare."""
+    paths, y = cell_paths_with_dups
+    copies = [np.clip(read_image(p).astype(np.int16) + 3, 0, 255).astype(np.uint8)
+              for p in paths]
+    _, reports = ev.compare({"a": LogisticRegression(max_iter=1000)}, _mean_colour(paths), y,
+                            paths=paths, cv=3, n_bootstrap=0)
+    rep = ev.confound_check(copies, y, paths=paths, cv=3, n_bootstrap=0)
+    assert rep.cv_report.split == reports["a"].split == "stratified-group (duplicates)"
+    assert rep.cv_report.n_duplicate_groups == 2
+    assert np.array_equal(rep.cv_report.fold_of_sample, reports["a"].fold_of_sample)
+    with pytest.raises(ValueError, match="paths"):
+        ev.confound_check(copies, y, paths=paths[:3])
 
 
 def test_confound_check_passes_class_independent_background(cells60, tmp_path):
