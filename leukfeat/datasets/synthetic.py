@@ -50,7 +50,7 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from .io import IMAGE_EXTENSIONS, ListingWarning, is_image_file, list_images
+from ..io import IMAGE_EXTENSIONS, ListingWarning, is_image_file, list_images
 
 __all__ = [
     "CellSample", "SyntheticCells", "make_cells", "MASK_CODES",

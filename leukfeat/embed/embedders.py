@@ -85,7 +85,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._batch import ImageBatchTransformer
+from .._batch import ImageBatchTransformer
 
 __all__ = [
     "Embedder",
@@ -233,7 +233,7 @@ def _check_positive_int(value, name: str, *, allow_none: bool = False) -> None:
 
 def _as_images(images) -> list:
     """A batch of images (arrays, not paths) as a list of RGB uint8 arrays (H, W, 3)."""
-    from ._batch import as_batch, load_rgb
+    from .._batch import as_batch, load_rgb
 
     return [load_rgb(im, f"images[{i}]")
             for i, im in enumerate(as_batch(images, "images", paths=False, allow_empty=True))]
@@ -936,8 +936,8 @@ def _efficientnet_features_class():
                         hook.remove()
                 return torch.cat(pooled + [x.mean(dim=(2, 3))], dim=1)
 
-        # picklable as leukfeat.embed._EfficientNetFeatures (see the module __getattr__)
-        _EfficientNetFeatures.__module__ = __name__
+        # picklable as leukfeat.embed._EfficientNetFeatures (see the package __getattr__)
+        _EfficientNetFeatures.__module__ = __package__
         _EfficientNetFeatures.__qualname__ = "_EfficientNetFeatures"
         cls = _LAZY_CLASSES["_EfficientNetFeatures"] = _EfficientNetFeatures
     return cls
@@ -1369,7 +1369,7 @@ def export_onnx(embedder, path, *, opset_version=None, dynamo=False) -> Path:
         warnings.warn("export_onnx: the embedder's preprocess is not an ImagePreprocess and "
                       "is not stored in the file; pass it to OnnxEmbedder(preprocess=...)",
                       UserWarning, stacklevel=2)
-    from . import __version__
+    from .. import __version__
     meta["version"] = __version__
     existing = {p.key for p in model.metadata_props}
     for key, value in meta.items():
@@ -1450,8 +1450,8 @@ class _PrepareTask:
         self.size = size
 
     def __call__(self, item):
-        from . import segment
-        from ._batch import load_item, load_rgb
+        from .. import segment
+        from .._batch import load_item, load_rgb
 
         if isinstance(item, tuple):   # (image, mask or Segmentation): no segmenter
             image, seg = load_item(item)
@@ -1595,7 +1595,7 @@ class EmbeddingTransformer(ImageBatchTransformer):
         self.progress = progress
 
     def _check_params(self) -> None:
-        from ._batch import check_choice, check_segmenter
+        from .._batch import check_choice, check_segmenter
 
         _check_embedder_param(self.embedder)
         if isinstance(self.embedder, EmbeddingTransformer):
@@ -1624,7 +1624,7 @@ class EmbeddingTransformer(ImageBatchTransformer):
         -------
         self
         """
-        from ._batch import as_batch
+        from .._batch import as_batch
 
         self._check_params()
         as_batch(X)
@@ -1663,7 +1663,7 @@ class EmbeddingTransformer(ImageBatchTransformer):
         """
         from tqdm.auto import tqdm
 
-        from ._batch import _map, _reraise, as_batch
+        from .._batch import _map, _reraise, as_batch
 
         check_is_fitted(self, "feature_names_out_")
         self._check_params()
