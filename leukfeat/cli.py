@@ -58,11 +58,11 @@ import time
 import warnings
 from pathlib import Path
 
+from . import extract as _extract
+from . import segment as _segment
+
 __all__ = ["main", "build_parser"]
 
-#: Names of the data-set loaders (``--loader``); checked against
-#: :data:`leukfeat.datasets.LOADERS` when a command runs.
-LOADER_NAMES = ("folder", "taleghani", "cnmc", "allidb", "pbc")
 #: Classifier presets (:data:`leukfeat.models.CLASSIFIERS`, repeated here so
 #: that option errors do not wait for scikit-learn to import; a test keeps
 #: them equal).
@@ -71,16 +71,13 @@ CLASSIFIERS = ("knn", "svm", "rf", "xgboost", "logreg")
 ALL_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
 #: Models shown in ``demo``.
 DEMO_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
-#: Feature groups (:data:`leukfeat.extract.GROUPS`) and the default ones
-#: (:data:`leukfeat.extract.DEFAULT_GROUPS`), repeated here for the same
-#: reason; a test keeps them equal.
-FEATURE_GROUPS = ("texture", "nucleus_texture", "shape", "colour", "edges", "field")
-DEFAULT_FEATURE_GROUPS = ("texture", "shape", "colour", "edges", "field")
-CELLS = ("largest", "central", "mean", "median")
-#: Segmenters (:data:`leukfeat.segment.METHODS`) and the default one
-#: (:data:`leukfeat.segment.DEFAULT_METHOD`); a test keeps them equal.
-METHODS = ("nucleus_anchored", "lab_kmeans", "hsv", "otsu")
-DEFAULT_METHOD = "nucleus_anchored"
+#: Feature groups, cell choices and segmenters: the library's own tuples
+#: (importing the command line imports leukfeat, and with it these modules).
+FEATURE_GROUPS = _extract.GROUPS
+DEFAULT_FEATURE_GROUPS = _extract.DEFAULT_GROUPS
+CELLS = _extract.CELLS
+METHODS = tuple(_segment.METHODS)
+DEFAULT_METHOD = _segment.DEFAULT_METHOD
 _MAX_LISTED = 20  # failures listed on stderr
 
 
@@ -265,12 +262,15 @@ def _collect_images(inputs, option: str = "INPUT") -> list:
     return paths
 
 
-def _check_loader(name) -> str:
-    """The loader name, normalised as load_dataset does; an error if unknown."""
+def _loader_names() -> tuple:
     from . import datasets
 
-    loaders = getattr(datasets, "LOADERS", None)
-    names = tuple(loaders) if loaders else LOADER_NAMES
+    return tuple(datasets.LOADERS)
+
+
+def _check_loader(name) -> str:
+    """The loader name, normalised as load_dataset does; an error if unknown."""
+    names = _loader_names()
     key = str(name).strip().casefold()
     if key not in names:
         raise CommandError(f"--loader: unknown loader {name!r}; expected one of "
@@ -420,44 +420,12 @@ def _extract_matrix(fx, items):
 NO_CELL = "no white cell found (NaN features)"
 
 
-#: columns of a per-cell row before the features (``extract --per-cell``)
-CELL_COLUMNS = ("cell_label", "centroid_row", "centroid_col", "bbox_min_row",
-                "bbox_min_col", "bbox_max_row", "bbox_max_col")
-
-
-class _PerCellTask:
-    """Picklable per-image work of ``extract --per-cell``: an image path, or
-    an (image, mask) pair, to one list per cell of the CELL_COLUMNS values
-    (``cell_label`` is the mask's own label when a label image was given)
-    followed by the features."""
-
-    def __init__(self, groups, segmenter):
-        self.groups = tuple(groups)
-        self.segmenter = segmenter
-
-    def __call__(self, item):
-        from . import extract, segment
-        from ._batch import load_item
-
-        image, seg = load_item(item)      # the CLI's items are files: RGB uint8
-        if seg is None:
-            seg = segment.segment(image, self.segmenter)
-        rows = extract.features_per_cell(image, seg, groups=self.groups)
-        if not rows:
-            return []
-        geometry = seg.cell_geometry()
-        source = seg.info.get("source_labels", {})
-        out = []
-        for r in rows:
-            values = list(r.values())
-            lab = int(values[0])
-            out.append([source.get(lab, lab), *geometry[lab], *values[1:]])
-        return out
-
-
-_MASK_NAMES = ("{}.png", "{}.tif", "{}.tiff", "{}_mask.png", "{}_mask.tif", "{}_labels.tif",
-               "{}_labels.png", "{}_cp_masks.png", "{}_cp_masks.tif", "{}_masks.png",
-               "{}_masks.tif")
+#: names a mask of image <stem> may have in --masks DIR, in the order looked
+#: for: label images first (leukfeat segment's, Cellpose's), then binary or
+#: coded masks
+_MASK_NAMES = ("{}_labels.tif", "{}_labels.png", "{}_cp_masks.png", "{}_cp_masks.tif",
+               "{}_masks.png", "{}_masks.tif", "{}_mask.png", "{}_mask.tif", "{}.png",
+               "{}.tif", "{}.tiff")
 
 
 def _with_masks(paths, folder, option="--masks"):
@@ -1150,7 +1118,6 @@ def _extract_inputs(args):
 
 
 def _cmd_extract(args) -> int:
-    import numpy as np
     import pandas as pd
 
     out = _out_file(args.out, (".csv", ".parquet"), "--out", args.overwrite)
@@ -1158,9 +1125,6 @@ def _cmd_extract(args) -> int:
         _check_parquet()
     if args.per_cell and args.cell is not None:
         raise CommandError("--cell: not allowed with --per-cell (every cell gets a row)")
-    if args.per_cell and args.cache is not None:
-        raise CommandError("--cache: not supported with --per-cell (the cache holds one "
-                           "row per image)")
     paths, labels, groups, _ = _extract_inputs(args)
     items = paths if args.masks is None else _with_masks(paths, args.masks)
     progress = _progress(args)
@@ -1184,39 +1148,23 @@ def _cmd_extract(args) -> int:
         n_rows = len(paths)
         failed = [(paths[i], failures[i]) for i in sorted(failures)]
     else:
-        from . import extract
-        from ._batch import _map
+        from .transformers import CELL_COLUMNS
 
-        names = extract.feature_names(tuple(args.groups))
-        n_jobs = _jobs(args, len(paths))
-        if n_jobs != 1 and len(paths) > 1:
-            extract._warm_kernels()
-        results, fails = _map(_PerCellTask(args.groups, args.method), items,
-                              n_jobs=n_jobs, progress=progress, desc="features",
-                              on_error="collect")
-        fail_msg = {f.index: f"{f.error_type}: {f.message}" for f in fails}
-        head_rows, feats = [], []
-        no_cell = []
-        nan_row = [np.nan] * len(names)
-        for i, res in enumerate(results):
-            base = {k: v[i] for k, v in head.items()}
-            if res is None or not res:
-                if res is not None:
-                    no_cell.append(i)
-                head_rows.append(dict(base, **dict.fromkeys(CELL_COLUMNS, np.nan),
-                                      error=_utf8_text(fail_msg.get(i, NO_CELL))))
-                feats.append(nan_row)
-            else:
-                k = len(CELL_COLUMNS)
-                for r in res:
-                    head_rows.append(dict(base, **dict(zip(CELL_COLUMNS, r[:k])), error=None))
-                    feats.append(r[k:])
-        table = pd.concat([pd.DataFrame(head_rows),
-                           pd.DataFrame(np.asarray(feats, dtype=np.float64), columns=names)],
-                          axis=1)
-        for col in CELL_COLUMNS:
-            if col.startswith(("cell_", "bbox_")):
-                table[col] = table[col].astype("Int64")
+        fx = _extractor(args, len(paths), progress=progress).fit(items)
+        with warnings.catch_warnings():   # failures are listed by the command, every path
+            warnings.filterwarnings("ignore", message=r".*images failed and gave NaN rows",
+                                    category=UserWarning)
+            cells = fx.transform_cells(items)
+        names = [str(n) for n in fx.get_feature_names_out()]
+        fail_msg = {e["index"]: f"{e['error_type']}: {e['message']}" for e in fx.errors_}
+        owner = cells.pop("item").to_numpy()
+        no_cell = sorted({int(i) for i in owner[cells["cell_label"].isna().to_numpy()]}
+                         - set(fail_msg))
+        error = [_utf8_text(fail_msg[i]) if i in fail_msg else
+                 (NO_CELL if i in no_cell else None) for i in owner]
+        heads = pd.DataFrame({k: [v[i] for i in owner] for k, v in head.items()})
+        table = pd.concat([heads, cells[list(CELL_COLUMNS)].assign(error=error),
+                           cells[names]], axis=1)
         n_rows = len(table)
         failed = [(paths[i], fail_msg[i]) for i in sorted(fail_msg)]
     _write_table(table, out)
@@ -1578,7 +1526,7 @@ def _add_features(p, *, cell=True) -> None:
 
 def _add_loader(p, default="folder") -> None:
     p.add_argument("--loader", default=default, metavar="NAME",
-                   help="data-set layout: " + ", ".join(LOADER_NAMES)
+                   help="data-set layout: " + ", ".join(_loader_names())
                         + (f" (default: {default})" if default else
                            " (default: folder-per-class when it matches, else unlabelled)"))
 

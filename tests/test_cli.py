@@ -209,7 +209,7 @@ def test_extract_files_per_cell_parquet(work, data_root, bad_image):
                "--out", out, "--n-jobs", "2", cwd=work)
     table = pd.read_parquet(out)
     assert "label" not in table.columns  # files given directly have no label
-    from leukfeat.cli import CELL_COLUMNS
+    from leukfeat.transformers import CELL_COLUMNS
 
     head = ["path", *CELL_COLUMNS, "error"]
     assert list(table.columns[:len(head)]) == head
@@ -659,19 +659,16 @@ def test_classifier_names_match_the_models_module():
     assert set(cli.ALL_CLASSIFIERS) <= set(models.CLASSIFIERS)
 
 
-def test_feature_group_names_match_the_extract_module():
-    from leukfeat import cli, extract
+def test_names_are_the_library_s_own():
+    """The CLI keeps no copies of group, cell or segmenter names."""
+    from leukfeat import cli, datasets, extract, segment
 
-    assert cli.FEATURE_GROUPS == extract.GROUPS
-    assert cli.DEFAULT_FEATURE_GROUPS == extract.DEFAULT_GROUPS
-
-
-def test_segmenter_names_match_the_segment_module():
-    from leukfeat import cli, segment
-
-    assert set(cli.METHODS) <= set(segment.METHODS)
-    assert set(segment.METHODS) - set(cli.METHODS) == {"hsv_threshold"}   # an alias of hsv
-    assert cli.DEFAULT_METHOD == segment.DEFAULT_METHOD == cli.METHODS[0]
+    assert cli.FEATURE_GROUPS is extract.GROUPS
+    assert cli.DEFAULT_FEATURE_GROUPS is extract.DEFAULT_GROUPS
+    assert cli.CELLS is extract.CELLS
+    assert cli.METHODS == tuple(segment.METHODS)
+    assert cli.DEFAULT_METHOD == segment.DEFAULT_METHOD
+    assert cli._loader_names() == tuple(datasets.LOADERS)
     assert cli.build_parser().parse_args(["segment", "x.png", "--out", "o"]).method == \
         segment.DEFAULT_METHOD
 
@@ -858,3 +855,18 @@ def test_symlink_loops_and_dangling_links_do_not_abort(work, data_root):
     with pytest.warns(DatasetWarning, match="'dangling', 'loop'"):
         assert len(load_folder(root)) == n_good + 1
     assert "Traceback" not in proc.stderr
+
+
+def test_extract_per_cell_uses_the_feature_cache(work, data_root):
+    """--per-cell goes through FeatureExtractor.transform_cells: --cache works
+    (it was refused) and a cached run writes the same table."""
+    files = sorted((data_root / "class_0").glob("*.png"))[:3]
+    cache = work / "cell-cache"
+    tables = []
+    for k in range(2):
+        out = work / f"cells-cached-{k}.csv"
+        run("extract", *files, "--per-cell", "--groups", "shape", "--cache", cache,
+            "--out", out, cwd=work)
+        tables.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert any(cache.rglob("*.npy")) and (tables[0]["cell_label"] >= 1).all()
