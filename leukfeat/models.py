@@ -449,8 +449,8 @@ class EmbeddingColumns:
 
 def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extract.DEFAULT_GROUPS,
                   cell="largest", options=None, embedder=None, whole_image=False, n_jobs=None,
-                  cache=None, stain=None, on_error="raise", progress=False, random_state=0,
-                  **params):
+                  cache=None, stain=None, recipe=None, on_error="raise", progress=False,
+                  random_state=0, **params):
     """A Pipeline from images (paths or arrays) to class labels.
 
     ``Pipeline([("features", FeatureExtractor(...)), ("classifier",
@@ -502,6 +502,12 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
         Add a :class:`~leukfeat.transformers.StainNormalizer` learning its
         target from the training images. (The normalised images are then
         passed to the extractor as arrays, so reading is no longer parallel.)
+    recipe : leukfeat.recipe.Recipe or str, optional
+        A first ``("recipe", ...)`` step: a :class:`~leukfeat.recipe.Recipe`
+        or the name/file of one (:func:`~leukfeat.recipe.load_recipe`). With
+        ``output="pair"`` its masks are the cells the extractor measures;
+        with ``output="image"`` its images are segmented by ``segmenter``.
+        Its parameters are tunable as ``recipe__<step>__<parameter>``.
     random_state : int, RandomState instance or None, default 0
         Seed of the classifier and of the stain reference subset.
     **params
@@ -564,6 +570,11 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
                              f"or an estimator, got {classifier!r}")
         clf = clone(classifier)
     steps = []
+    if recipe is not None:
+        from .recipe import Recipe, load_recipe
+        if not isinstance(recipe, Recipe):
+            recipe = load_recipe(recipe)
+        steps.append(("recipe", clone(recipe)))
     if stain is not None:
         # with on_error="nan" a bad file passes the stain step for the
         # feature step to report as its own NaN row

@@ -57,6 +57,8 @@ __all__ = [
     "macenko_stains",
     "macenko",
     "MACENKO_REFERENCE",
+    "SMEAR_REINHARD_TARGET",
+    "SMEAR_MACENKO_TARGET",
     "MIN_STAINED_PIXELS",
 ]
 
@@ -674,6 +676,20 @@ MACENKO_REFERENCE = MacenkoTarget(
     stain_matrix=[[0.5626, 0.2159], [0.7201, 0.8012], [0.4062, 0.5581]],
     max_concentrations=[1.9705, 1.0308],
 )
+
+
+#: Wright-Giemsa targets: the colour statistics of leukfeat's synthetic
+#: smears (:func:`reinhard_stats` / :func:`macenko_stains` of
+#: ``make_cells(24, n_classes=3, size=128, random_state=0)``), frozen here so
+#: that a change of the generator never changes them. Per-image normalisation
+#: to a fixed target learns nothing from the images (no statistic crosses
+#: cross-validation folds); used by ``leukfeat evaluate --stain`` and the
+#: ``stain_normalize`` recipe step.
+SMEAR_REINHARD_TARGET = ReinhardTarget(mean=(83.296509, 6.995175, 0.364563),
+                                       std=(14.077922, 9.669895, 11.052252))
+SMEAR_MACENKO_TARGET = MacenkoTarget(
+    stain_matrix=((0.514935, 0.478715), (0.816757, 0.549736), (0.260287, 0.684560)),
+    max_concentrations=(1.309586, 0.516323))
 
 
 def _check_macenko_params(Io, alpha, beta):
