@@ -752,7 +752,5 @@ def load_recipe(name_or_path) -> Recipe:
     return _from_data(data, str(path), lines)
 
 
-def __getattr__(name):
-    if name == "SHIPPED":
-        return recipe_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: Names of the recipes shipped in ``leukfeat/recipes/`` (see :func:`load_recipe`).
+SHIPPED = tuple(recipe_names())
