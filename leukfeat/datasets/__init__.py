@@ -1,17 +1,19 @@
 """Data sets: a synthetic blood-smear generator and loaders for image folders.
 
-The module is organised in sections so that the generator and the folder
-loaders live side by side without touching each other:
+The package is organised in two modules so that the generator and the folder
+loaders live side by side without touching each other; everything public is
+imported from ``leukfeat.datasets``:
 
-* **Containers** -- :class:`SyntheticCells` (a whole synthetic data set) and
-  :class:`CellSample` (one image and its ground truth).
-* **Synthetic data** -- :func:`make_cells`, a deterministic procedural
-  generator of Wright/Giemsa-like peripheral-blood-smear images. It is the
-  built-in default data of the demo and of the test-suite.
-* **Private helpers** -- argument checks, shape rasterisation, colour.
-* **Folder loaders** -- functions that find the images of a data set on disk
-  and return a :class:`LabelledImages` (file paths, labels and, where the
-  data has them, patient ids for patient-wise splits). No image is read.
+* **Synthetic data** (``synthetic.py``) -- the containers
+  :class:`SyntheticCells` (a whole synthetic data set) and :class:`CellSample`
+  (one image and its ground truth), and :func:`make_cells`, a deterministic
+  procedural generator of Wright/Giemsa-like peripheral-blood-smear images.
+  It is the built-in default data of the demo and of the test-suite. Its
+  private helpers: argument checks, shape rasterisation, colour.
+* **Folder loaders** (``loaders.py``) -- functions that find the images of a
+  data set on disk and return a :class:`LabelledImages` (file paths, labels
+  and, where the data has them, patient ids for patient-wise splits). No
+  image is read.
 
   * :func:`load_folder` -- any ``<root>/<class>/<image>`` layout;
   * :func:`load_taleghani` -- Taleghani ALL (Benign / Early / Pre / Pro), also
@@ -38,10 +40,10 @@ smears; they carry no clinical information.
 from __future__ import annotations
 
 from .._module_path import set_module as _set_module
-from . import synthetic
-from .synthetic import (CellSample, DatasetLayoutError, DatasetWarning, LabelledImages,
-                        SyntheticCells, load_allidb, load_cnmc, load_dataset, load_folder,
-                        load_pbc, load_taleghani, make_cells)
+from . import loaders, synthetic
+from .loaders import (DatasetLayoutError, DatasetWarning, LabelledImages, load_allidb,
+                      load_cnmc, load_dataset, load_folder, load_pbc, load_taleghani)
+from .synthetic import CellSample, SyntheticCells, make_cells
 
 __all__ = [
     "CellSample", "SyntheticCells", "make_cells", "MASK_CODES",
@@ -55,14 +57,14 @@ __all__ = [
 MASK_CODES: dict[str, int] = synthetic.MASK_CODES
 
 #: Canonical class order of the Taleghani ALL data set.
-TALEGHANI_CLASSES = synthetic.TALEGHANI_CLASSES
+TALEGHANI_CLASSES = loaders.TALEGHANI_CLASSES
 
 #: The eight classes of the PBC data set, in canonical (alphabetical) order.
-PBC_CLASSES = synthetic.PBC_CLASSES
+PBC_CLASSES = loaders.PBC_CLASSES
 
 #: Loader functions by name, as accepted by :func:`load_dataset` (and by the
 #: ``--loader`` option of the command line).
-LOADERS = synthetic.LOADERS
+LOADERS = loaders.LOADERS
 
 # leukfeat.datasets was one module, leukfeat/datasets.py: its public classes and
 # functions keep that module path (leukfeat.datasets.LabelledImages, ...), by which

@@ -71,12 +71,14 @@ The pretrained model (needs ``leukfeat[cnn]``)::
 from __future__ import annotations
 
 from .._module_path import set_module as _set_module
-from . import embedders
+from . import pretrained_models
 from .embedders import (IMAGENET_MEAN, IMAGENET_STD, CallableEmbedder, Embedder,  # noqa: F401
-                        EmbeddingTransformer, ImagePreprocess, OnnxEmbedder, TorchEmbedder,
-                        _check_embedder_param, _efficientnet_features_class,
-                        _PretrainedFactory, _resize, _square_box, _TorchvisionFactory,
-                        export_onnx, pretrained, torchvision_model)
+                        ImagePreprocess, TorchEmbedder, _resize)
+from .onnx_io import OnnxEmbedder, export_onnx
+from .pretrained_models import (_efficientnet_features_class, _PretrainedFactory,
+                                _TorchvisionFactory, pretrained, torchvision_model)
+from .transformer import (EmbeddingTransformer, _check_embedder_param,  # noqa: F401
+                          _square_box)
 
 # IMAGENET_MEAN and IMAGENET_STD are public but, as before, not in __all__;
 # _resize, _square_box and _check_embedder_param are imported from here by
@@ -98,10 +100,10 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`pretrained`.
-PRETRAINED = embedders.PRETRAINED
+PRETRAINED = pretrained_models.PRETRAINED
 
 #: Input side of each pretrained model (its ImageNet training resolution).
-PRETRAINED_SIZE = embedders.PRETRAINED_SIZE
+PRETRAINED_SIZE = pretrained_models.PRETRAINED_SIZE
 
 #: Layout of ``pretrained(..., multiscale=True)`` embeddings: (part, width)
 #: in column order. ``stage4`` ... ``stage8`` (numbered as in Tan & Le,
@@ -109,7 +111,7 @@ PRETRAINED_SIZE = embedders.PRETRAINED_SIZE
 #: the last MBConv block of the 40-, 80-, 112-, 192- and 320-channel stages
 #: (strides 8, 16, 16, 32, 32), ``head`` the usual 1280-channel final map;
 #: the same for the three EfficientNet-Lite models.
-MULTISCALE_STAGES = embedders.MULTISCALE_STAGES
+MULTISCALE_STAGES = pretrained_models.MULTISCALE_STAGES
 
 # leukfeat.embed was one module, leukfeat/embed.py: its public classes and
 # functions, and the model factories that pretrained embedders hold, keep that
