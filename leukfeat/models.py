@@ -9,7 +9,8 @@ a white cell, or failed images with ``on_error="nan"``)::
 =========== ================================================================
 name        final estimator
 =========== ================================================================
-``knn``     ``KNeighborsClassifier(n_neighbors=5, weights="distance")``, scaled
+``knn``     ``BalancedKNeighborsClassifier(n_neighbors=5, weights="distance")``
+            (class-weighted votes), scaled
 ``svm``     ``SVC(kernel="rbf", C=10, gamma="scale", class_weight="balanced")``
             inside ``CalibratedClassifierCV(ensemble=False)`` (Platt
             probabilities), scaled
@@ -17,7 +18,8 @@ name        final estimator
             n_jobs=1)``
 ``xgboost`` ``XGBClassifier(n_estimators=400, learning_rate=0.1, max_depth=6,
             subsample=0.9, colsample_bytree=0.5, tree_method="hist",
-            n_jobs=1)`` inside :class:`LabelEncodedClassifier`
+            n_jobs=1)`` inside :class:`LabelEncodedClassifier` with
+            ``class_weight="balanced"`` (balanced sample weights)
 ``logreg``  ``LogisticRegression(max_iter=5000, class_weight="balanced")``,
             scaled
 =========== ================================================================
@@ -63,7 +65,7 @@ from . import extract
 from .segment import DEFAULT_METHOD
 from .transformers import FeatureExtractor, Segmenter, StainNormalizer
 
-__all__ = ["CLASSIFIERS", "EmbeddingColumns", "LabelEncodedClassifier", "make_classifier",
+__all__ = ["CLASSIFIERS", "BalancedKNeighborsClassifier", "EmbeddingColumns", "LabelEncodedClassifier", "make_classifier",
            "make_hybrid_vote", "make_pipeline"]
 
 #: Names accepted by :func:`make_classifier`.
@@ -98,6 +100,12 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
     ----------
     estimator : classifier
         Unfitted classifier trained on integer codes.
+    class_weight : None, "balanced" or dict, default None
+        ``"balanced"`` fits with sample weights inversely proportional to
+        the class frequencies (scikit-learn's ``compute_sample_weight``), a
+        dict gives a weight per class label,
+        multiplied into any ``sample_weight`` given, for estimators such as
+        XGBoost that take sample weights but no ``class_weight``.
 
     Attributes
     ----------
@@ -122,8 +130,9 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
     array(['no', 'yes'], dtype='<U3')
     """
 
-    def __init__(self, estimator):
+    def __init__(self, estimator, class_weight=None):
         self.estimator = estimator
+        self.class_weight = class_weight
 
     def _allow_nan(self) -> bool:
         try:
@@ -157,6 +166,19 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise ValueError(f"y: needs samples of at least 2 classes, got 1 class "
                              f"({classes[0]!r})")
+        if self.class_weight is not None:
+            from sklearn.utils.class_weight import compute_sample_weight
+
+            if isinstance(self.class_weight, dict):   # keyed by the labels as given
+                weight = np.asarray([float(self.class_weight.get(c, 1.0)) for c in classes])[codes]
+            elif self.class_weight == "balanced":
+                weight = compute_sample_weight("balanced", codes)
+            else:
+                raise ValueError(f"class_weight: expected None, 'balanced' or a dict, got "
+                                 f"{self.class_weight!r}")
+            if fit_params.get("sample_weight") is not None:
+                weight = weight * np.asarray(fit_params["sample_weight"], dtype=np.float64)
+            fit_params = dict(fit_params, sample_weight=weight)
         self.estimator_ = clone(self.estimator).fit(X, codes, **fit_params)
         self.classes_ = classes
         return self
@@ -207,38 +229,87 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+def _balanced_knn():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    class BalancedKNeighborsClassifier(KNeighborsClassifier):
+        """k-nearest neighbours whose votes are weighted by the inverse of
+        their class's frequency in the training set (class-balanced, as
+        ``class_weight="balanced"`` weights samples in the other presets):
+        each neighbour's (distance) weight is divided by its class's count,
+        so a large class does not win by numbers alone."""
+
+        def fit(self, X, y):
+            super().fit(X, y)
+            codes = self._y if self._y.ndim == 2 else self._y[:, None]
+            classes = self.classes_ if self.outputs_2d_ else [self.classes_]
+            self.class_vote_weight_ = [
+                len(codes) / (len(c) * np.maximum(np.bincount(codes[:, k], minlength=len(c)), 1))
+                for k, c in enumerate(classes)]
+            return self
+
+        def predict_proba(self, X):
+            probas = super().predict_proba(X)
+            single = not self.outputs_2d_
+            out = []
+            for proba, weight in zip([probas] if single else probas, self.class_vote_weight_):
+                proba = proba * weight
+                total = proba.sum(axis=1, keepdims=True)
+                total[total == 0] = 1.0
+                out.append(proba / total)
+            return out[0] if single else out
+
+        def predict(self, X):
+            probas = self.predict_proba(X)
+            if not self.outputs_2d_:
+                return self.classes_[np.argmax(probas, axis=1)]
+            return np.stack([c[np.argmax(p, axis=1)] for c, p in zip(self.classes_, probas)],
+                            axis=1)
+
+    BalancedKNeighborsClassifier.__module__ = __name__
+    BalancedKNeighborsClassifier.__qualname__ = "BalancedKNeighborsClassifier"
+    return BalancedKNeighborsClassifier
+
+
+BalancedKNeighborsClassifier = _balanced_knn()
+
+
 # --------------------------------------------------------------------------- #
 # presets
 # --------------------------------------------------------------------------- #
 
-def _final_estimator(name: str, random_state):
+def _final_estimator(name: str, random_state, class_weight="balanced"):
     if name == "knn":
+        if class_weight == "balanced":
+            return BalancedKNeighborsClassifier(n_neighbors=5, weights="distance")
         from sklearn.neighbors import KNeighborsClassifier
         return KNeighborsClassifier(n_neighbors=5, weights="distance")
     if name == "svm":
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import SVC
         return CalibratedClassifierCV(
-            SVC(kernel="rbf", C=10, gamma="scale", class_weight="balanced",
+            SVC(kernel="rbf", C=10, gamma="scale", class_weight=class_weight,
                 random_state=random_state),
             method="sigmoid", ensemble=False)
     if name == "rf":
         from sklearn.ensemble import RandomForestClassifier
-        return RandomForestClassifier(n_estimators=500, class_weight="balanced", n_jobs=1,
+        return RandomForestClassifier(n_estimators=500, class_weight=class_weight, n_jobs=1,
                                       random_state=random_state)
     if name == "logreg":
         from sklearn.linear_model import LogisticRegression
-        return LogisticRegression(max_iter=5000, class_weight="balanced",
+        return LogisticRegression(max_iter=5000, class_weight=class_weight,
                                   random_state=random_state)
     if name == "xgboost":
         from xgboost import XGBClassifier
         return LabelEncodedClassifier(XGBClassifier(
             n_estimators=400, learning_rate=0.1, max_depth=6, subsample=0.9,
-            colsample_bytree=0.5, tree_method="hist", n_jobs=1, random_state=random_state))
+            colsample_bytree=0.5, tree_method="hist", n_jobs=1, random_state=random_state),
+            class_weight=class_weight)
     raise AssertionError(name)  # pragma: no cover
 
 
-def make_classifier(name, *, random_state=0, variance_threshold=0.0, **params):
+def make_classifier(name, *, random_state=0, variance_threshold=0.0, class_weight="balanced",
+                    **params):
     """An unfitted classifier preset for a numeric feature matrix with NaN.
 
     Parameters
@@ -250,6 +321,12 @@ def make_classifier(name, *, random_state=0, variance_threshold=0.0, **params):
     variance_threshold : float or None, default 0.0
         Threshold of the :class:`~sklearn.feature_selection.VarianceThreshold`
         step (0 drops constant features); None leaves the step out.
+    class_weight : {"balanced", None}, default "balanced"
+        Class balance, the same for every preset: ``"balanced"`` weights
+        each class inversely to its frequency (``class_weight`` of svm, rf
+        and logreg; sample weights for xgboost, :class:`LabelEncodedClassifier`;
+        class-weighted votes for knn, :class:`BalancedKNeighborsClassifier`);
+        None gives every sample the same weight.
     **params
         Parameters of the final estimator overriding the preset, e.g.
         ``make_classifier("svm", C=1.0)`` or ``make_classifier("xgboost",
@@ -282,7 +359,9 @@ def make_classifier(name, *, random_state=0, variance_threshold=0.0, **params):
     if not isinstance(name, str) or name not in CLASSIFIERS:
         raise ValueError(f"classifier: unknown name {name!r}; expected one of "
                          f"{', '.join(CLASSIFIERS)}")
-    final = _final_estimator(name, random_state)
+    if class_weight not in ("balanced", None):
+        raise ValueError(f"class_weight: expected 'balanced' or None, got {class_weight!r}")
+    final = _final_estimator(name, random_state, class_weight)
     # parameters go to the model itself, inside the label encoder / calibration
     target = final.estimator if name in ("svm", "xgboost") else final
     valid = target.get_params(deep=False)

@@ -437,3 +437,43 @@ def test_hybrid_pipeline_reads_and_segments_each_image_once(cell_paths, monkeypa
     with pytest.warns(UserWarning, match="1 of 2 images failed"):
         F2 = pipe[:-1].fit_transform([paths[0], "missing.png"])
     assert np.isnan(F2[1]).all() and np.allclose(F2[0], F[0], rtol=1e-6)
+
+
+def test_every_preset_is_class_balanced_the_same_way():
+    """class_weight="balanced" (the default of every preset): svm, rf and
+    logreg by their class_weight, xgboost by balanced sample weights (equal
+    to fitting with compute_sample_weight), knn by votes divided by class
+    frequency (equal to the formula); None switches it off everywhere."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.utils.class_weight import compute_sample_weight
+    from xgboost import XGBClassifier
+
+    from leukfeat.models import BalancedKNeighborsClassifier, LabelEncodedClassifier
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (40, 3)), rng.normal(1.5, 1, (8, 3))]
+    y = np.array(["big"] * 40 + ["small"] * 8)
+    for name in ("svm", "rf", "logreg"):
+        final = make_classifier(name).steps[-1][1]
+        inner = final.estimator if name == "svm" else final
+        assert inner.class_weight == "balanced"
+        off = make_classifier(name, class_weight=None).steps[-1][1]
+        assert (off.estimator if name == "svm" else off).class_weight is None
+    xgb = make_classifier("xgboost").steps[-1][1]
+    assert xgb.class_weight == "balanced"
+    ref = XGBClassifier(n_estimators=20, random_state=0).fit(
+        X, (y == "small").astype(int), sample_weight=compute_sample_weight("balanced", y))
+    got = LabelEncodedClassifier(XGBClassifier(n_estimators=20, random_state=0),
+                                 class_weight="balanced").fit(X, y)
+    np.testing.assert_allclose(got.predict_proba(X), ref.predict_proba(X), rtol=1e-6)
+    knn = make_classifier("knn").steps[-1][1]
+    assert isinstance(knn, BalancedKNeighborsClassifier)
+    assert type(make_classifier("knn", class_weight=None).steps[-1][1]) is KNeighborsClassifier
+    plain = KNeighborsClassifier(n_neighbors=7).fit(X, y)
+    balanced = BalancedKNeighborsClassifier(n_neighbors=7).fit(X, y)
+    expected = plain.predict_proba(X) * (len(y) / (2 * np.array([40, 8])))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(balanced.predict_proba(X), expected)
+    assert (balanced.predict(X) == "small").sum() > (plain.predict(X) == "small").sum()
+    with pytest.raises(ValueError, match="class_weight"):
+        make_classifier("rf", class_weight="uniform")
