@@ -58,8 +58,8 @@ import time
 import warnings
 from pathlib import Path
 
-from . import extract as _extract
-from . import segment as _segment
+from .. import extract as _extract
+from .. import segment as _segment
 
 __all__ = ["main", "build_parser"]
 
@@ -110,7 +110,7 @@ def _one_line(text: str) -> str:
 
 
 def _format_error(exc: BaseException) -> str:
-    from .io import ImageReadError
+    from ..io import ImageReadError
 
     if (isinstance(exc, OSError) and not isinstance(exc, ImageReadError)
             and exc.strerror and exc.filename):
@@ -145,13 +145,13 @@ def _fail_if_all_failed(failed: list, total: int, out) -> None:
 
 def _jsonable(obj):
     """Plain JSON values (NaN/inf -> None), as in :mod:`leukfeat.evaluate`."""
-    from .evaluate import _jsonable as to_json
+    from ..evaluate import _jsonable as to_json
 
     return to_json(obj)
 
 
 def _write_json(path, data) -> Path:
-    from ._atomic import atomic_path
+    from .._atomic import atomic_path
 
     text = json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
@@ -197,7 +197,7 @@ def _utf8_text(value):
 def _write_table(df, path: Path) -> None:
     """Write a table as Parquet or CSV (by the suffix of ``path``), whole or
     not at all (a temporary file renamed when complete)."""
-    from ._atomic import atomic_path
+    from .._atomic import atomic_path
 
     parquet = path.suffix.lower() == ".parquet"
     if parquet:
@@ -223,7 +223,7 @@ def _use_agg() -> None:
 def _listing_warnings():
     """Print what was skipped while listing folders (each message once, on
     stderr, whatever --quiet says): never silent."""
-    from .io import ListingWarning
+    from ..io import ListingWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ListingWarning)
@@ -239,7 +239,7 @@ def _collect_images(inputs, option: str = "INPUT") -> list:
     or a device is kept as an item (reading it reports why it failed, in its
     row); a path that does not exist at all is an error of the command.
     """
-    from .io import IMAGE_EXTENSIONS, list_images
+    from ..io import IMAGE_EXTENSIONS, list_images
 
     paths, seen = [], set()
     for item in inputs:
@@ -263,7 +263,7 @@ def _collect_images(inputs, option: str = "INPUT") -> list:
 
 
 def _loader_names() -> tuple:
-    from . import datasets
+    from .. import datasets
 
     return tuple(datasets.LOADERS)
 
@@ -284,7 +284,7 @@ def _load_labelled(root, loader: str, *, limit=None, seed=0):
     Loader warnings (e.g. ignored files) are printed as one line each on
     stderr, whatever --quiet says.
     """
-    from . import datasets
+    from .. import datasets
 
     loader = _check_loader(loader)
     root_path = Path(root)
@@ -392,7 +392,7 @@ def _cv_jobs(args, n_images: int, n_models: int, cv: int) -> int:
 
 
 def _extractor(args, n_items, *, cell=None, progress=False):
-    from .transformers import FeatureExtractor
+    from ..transformers import FeatureExtractor
 
     return FeatureExtractor(segmenter=args.method, groups=tuple(args.groups),
                             cell=cell or args.cell or "largest",
@@ -473,9 +473,9 @@ class _SegmentTask:
         import cv2
         import numpy as np
 
-        from . import io, segment
+        from .. import io, segment
 
-        from ._atomic import atomic_path
+        from .._atomic import atomic_path
 
         path, stem = item
         image = io.read_image(path)
@@ -546,8 +546,8 @@ def _cross_validate(names, X, y, *, groups, cv, paths, seed, n_bootstrap, n_jobs
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .evaluate import Comparison, compare
-    from .models import make_classifier
+    from ..evaluate import Comparison, compare
+    from ..models import make_classifier
 
     def models(sub):
         return {n: make_classifier(n, random_state=seed) for n in sub}
@@ -596,7 +596,7 @@ def _summary_text(comparison, confound=None) -> str:
     best = _best_model(comparison)
     table = comparison
     if confound is not None:
-        from .evaluate import Comparison
+        from ..evaluate import Comparison
 
         table = Comparison.from_reports({**reports, BACKGROUND_ROW: confound.cv_report})
     return "\n".join([_cv_header(first), "", table.to_markdown(), "",
@@ -659,7 +659,7 @@ def _importance_model(comparison, X, y, seed):
     The best evaluated model with importances (xgboost, rf, logreg), refitted
     on every image; the figure describes that model, not the fold models.
     """
-    from .models import make_classifier
+    from ..models import make_classifier
 
     candidates = [k for k in comparison.reports if k in ("xgboost", "rf", "logreg")]
     if not candidates:
@@ -673,7 +673,7 @@ def _importance_model(comparison, X, y, seed):
 def _write_cv_report(comparison, out_dir, *, X, y, feature_names, model, images,
                      segmentations, confound=None, provenance=None):
     _use_agg()
-    from . import plot
+    from .. import plot
 
     result = (next(iter(comparison.reports.values())) if len(comparison.reports) == 1
               else comparison)
@@ -715,8 +715,8 @@ STAIN_METHODS = ("reinhard", "macenko")
 
 def _stain_target(method: str, target_file):
     """(target, JSON description) of --stain METHOD [--stain-target FILE]."""
-    from . import preprocess
-    from .io import read_image
+    from .. import preprocess
+    from ..io import read_image
 
     if target_file is None:
         if method == "reinhard":
@@ -760,8 +760,8 @@ class _Normalise:
         self.target = target
 
     def __call__(self, path):
-        from . import preprocess
-        from .io import read_image
+        from .. import preprocess
+        from ..io import read_image
 
         try:
             image = read_image(path)
@@ -812,7 +812,7 @@ def _run_confound_check(args, items, y, *, groups, paths, comparison, n_jobs):
     """
     import numpy as np
 
-    from .evaluate import RIVAL_SHARE, confound_check
+    from ..evaluate import RIVAL_SHARE, confound_check
 
     t0 = time.perf_counter()
     try:
@@ -883,8 +883,8 @@ def _cmd_demo(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from . import segment
-    from .datasets import make_cells
+    from .. import segment
+    from ..datasets import make_cells
 
     t_start = time.perf_counter()
     progress = _progress(args)
@@ -1027,7 +1027,7 @@ def _cmd_demo(args) -> int:
 def _cmd_segment(args) -> int:
     import pandas as pd
 
-    from ._batch import _map
+    from .._batch import _map
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -1086,7 +1086,7 @@ def _cmd_segment(args) -> int:
 
 def _extract_inputs(args):
     """(paths, labels or None, groups or None, data info or None) for ``extract``."""
-    from . import datasets
+    from .. import datasets
 
     inputs = args.inputs
     single_dir = len(inputs) == 1 and Path(inputs[0]).is_dir()
@@ -1148,7 +1148,7 @@ def _cmd_extract(args) -> int:
         n_rows = len(paths)
         failed = [(paths[i], failures[i]) for i in sorted(failures)]
     else:
-        from .transformers import CELL_COLUMNS
+        from ..transformers import CELL_COLUMNS
 
         fx = _extractor(args, len(paths), progress=progress).fit(items)
         with warnings.catch_warnings():   # failures are listed by the command, every path
@@ -1193,8 +1193,8 @@ def _cmd_train(args) -> int:
     out = _out_file(args.out, (".skops",), "--out", args.overwrite)
     data, n_total = _load_labelled(args.root, args.loader, limit=args.limit, seed=args.seed)
 
-    from . import __version__, persist
-    from .models import make_pipeline
+    from .. import __version__, persist
+    from ..models import make_pipeline
     progress = _progress(args)
     counts = _class_counts(data.labels)
     if len(counts) < 2:
@@ -1251,8 +1251,8 @@ def _cmd_predict(args) -> int:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from . import persist
-    from .transformers import FeatureExtractor
+    from .. import persist
+    from ..transformers import FeatureExtractor
 
     try:
         model = persist.load_model(model_path, trusted=args.trust or None)
@@ -1316,7 +1316,7 @@ def _cmd_predict(args) -> int:
 def _cmd_evaluate(args) -> int:
     import numpy as np
 
-    from . import __version__
+    from .. import __version__
 
     t_start = time.perf_counter()
     names = _classifier_names(args.classifier)
@@ -1533,7 +1533,7 @@ def _add_loader(p, default="folder") -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``leukfeat`` command."""
-    from . import __version__
+    from .. import __version__
 
     p = _Parser(
         prog="leukfeat", formatter_class=_FORMATTER,

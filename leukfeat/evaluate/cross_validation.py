@@ -52,8 +52,8 @@ from joblib import Parallel, delayed
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from ._validation import as_uint8_rgb, check_image
-from .io import ImageReadError, read_image
+from .._validation import as_uint8_rgb, check_image
+from ..io import ImageReadError, read_image
 
 __all__ = [
     "phash",
@@ -1379,7 +1379,7 @@ RIVAL_SHARE = 0.8
 
 
 def _cell_mask(image, segmenter):
-    from .segment import Segmentation, segment
+    from ..segment import Segmentation, segment
 
     if segmenter is None or isinstance(segmenter, str):
         seg = segment(image) if segmenter is None else segment(image, segmenter)
