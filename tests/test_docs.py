@@ -26,7 +26,8 @@ EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("plot_*.py"))
 PRINTED = {"plot_segment_smear": "IoU with the ground truth",
            "plot_cell_features": "428 features",
            "plot_pipeline_cv": "balanced accuracy",
-           "plot_segmentation_steps": "white cell(s)"}
+           "plot_segmentation_steps": "white cell(s)",
+           "plot_recipes": "shipped recipes drawn step by step"}
 # Generated files that a build in the checkout may have left in docs/.
 GENERATED = shutil.ignore_patterns("_build", "auto_examples", "sg_execution_times.rst")
 # A problem reported by Sphinx/docutils: "<location>: WARNING: ..." (or ERROR, ...).
@@ -55,7 +56,7 @@ def test_docs_build(tmp_path):
     assert not problems, "\n".join(problems)
 
     assert (src / "docs" / "auto_examples").is_dir()  # the gallery went to the copy
-    assert len(EXAMPLES) == 4
+    assert len(EXAMPLES) == 5
     gallery = (out / "auto_examples" / "index.html").read_text(encoding="utf-8")
     for name in EXAMPLES:
         page = out / "auto_examples" / f"{name}.html"
@@ -68,6 +69,15 @@ def test_docs_build(tmp_path):
     api = (out / "api" / "leukfeat.segment.html").read_text(encoding="utf-8")
     assert "lab_kmeans" in api and "nucleus_anchored" in api
     assert (out / "segmentation.html").is_file()
+    # the recipes: user guide (with the tested recipe file), API page, a figure per recipe
+    guide = (out / "recipes.html").read_text(encoding="utf-8")
+    assert "lab-kmeans-open" in guide and "recipe__kmeans__k" in guide
+    assert "recipes.html" in (out / "index.html").read_text(encoding="utf-8")
+    api_recipe = (out / "api" / "leukfeat.recipe.html").read_text(encoding="utf-8")
+    assert "load_recipe" in api_recipe and "WatershedSplit" in api_recipe
+    assert "api/leukfeat.recipe.html" in (out / "api.html").read_text(encoding="utf-8")
+    from leukfeat.recipe import recipe_names
+    assert len(list((out / "_images").glob("sphx_glr_plot_recipes_*.png"))) >= len(recipe_names())
     assert "results.html" in (out / "index.html").read_text(encoding="utf-8")
     assert "api/leukfeat.segment.html" in (out / "api.html").read_text(encoding="utf-8")
     index = (out / "index.html").read_text(encoding="utf-8")

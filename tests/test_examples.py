@@ -19,7 +19,8 @@ def test_example_runs(path, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     expected = {"plot_segment_smear.py": "IoU with the ground truth",
                 "plot_cell_features.py": "428 features",
-                "plot_pipeline_cv.py": "balanced accuracy"}
+                "plot_pipeline_cv.py": "balanced accuracy",
+                "plot_recipes.py": "shipped recipes drawn step by step"}
     assert expected.get(path.name, "") in out and out.strip()
 
 
