@@ -3,27 +3,27 @@
 A :class:`Recipe` is a list of named **steps**, each a small parameterised
 operation on an image and (once a step has made one) its mask:
 
-=====================  ===================================================
-step (YAML name)       what it does
-=====================  ===================================================
-``gray``               RGB to grey (BT.601)
-``colour_space``       RGB to CIELAB (OpenCV 8-bit scaling) or HSV
-``channel``            keep one channel of a multi-channel image
-``equalize``           histogram equalisation (global or CLAHE) of the image
-``resize``             resize the image (and the mask, nearest neighbour)
-``normalize``          scale the image to float in [0, 1]
-``log_sharpen``        Laplacian-of-Gaussian enhancement: ``image - amount * LoG``
-``stain_normalize``    Reinhard or Macenko normalisation to a fixed target
-``kmeans``             K-means of a one-channel 8-bit image, keep a cluster
-``threshold``          fixed, Otsu or HSV-box threshold to a mask
-``fill_holes``         fill the holes of the mask
-``remove_small``       drop mask objects smaller than ``min_size`` pixels
-``remove_small_holes`` fill holes smaller than ``area`` pixels
-``opening``            binary opening of the mask (disk of ``radius``)
-``closing``            binary closing of the mask
-``watershed_split``    split touching objects of the mask
-``mask_and``           the original image outside the mask set to ``fill``
-=====================  ===================================================
+======================  ===========================================================
+step (YAML name)        what it does
+======================  ===========================================================
+``gray``                RGB to grey (BT.601)
+``colour_space``        RGB to CIELAB (OpenCV 8-bit scaling) or HSV
+``channel``             keep one channel of a multi-channel image
+``equalize``            histogram equalisation (global or CLAHE) of the image
+``resize``              resize the image (and the mask, nearest neighbour)
+``normalize``           scale the image to float in [0, 1]
+``log_sharpen``         Laplacian-of-Gaussian enhancement: ``image - amount * LoG``
+``stain_normalize``     Reinhard or Macenko normalisation to a fixed target
+``kmeans``              K-means of a one-channel 8-bit image, keep a cluster
+``threshold``           fixed, Otsu or HSV-box threshold to a mask
+``fill_holes``          fill the holes of the mask
+``remove_small``        drop mask objects smaller than ``min_size`` pixels
+``remove_small_holes``  fill holes smaller than ``area`` pixels
+``opening``             binary opening of the mask (disk of ``radius``)
+``closing``             binary closing of the mask
+``watershed_split``     split touching objects of the mask
+``mask_and``            the original image outside the mask set to ``fill``
+======================  ===========================================================
 
 Every step works on arrays (``step(state)``), and a recipe is a scikit-learn
 transformer (images in; images, ``(image, Segmentation)`` pairs or
@@ -46,7 +46,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["Recipe", "RecipeError", "STEPS", "SHIPPED", "load_recipe", "recipe_names"]
+__all__ = ["Recipe", "RecipeError", "STEPS", "SHIPPED", "load_recipe", "recipe_names",
+           "Gray", "ColourSpace", "Channel", "Equalize", "Resize", "Normalize", "LogSharpen",
+           "StainNormalize", "KMeans", "Threshold", "FillHoles", "RemoveSmall",
+           "RemoveSmallHoles", "Opening", "Closing", "WatershedSplit", "MaskAnd"]
 
 _RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -421,8 +424,9 @@ class Closing(_Step):
 
 
 class WatershedSplit(_Step):
-    """Split touching objects of the mask (:func:`leukfeat.segment.split_touching`);
-    the mask keeps one-pixel gaps between the parts."""
+    """Split touching objects of the mask (:func:`leukfeat.segment.split_touching`):
+    the pixels where two parts meet are cut from the mask, so that each part
+    is its own 8-connected object."""
 
     name = "watershed_split"
 
@@ -432,8 +436,16 @@ class WatershedSplit(_Step):
     def apply(self, state):
         from . import segment
 
-        labels = segment.split_touching(self._need_mask(state), self.min_distance)
-        state.mask = np.asarray(labels) > 0
+        from scipy import ndimage as ndi
+
+        labels = np.asarray(segment.split_touching(self._need_mask(state), self.min_distance))
+        # cut every pixel that has an 8-neighbour of another part: what is left
+        # of each part no longer touches another, so the parts are the mask's
+        # 8-connected objects
+        above = ndi.maximum_filter(labels, size=3)
+        below = ndi.minimum_filter(np.where(labels > 0, labels, labels.max() + 1), size=3)
+        touching = (labels > 0) & ((above > labels) | (below < labels))
+        state.mask = (labels > 0) & ~touching
         return state
 
 
@@ -461,6 +473,8 @@ STEPS = {cls.name: cls for cls in (
     WatershedSplit, MaskAnd)}
 
 _OUTPUTS = ("image", "segmentation", "pair")
+#: Recipe's own parameters: not allowed as step names (set_params would be ambiguous)
+_RESERVED = frozenset({"steps", "output", "name", "citation", "description"})
 
 
 class Recipe(TransformerMixin, BaseEstimator):
@@ -478,7 +492,7 @@ class Recipe(TransformerMixin, BaseEstimator):
         on the original image), or ``(original RGB image, Segmentation)``
         pairs, which :class:`~leukfeat.transformers.FeatureExtractor` takes
         as they are (it then measures the recipe's cells).
-    name, citation : str, optional
+    name, citation, description : str, optional
         Recorded in the recipe file.
 
     Examples
@@ -495,11 +509,12 @@ class Recipe(TransformerMixin, BaseEstimator):
     4
     """
 
-    def __init__(self, steps, output="image", name="", citation=""):
+    def __init__(self, steps, output="image", name="", citation="", description=""):
         self.steps = steps
         self.output = output
         self.name = name
         self.citation = citation
+        self.description = description
 
     # -- parameters: every step's, as <step>__<param> --------------------------
     def get_params(self, deep=True):
@@ -535,16 +550,24 @@ class Recipe(TransformerMixin, BaseEstimator):
                     or not isinstance(pair[0], str) or not isinstance(pair[1], _Step)):
                 raise ValueError(f"steps[{k}]: expected a (name, step) pair with a step of "
                                  f"leukfeat.recipe.STEPS, got {pair!r}")
-            if pair[0] in seen or "__" in pair[0]:
-                raise ValueError(f"steps[{k}]: step names must be unique and without '__', "
-                                 f"got {pair[0]!r}")
+            if pair[0] in seen or "__" in pair[0] or pair[0] in _RESERVED:
+                raise ValueError(f"steps[{k}]: step names must be unique, without '__' and "
+                                 f"not one of {sorted(_RESERVED)}, got {pair[0]!r}")
             seen.add(pair[0])
         if self.output not in _OUTPUTS:
             raise ValueError(f"output: expected one of {_OUTPUTS}, got {self.output!r}")
 
     # -- running ---------------------------------------------------------------
     def run(self, image):
-        """Apply the steps to one image; return ``(final image, final mask or None)``."""
+        """Apply the steps to one image.
+
+        Returns
+        -------
+        state
+            The final state, with attributes ``image`` (the current image),
+            ``mask`` (bool, or None when no step made one) and ``original``
+            (the input as RGB uint8, resized along with the image).
+        """
         from ._batch import load_rgb
 
         self._check()
@@ -610,6 +633,8 @@ class Recipe(TransformerMixin, BaseEstimator):
         out = {"recipe": self.name or "unnamed", "output": self.output, "steps": steps}
         if self.citation:
             out["citation"] = self.citation
+        if self.description:
+            out["description"] = self.description
         return out
 
     def save(self, path) -> Path:
@@ -679,7 +704,8 @@ def _from_data(data, source, lines):
     if output not in _OUTPUTS:
         raise RecipeError(f"{where('output')}: output must be one of {_OUTPUTS}, got {output!r}")
     recipe = Recipe(steps, output=output, name=str(data.get("recipe", "")),
-                    citation=str(data.get("citation", "")).strip())
+                    citation=str(data.get("citation", "")).strip(),
+                    description=str(data.get("description", "")).strip())
     try:
         recipe._check()
     except ValueError as exc:
