@@ -43,16 +43,32 @@ Conventions
   ``evaluate`` cross-validates the classifiers on that feature matrix (the
   extractor learns nothing from the training folds, so this equals
   cross-validating the whole image pipeline).
+
+Modules
+-------
+``parser`` holds :func:`build_parser` and :func:`main`; each command is a thin
+module (``demo``, ``segment``, ``extract``, ``train``, ``predict``,
+``evaluate``) over the helpers they share: ``_output`` (the one-line error,
+status lines, failure reports, output files and tables), ``_inputs`` (images,
+data sets, masks, classifier names), ``_features`` (the extractor as the
+commands run it) and ``_evaluation`` (cross-validation, summaries, reports and
+the confound check of ``evaluate`` and ``demo``).
 """
 
 from __future__ import annotations
 
-from .parser import (ALL_CLASSIFIERS, AUTO_MIN_CV_WORK, AUTO_MIN_IMAGES,  # noqa: F401
-                     BACKGROUND_ROW, CELLS, CLASSIFIERS, CONFOUND_WARNING_RULE,
-                     DEFAULT_FEATURE_GROUPS, DEFAULT_METHOD, DEMO_CLASSIFIERS, FEATURE_GROUPS,
-                     MACENKO_TARGET, METHODS, NO_CELL, REINHARD_TARGET, SEGMENT_FILES,
-                     STAIN_METHODS, CommandError, _cmd_evaluate, _cv_jobs, _jobs,
-                     _loader_names, _Normalise, _stain_target, _unique_stems, _write_table,
-                     build_parser, main)
+# the names below were module-level names of leukfeat/cli.py; they stay importable
+# from leukfeat.cli
+from ._evaluation import BACKGROUND_ROW, CONFOUND_WARNING_RULE  # noqa: F401
+from ._features import (AUTO_MIN_CV_WORK, AUTO_MIN_IMAGES, CELLS,  # noqa: F401
+                        DEFAULT_FEATURE_GROUPS, DEFAULT_METHOD, FEATURE_GROUPS, METHODS,
+                        NO_CELL, _cv_jobs, _jobs)
+from ._inputs import ALL_CLASSIFIERS, CLASSIFIERS, _loader_names  # noqa: F401
+from ._output import CommandError, _write_table  # noqa: F401
+from .demo import DEMO_CLASSIFIERS  # noqa: F401
+from .evaluate import (MACENKO_TARGET, REINHARD_TARGET, STAIN_METHODS,  # noqa: F401
+                       _cmd_evaluate, _Normalise, _stain_target)
+from .parser import build_parser, main
+from .segment import SEGMENT_FILES, _unique_stems  # noqa: F401
 
 __all__ = ["main", "build_parser"]

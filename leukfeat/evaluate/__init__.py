@@ -38,10 +38,12 @@ are checked up front and a wrong value raises :class:`ValueError` (or
 from __future__ import annotations
 
 from .._module_path import set_module as _set_module
-from . import cross_validation
-from .cross_validation import (CVReport, Comparison, ConfoundReport, DuplicateGroups,  # noqa: F401
-                               _auc_ovr, _jsonable, background_features, compare,
-                               confound_check, cross_validate, find_duplicates, phash)
+from . import confound, metrics
+from ._common import _jsonable  # noqa: F401  (the command line's JSON values)
+from .confound import ConfoundReport, background_features, confound_check
+from .cross_validation import compare, cross_validate
+from .duplicates import DuplicateGroups, find_duplicates, phash
+from .metrics import Comparison, CVReport, _auc_ovr  # noqa: F401
 
 __all__ = [
     "phash",
@@ -59,16 +61,16 @@ __all__ = [
 ]
 
 #: Metrics that get a bootstrap confidence interval (when computable).
-CI_METRICS = cross_validation.CI_METRICS
+CI_METRICS = metrics.CI_METRICS
 
 #: Names of the 30 :func:`background_features`, ``background_<channel>_<stat>``
 #: for the channels R, G, B (0..255) and CIELAB L* (0..100), a*, b*.
-BACKGROUND_FEATURE_NAMES = cross_validation.BACKGROUND_FEATURE_NAMES
+BACKGROUND_FEATURE_NAMES = confound.BACKGROUND_FEATURE_NAMES
 
 #: :meth:`ConfoundReport.rivals`: the share of a model's balanced accuracy
 #: above chance that a flagged background classifier must reach for the
 #: model's score to be called within its reach.
-RIVAL_SHARE = cross_validation.RIVAL_SHARE
+RIVAL_SHARE = confound.RIVAL_SHARE
 
 # leukfeat.evaluate was one module, leukfeat/evaluate.py: its public classes and
 # functions keep that module path (leukfeat.evaluate.CVReport, ...), by which

@@ -1,0 +1,181 @@
+"""Inputs of the command line.
+
+Image files and folders, labelled data sets, masks matched to images by
+file stem, and classifier names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from ._output import CommandError, _one_line, _utf8_text
+
+
+#: Classifier presets (:data:`leukfeat.models.CLASSIFIERS`, repeated here so
+#: that option errors do not wait for scikit-learn to import; a test keeps
+#: them equal).
+CLASSIFIERS = ("knn", "svm", "rf", "xgboost", "logreg")
+
+
+#: What ``--classifier all`` evaluates (the models of the accuracy benchmark).
+ALL_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
+
+
+@contextlib.contextmanager
+def _listing_warnings():
+    """Print what was skipped while listing folders (each message once, on
+    stderr, whatever --quiet says): never silent."""
+    from ..io import ListingWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ListingWarning)
+        yield
+    for text in dict.fromkeys(_one_line(w.message) for w in caught):
+        print(f"leukfeat: warning: {text}", file=sys.stderr)
+
+
+def _collect_images(inputs, option: str = "INPUT") -> list:
+    """Image files given directly or found (recursively) in folders, in order, once each.
+
+    A path given directly that is a dangling or looping symbolic link, a FIFO
+    or a device is kept as an item (reading it reports why it failed, in its
+    row); a path that does not exist at all is an error of the command.
+    """
+    from ..io import IMAGE_EXTENSIONS, list_images
+
+    paths, seen = [], set()
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            with _listing_warnings():
+                found = list_images(p)
+            if not found:
+                raise CommandError(f"{option}: no image files "
+                                   f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {p}")
+        elif os.path.lexists(p):
+            found = [p]
+        else:
+            raise FileNotFoundError(errno.ENOENT, f"{option}: no such file or folder", str(p))
+        for f in found:
+            key = os.path.realpath(f)
+            if key not in seen:
+                seen.add(key)
+                paths.append(str(f))
+    return paths
+
+
+def _loader_names() -> tuple:
+    from .. import datasets
+
+    return tuple(datasets.LOADERS)
+
+
+def _check_loader(name) -> str:
+    """The loader name, normalised as load_dataset does; an error if unknown."""
+    names = _loader_names()
+    key = str(name).strip().casefold()
+    if key not in names:
+        raise CommandError(f"--loader: unknown loader {name!r}; expected one of "
+                           f"{', '.join(names)}")
+    return key
+
+
+def _load_labelled(root, loader: str, *, limit=None, seed=0):
+    """A LabelledImages data set (optionally a stratified subset).
+
+    Loader warnings (e.g. ignored files) are printed as one line each on
+    stderr, whatever --quiet says.
+    """
+    from .. import datasets
+
+    loader = _check_loader(loader)
+    root_path = Path(root)
+    if not root_path.exists():
+        raise FileNotFoundError(errno.ENOENT, "ROOT: no such data-set folder", str(root))
+    if not root_path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "ROOT: not a folder", str(root))
+    with _listing_warnings():
+        data = datasets.load_dataset(root, loader=loader)
+    if len(data) == 0:
+        raise CommandError(f"ROOT: the {loader} loader found no images in {root}")
+    n_total = len(data)
+    if limit is not None and limit < len(data):
+        data = data.stratified_subset(limit, random_state=seed)
+    return data, n_total
+
+
+def _class_counts(labels) -> dict:
+    import numpy as np
+
+    names, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    return {str(n): int(c) for n, c in zip(names, counts)}
+
+
+def _data_info(data, loader, limit, n_total=None) -> dict:
+    return {"root": str(getattr(data, "root", "")), "loader": loader,
+            "name": getattr(data, "name", loader), "n_images": len(data),
+            "limit": limit, "n_images_in_data_set": len(data) if n_total is None else n_total,
+            "class_counts": _class_counts(data.labels),
+            "patient_groups": None if data.groups is None
+            else int(len(set(map(str, data.groups))))}
+
+
+#: names a mask of image <stem> may have in --masks DIR, in the order looked
+#: for: label images first (leukfeat segment's, Cellpose's), then binary or
+#: coded masks
+_MASK_NAMES = ("{}_labels.tif", "{}_labels.png", "{}_cp_masks.png", "{}_cp_masks.tif",
+               "{}_masks.png", "{}_masks.tif", "{}_mask.png", "{}_mask.tif", "{}.png",
+               "{}.tif", "{}.tiff")
+
+
+def _with_masks(paths, folder, option="--masks"):
+    """(image, mask path) pairs, the mask found in `folder` by the image's
+    stem; an image without one is paired with the first name looked for, so
+    that it becomes an error row naming the missing mask."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{option}: not a folder", str(folder))
+    items, missing = [], []
+    for p in paths:
+        stem = Path(p).stem
+        found = None
+        for pattern in _MASK_NAMES:
+            cand = folder / pattern.format(stem)
+            if cand.is_file() and not (os.path.exists(p) and os.path.samefile(cand, p)):
+                found = cand
+                break
+        if found is None:
+            missing.append(p)
+            found = folder / _MASK_NAMES[0].format(stem)
+        items.append((p, str(found)))
+    if missing:
+        print(f"leukfeat: warning: {option}: no mask in {folder} for {len(missing)} of "
+              f"{len(paths)} images (looked for <stem>" + ", <stem>".join(
+                  n[2:] for n in _MASK_NAMES) + f"); they get error rows, e.g. "
+              f"{_utf8_text(missing[0])}", file=sys.stderr)
+    return items
+
+
+def _classifier_names(text: str) -> list:
+    """Preset names from NAME, 'all' or a comma-separated list (no heavy import)."""
+    names = []
+    for part in str(text).split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        if part == "all":
+            names.extend(ALL_CLASSIFIERS)
+        elif part in CLASSIFIERS:
+            names.append(part)
+        else:
+            raise CommandError(f"--classifier: unknown classifier {part!r}; expected one of "
+                               f"{', '.join(CLASSIFIERS)}, 'all' or a comma-separated list")
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise CommandError("--classifier: no classifier given")
+    return names

@@ -1,0 +1,163 @@
+"""``leukfeat demo``: the whole job on synthetic images generated on the spot."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+from ._evaluation import (_command_line, _comparison_json, _cross_validate, _importance_model,
+                          _md_code, _print_summary, _run_confound_check, _write_cv_report)
+from ._features import DEFAULT_FEATURE_GROUPS, _cv_jobs, _extract_matrix, _extractor, _jobs
+from ._output import CommandError, _info, _progress, _write_json, _write_table
+
+
+#: Models shown in ``demo``.
+DEMO_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
+
+
+def _cmd_demo(args) -> int:
+    import cv2
+    import numpy as np
+    import pandas as pd
+
+    from .. import segment
+    from ..datasets import make_cells
+
+    t_start = time.perf_counter()
+    progress = _progress(args)
+    # every class needs a test image per fold and, for the svm preset's inner
+    # 5-fold calibration, 5 images in every training part
+    per_class = max(args.cv, math.ceil(5 * args.cv / (args.cv - 1)))
+    if args.n < per_class * args.classes:
+        raise CommandError(f"--n: {args.cv}-fold cross-validation of {args.classes} classes "
+                           f"needs at least {per_class * args.classes} images, got {args.n}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _info(args, f"generating {args.n} synthetic smear images ({args.classes} classes, "
+                f"{args.size}x{args.size}, seed {args.seed}) ...")
+    data = make_cells(args.n, n_classes=args.classes, size=args.size, n_white_cells=(1, 2),
+                      random_state=args.seed)
+    y = np.asarray(data.class_names)[data.labels]
+    images = list(data.images)
+    # files of an earlier run with other settings would be mixed with these
+    overlays_dir = out / "overlays"
+    for stale in [*(out / "images").glob("class_*/img_*.png"),
+                  *overlays_dir.glob("overlay_*.png")]:
+        stale.unlink()
+    data.save(out / "images")
+
+    # segmentation against the ground truth
+    overlays_dir.mkdir(exist_ok=True)
+    from tqdm.auto import tqdm
+    segs, tiles, rows = [], [], []
+    for i in tqdm(range(len(images)), desc="segmentation", unit="image", disable=not progress):
+        img, gt, gt_nuc = images[i], data.masks[i], data.nucleus[i]
+        seg = segment.segment(img, args.method)
+        segs.append(seg)
+        ov = seg.overlay(img)
+        tiles.append(ov)
+        cv2.imwrite(str(overlays_dir / f"overlay_{i:03d}.png"),
+                    cv2.cvtColor(ov, cv2.COLOR_RGB2BGR))
+        union = (seg.mask | gt).sum()
+        iou = float((seg.mask & gt).sum() / union) if union else 1.0
+        nu = (seg.nucleus | gt_nuc).sum()
+        niou = float((seg.nucleus & gt_nuc).sum() / nu) if nu else 1.0
+        rows.append({"image": i, "class": y[i], "n_cells": seg.n_cells,
+                     "true_n_cells": int(data.cell_labels[i].max()),
+                     "cell_iou": iou, "nucleus_iou": niou})
+    seg_table = pd.DataFrame(rows)
+    _write_table(seg_table, out / "segmentation.csv")
+    cols = min(10, len(tiles))
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)
+    sheet = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
+    cv2.imwrite(str(out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+    # features, once
+    t0 = time.perf_counter()
+    args.groups, args.cell = DEFAULT_FEATURE_GROUPS, "largest"
+    X, names, failures, no_cell = _extract_matrix(
+        _extractor(args, len(images), progress=progress), images)
+    t_features = time.perf_counter() - t0
+
+    # cross-validation of the classifiers on the same folds
+    t0 = time.perf_counter()
+    comparison = _cross_validate(list(DEMO_CLASSIFIERS), X, y, groups=None, cv=args.cv,
+                                 paths=images, seed=args.seed, n_bootstrap=1000,
+                                 n_jobs=_cv_jobs(args, len(images), len(DEMO_CLASSIFIERS),
+                                                 args.cv),
+                                 progress=progress)
+    t_cv = time.perf_counter() - t0
+
+    # the confound check, on the same folds (the generator gives every class the
+    # same background: it should find nothing)
+    confound_body, confound, warning, t_confound = None, None, None, 0.0
+    if not args.no_confound_check:
+        t0 = time.perf_counter()
+        _info(args, "confound check: can the background alone predict the class? ...")
+        confound_body, confound, warning = _run_confound_check(
+            args, images, y, groups=None, paths=None, comparison=comparison,
+            n_jobs=_jobs(args, len(images)))
+        t_confound = time.perf_counter() - t0
+
+    command = _command_line(args)
+    images_dir = (out / "images").resolve()
+    generated = (f"({args.n} images, {args.classes} classes, {args.size}x{args.size} "
+                 f"pixels, seed {args.seed}): not patient data")
+    synthetic = f"synthetic smear images generated by leukfeat.datasets.make_cells {generated}"
+    # report
+    report_path = None
+    if not args.no_report:
+        t0 = time.perf_counter()
+        _info(args, "writing the report ...")
+        model = _importance_model(comparison, X, y, args.seed)
+        provenance = {
+            "Data": f"**synthetic** smear images generated by "
+                    f"`leukfeat.datasets.make_cells` {generated}; saved in "
+                    f"{_md_code(images_dir)}",
+            "Command": f"{_md_code(command)} (run in {_md_code(os.getcwd())})",
+        }
+        report_path = _write_cv_report(comparison, out / "report", X=X, y=y,
+                                       feature_names=names, model=model, images=images,
+                                       segmentations=segs, confound=confound,
+                                       provenance=provenance)
+        t_report = time.perf_counter() - t0
+    else:
+        t_report = 0.0
+    elapsed = time.perf_counter() - t_start
+    _write_json(out / "results.json", {
+        "command": command,
+        "working_directory": os.getcwd(),
+        "data": {"synthetic": True, "description": synthetic,
+                 "generator": "leukfeat.datasets.make_cells", "n_images": args.n,
+                 "classes": list(data.class_names), "size": args.size, "seed": args.seed,
+                 "path": str(images_dir)},
+        "segmentation": {"method": args.method,
+                         "mean_cell_iou": float(seg_table.cell_iou.mean()),
+                         "mean_nucleus_iou": float(seg_table.nucleus_iou.mean())},
+        "features": {"n_features": len(names), "n_failed": len(failures),
+                     "n_no_cell": len(no_cell), "seconds": t_features},
+        "confound_check": confound_body,
+        "warnings": [warning] if warning else [],
+        "seconds": {"features": t_features, "cross_validation": t_cv,
+                    "confound_check": t_confound, "report": t_report, "total": elapsed},
+        **_comparison_json(comparison)})
+
+    print(f"leukfeat demo: {args.n} synthetic smear images (make_cells, {args.classes} "
+          f"classes, {args.size}x{args.size}, seed {args.seed}), method {args.method}")
+    print(f"segmentation: mean cell IoU {seg_table.cell_iou.mean():.3f}, mean nucleus IoU "
+          f"{seg_table.nucleus_iou.mean():.3f} against the generator's ground truth "
+          f"(per image in segmentation.csv)")
+    print(f"features: {X.shape[1]} per image in {t_features:.1f} s"
+          + (f"; {len(failures) + len(no_cell)} images without a measurable cell"
+             if failures or no_cell else ""))
+    print()
+    _print_summary(comparison, confound, confound_body, warning)
+    print()
+    if report_path is not None:
+        print(f"report: {Path(report_path).resolve()}")
+    print(f"images, overlays, contact sheet and results.json in {out.resolve()}")
+    print(f"done in {elapsed:.1f} s (try: leukfeat evaluate {out / 'images'} "
+          f"--classifier all)")
+    return 0

@@ -1,0 +1,266 @@
+"""``leukfeat evaluate``: cross-validate classifiers on a labelled data set.
+
+The confound check runs beside the models; ``--stain`` normalises every
+image to a fixed target first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from ._evaluation import (_command_line, _comparison_json, _cross_validate, _importance_model,
+                          _md_code, _predictions_table, _print_summary, _run_confound_check,
+                          _write_cv_report)
+from ._features import _cv_jobs, _extract_matrix, _extractor, _jobs
+from ._inputs import _class_counts, _classifier_names, _data_info, _load_labelled
+from ._output import (CommandError, _check_parquet, _format_error, _info, _one_line,
+                      _out_file, _progress, _report_failures, _write_json, _write_table)
+
+
+#: Fixed targets of ``--stain`` when no ``--stain-target`` is given: the
+#: colour statistics of leukfeat's synthetic Wright-Giemsa smears
+#: (``reinhard_stats`` / ``macenko_stains`` of ``make_cells(24, n_classes=3,
+#: size=128, random_state=0)``), frozen here so that a change of the generator
+#: never changes them. Every image is mapped to the target on its own: nothing
+#: is learnt from the evaluated images, so no statistic crosses the folds.
+REINHARD_TARGET = {"mean": (83.296509, 6.995175, 0.364563),
+                   "std": (14.077922, 9.669895, 11.052252)}
+
+
+MACENKO_TARGET = {"stain_matrix": ((0.514935, 0.478715), (0.816757, 0.549736),
+                                   (0.260287, 0.684560)),
+                  "max_concentrations": (1.309586, 0.516323)}
+
+
+STAIN_METHODS = ("reinhard", "macenko")
+
+
+def _stain_target(method: str, target_file):
+    """(target, JSON description) of --stain METHOD [--stain-target FILE]."""
+    from .. import preprocess
+    from ..io import read_image
+
+    if target_file is None:
+        if method == "reinhard":
+            target = preprocess.ReinhardTarget(**REINHARD_TARGET)
+        else:
+            target = preprocess.MacenkoTarget(**MACENKO_TARGET)
+        source = ("built-in: leukfeat's synthetic Wright-Giemsa smears "
+                  "(make_cells(24, n_classes=3, size=128, random_state=0))")
+    else:
+        try:
+            image = read_image(target_file)
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"--stain-target: {_format_error(exc)}") from None
+        try:
+            target = (preprocess.reinhard_stats(image) if method == "reinhard"
+                      else preprocess.macenko_stains(image))
+        except ValueError as exc:
+            raise CommandError(f"--stain-target: {target_file}: {_one_line(exc)}") from None
+        source = str(Path(target_file).resolve())
+    if method == "reinhard":
+        values = {"mean": target.mean.tolist(), "std": target.std.tolist()}
+    else:
+        values = {"stain_matrix": target.stain_matrix.tolist(),
+                  "max_concentrations": target.max_concentrations.tolist()}
+    return target, {"method": method, "target": source, "target_values": values,
+                    "how": "each image is normalised on its own to this fixed target "
+                           "(nothing is learnt from the evaluated images, so nothing "
+                           "leaks across folds); the features and the confound check "
+                           "see the normalised images"}
+
+
+class _Normalise:
+    """Read an image and map it to a fixed stain target (picklable).
+
+    A file that cannot be read is passed on as its path: the feature
+    extractor then fails on it and reports it like any unreadable file.
+    """
+
+    def __init__(self, method: str, target):
+        self.method = method
+        self.target = target
+
+    def __call__(self, path):
+        from .. import preprocess
+        from ..io import read_image
+
+        try:
+            image = read_image(path)
+        except (OSError, ValueError):
+            return path
+        if self.method == "reinhard":
+            return preprocess.reinhard(image, self.target)
+        return preprocess.macenko(image, self.target)
+
+
+def _stain_normalised(args, paths, stain, progress):
+    """(items, JSON description): the images of ``paths`` normalised to ``stain``,
+    a ``(target, description)`` pair of :func:`_stain_target`.
+
+    The normalised images are held in memory (about 150 kB per 224x224 image)
+    and given to the extractor and the confound check as arrays.
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    target, info = stain
+    info = dict(info)
+    fn = _Normalise(info["method"], target)
+    t0 = time.perf_counter()
+    results = Parallel(n_jobs=_jobs(args, len(paths)), prefer="threads",
+                       return_as="generator")(delayed(fn)(p) for p in paths)
+    items = list(tqdm(results, total=len(paths), desc="stain normalisation", unit="image",
+                      disable=not progress))
+    info["seconds"] = time.perf_counter() - t0
+    return items, info
+
+
+# --------------------------------------------------------------------------- #
+# the command
+# --------------------------------------------------------------------------- #
+
+
+def _cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from .. import __version__
+
+    t_start = time.perf_counter()
+    names = _classifier_names(args.classifier)
+    json_path = (_out_file(args.json, (".json",), "--json", args.overwrite)
+                 if args.json else None)
+    pred_path = (_out_file(args.predictions, (".csv", ".parquet"), "--predictions",
+                           args.overwrite)
+                 if args.predictions else None)
+    if pred_path is not None and pred_path.suffix.lower() == ".parquet":
+        _check_parquet()
+    if args.stain_target is not None and args.stain is None:
+        raise CommandError("--stain-target: needs --stain reinhard or --stain macenko")
+    stain = None if args.stain is None else _stain_target(args.stain, args.stain_target)
+    data, n_total = _load_labelled(args.root, args.loader, limit=args.limit, seed=args.seed)
+    y = np.asarray([str(v) for v in data.labels])
+    counts = _class_counts(y)
+    if len(counts) < 2:
+        raise CommandError(f"ROOT: evaluation needs at least 2 classes, found {list(counts)}")
+    smallest = min(counts.values())
+    if data.groups is None and smallest < args.cv:
+        raise CommandError(f"--cv: {args.cv} folds need at least {args.cv} images per class; "
+                           f"the smallest class has {smallest} ({counts})")
+    paths = [str(p) for p in data.paths]
+    progress = _progress(args)
+    _info(args, f"{data.name if hasattr(data, 'name') else args.loader}: {len(paths)} images, "
+                + ", ".join(f"{k} {v}" for k, v in counts.items())
+                + ("" if data.groups is None
+                   else f", {len(set(map(str, data.groups)))} patients"))
+
+    items, stain_info = paths, None
+    if stain is not None:
+        _info(args, f"normalising every image to a fixed {args.stain} target ...")
+        items, stain_info = _stain_normalised(args, paths, stain, progress)
+    t0 = time.perf_counter()
+    X, feature_names, failures, no_cell = _extract_matrix(
+        _extractor(args, len(paths), progress=progress), items)
+    t_features = time.perf_counter() - t0
+    # Files that cannot be read (or measured) are not samples of their class:
+    # they are left out of the evaluation, listed here and in the JSON. Images
+    # without a white cell stay in (NaN rows, imputed): the method must cope.
+    _report_failures("images could not be read or measured and are left out of the "
+                     "evaluation", [(paths[i], failures[i]) for i in sorted(failures)],
+                     len(paths), json_path)
+    if no_cell:
+        print(f"leukfeat: {len(no_cell)} of {len(paths)} images have no white cell "
+              "(kept: NaN rows, imputed by the classifiers)", file=sys.stderr)
+    errors = [{"path": paths[i], "error": failures[i]} for i in sorted(failures)]
+    no_cell_paths = [paths[i] for i in no_cell]
+    groups = None if data.groups is None else np.asarray([str(g) for g in data.groups])
+    if failures:
+        keep = np.asarray([i for i in range(len(paths)) if i not in failures], dtype=np.intp)
+        if keep.size == 0:
+            raise CommandError(f"no image of {args.root} could be read ({len(paths)} failed)")
+        X, y = X[keep], y[keep]
+        paths = [paths[i] for i in keep]
+        items = [items[i] for i in keep]
+        groups = None if groups is None else groups[keep]
+        counts = _class_counts(y)
+        if len(counts) < 2 or (groups is None and min(counts.values()) < args.cv):
+            raise CommandError(f"too few readable images left for {args.cv}-fold "
+                               f"cross-validation: {counts}")
+
+    t0 = time.perf_counter()
+    comparison = _cross_validate(names, X, y, groups=groups, cv=args.cv, paths=paths,
+                                 seed=args.seed, n_bootstrap=args.bootstrap,
+                                 n_jobs=_cv_jobs(args, len(paths), len(names), args.cv),
+                                 progress=progress)
+    t_cv = time.perf_counter() - t0
+
+    confound_body, confound, warning, t_confound = None, None, None, 0.0
+    if not args.no_confound_check:
+        t0 = time.perf_counter()
+        _info(args, "confound check: can the background alone predict the class? ...")
+        confound_body, confound, warning = _run_confound_check(
+            args, items, y, groups=groups, paths=paths, comparison=comparison,
+            n_jobs=_jobs(args, len(paths)))
+        t_confound = time.perf_counter() - t0
+
+    command = _command_line(args)
+    data_info = _data_info(data, args.loader, args.limit, n_total)
+    data_info["path"] = str(Path(args.root).resolve())
+    report_path, t_report = None, 0.0
+    if args.report:
+        t0 = time.perf_counter()
+        _info(args, "writing the report ...")
+        model = _importance_model(comparison, X, y, args.seed)
+        subset = ("" if args.limit is None or len(data) >= n_total
+                  else f", a stratified subset (--limit {args.limit}, seed {args.seed})")
+        provenance = {
+            "Data": f"{_md_code(data_info['path'])} ({args.loader} loader: {len(data)} of "
+                    f"{n_total} images{subset})",
+            "Command": f"{_md_code(command)} (run in {_md_code(os.getcwd())})",
+            "Stain normalisation": (
+                "none" if stain_info is None else
+                f"{args.stain}, every image on its own to a fixed target "
+                f"({stain_info['target']}); nothing learnt from the evaluated images"),
+        }
+        report_path = _write_cv_report(comparison, args.report, X=X, y=y,
+                                       feature_names=feature_names, model=model,
+                                       images=items if stain_info else paths,
+                                       segmentations=args.method, confound=confound,
+                                       provenance=provenance)
+        t_report = time.perf_counter() - t0
+
+    body = {
+        "leukfeat_version": __version__,
+        "command": command,
+        "working_directory": os.getcwd(),
+        "data": data_info,
+        "features": {"method": args.method, "groups": list(args.groups),
+                     "cell": args.cell or "largest", "n_features": len(feature_names),
+                     "n_failed": len(errors), "n_no_cell": len(no_cell_paths),
+                     "errors": errors, "no_cell": no_cell_paths,
+                     "note": "failed images are left out of the evaluation; images "
+                             "without a white cell are kept (NaN features, imputed)"},
+        "stain": stain_info,
+        "confound_check": confound_body,
+        "warnings": [warning] if warning else [],
+        "seconds": {"stain_normalisation": 0.0 if stain_info is None
+                    else stain_info["seconds"],
+                    "features": t_features, "cross_validation": t_cv,
+                    "confound_check": t_confound, "report": t_report,
+                    "total": time.perf_counter() - t_start},
+        **_comparison_json(comparison),
+    }
+    if json_path is not None:
+        _write_json(json_path, body)
+    if pred_path is not None:
+        _write_table(_predictions_table(comparison, paths), pred_path)
+    _print_summary(comparison, confound, confound_body, warning)
+    for written in (json_path, pred_path):
+        if written is not None:
+            print(f"wrote {written}")
+    if report_path is not None:
+        print(f"report: {report_path}")
+    return 0

@@ -1,0 +1,147 @@
+"""``leukfeat segment``: masks, overlays and label images of image files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ._features import _jobs
+from ._inputs import _collect_images
+from ._output import (CommandError, _fail_if_all_failed, _info, _progress, _report_failures,
+                      _utf8_text, _write_table)
+
+
+#: the files ``segment`` writes per image: column of segmentation.csv -> name suffix
+SEGMENT_FILES = {"mask": "_mask.png", "nucleus": "_nucleus.png", "overlay": "_overlay.png",
+                 "labels": "_labels.tif", "nucleus_labels": "_nucleus_labels.tif"}
+
+
+class _SegmentTask:
+    """Picklable per-image work of ``segment``: read, segment, write three PNGs
+    (mask, nucleus, overlay) and two 16-bit label TIFFs (cells, nuclei)."""
+
+    def __init__(self, out_dir, method):
+        self.out_dir = str(out_dir)
+        self.method = method
+
+    def __call__(self, item):
+        import cv2
+        import numpy as np
+
+        from .. import io, segment
+
+        from .._atomic import atomic_path
+
+        path, stem = item
+        image = io.read_image(path)
+        seg = segment.segment(image, self.method)
+        out = Path(self.out_dir)
+        files = {key: out / f"{stem}{suffix}" for key, suffix in SEGMENT_FILES.items()}
+        if seg.n_cells > np.iinfo(np.uint16).max:  # pragma: no cover - 65535 cells
+            raise ValueError(f"{seg.n_cells} cells do not fit a 16-bit label image")
+        labels = seg.labels.astype(np.uint16)
+        arrays = {"mask": seg.mask.astype(np.uint8) * 255,
+                  "nucleus": seg.nucleus.astype(np.uint8) * 255,
+                  "overlay": cv2.cvtColor(seg.overlay(image), cv2.COLOR_RGB2BGR),
+                  "labels": labels,
+                  "nucleus_labels": np.where(seg.nucleus, labels, 0).astype(np.uint16)}
+        for key, file in files.items():
+            # Deflate-compressed TIFF: small, and read by tifffile without
+            # imagecodecs (OpenCV's default LZW is not), napari, QuPath, Fiji
+            params = [cv2.IMWRITE_TIFF_COMPRESSION, 8] if file.suffix == ".tif" else []
+            ok, buf = cv2.imencode(file.suffix, arrays[key], params)
+            if not ok:  # pragma: no cover - encoding a uint8/uint16 array does not fail
+                raise OSError(f"cannot encode {file}")
+            with atomic_path(file) as tmp:
+                tmp.write_bytes(buf.tobytes())
+        areas = seg.areas()
+        cell_area = int(seg.mask.sum())
+        nucleus_area = int(seg.nucleus.sum())
+        return {"n_cells": int(seg.n_cells), "cell_area": cell_area,
+                "nucleus_area": nucleus_area,
+                "largest_cell_area": int(areas.max()) if areas.size else 0,
+                "nucleus_fraction": nucleus_area / cell_area if cell_area else float("nan"),
+                "height": int(image.shape[0]), "width": int(image.shape[1]),
+                **{key: file.name for key, file in files.items()}}
+
+
+def _unique_stems(paths) -> list:
+    """Output name stems: the file stem, made unique with parent folders, then a counter."""
+    from collections import Counter
+
+    stems = [Path(p).stem for p in paths]
+    counts = Counter(stems)
+    out = []
+    for p, s in zip(paths, stems):
+        if counts[s] > 1 and Path(p).parent.name:
+            s = f"{Path(p).parent.name}_{s}"
+        out.append(s)
+    counts = Counter(out)
+    used: dict = {}
+    final = []
+    for s in out:
+        if counts[s] > 1:
+            used[s] = used.get(s, 0) + 1
+            s = f"{s}_{used[s]}"
+        final.append(s)
+    return final
+
+
+def _cmd_segment(args) -> int:
+    import pandas as pd
+
+    from .._batch import _map
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out: {out} exists and is not a folder")
+    paths = _collect_images(args.inputs)
+    # never segment our own outputs (--out inside an input folder, run twice)
+    out_abs = Path(os.path.realpath(out))
+    ours = [p for p in paths if out_abs in Path(os.path.realpath(p)).parents]
+    if ours:
+        paths = [p for p in paths if p not in set(ours)]
+        _info(args, f"skipping {len(ours)} image(s) inside the output folder {out}")
+        if not paths:
+            raise CommandError(f"INPUT: every image found is inside the output folder {out}")
+    stems = _unique_stems(paths)
+    if not args.overwrite:
+        earlier = [out / name for name in ["segmentation.csv"] + [
+            f"{stem}{suffix}" for stem in stems for suffix in SEGMENT_FILES.values()]]
+        earlier = [p for p in earlier if p.exists()]
+        if earlier:
+            raise CommandError(f"--out: {out} already holds {len(earlier)} of the files this "
+                               f"run writes (e.g. {earlier[0].name}); pass --overwrite to "
+                               "replace them")
+    out.mkdir(parents=True, exist_ok=True)
+    _info(args, f"segmenting {len(paths)} images ({args.method}) into {out} ...")
+    results, failures = _map(_SegmentTask(out, args.method), list(zip(paths, stems)),
+                             n_jobs=_jobs(args, len(paths)), progress=_progress(args),
+                             desc="segment",
+                             on_error="collect")
+    errors = {f.index: f"{f.error_type}: {f.message}" for f in failures}
+    rows = []
+    for i, (path, stem, res) in enumerate(zip(paths, stems, results)):
+        row = {"path": _utf8_text(path), "stem": _utf8_text(stem)}
+        if res is None:
+            row["error"] = _utf8_text(errors.get(i, "failed"))
+        else:
+            row.update({k: _utf8_text(v) for k, v in res.items()})
+            row["error"] = None
+        rows.append(row)
+    columns = ["path", "stem", "n_cells", "cell_area", "nucleus_area", "largest_cell_area",
+               "nucleus_fraction", "height", "width", *SEGMENT_FILES, "error"]
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    for col in ("n_cells", "cell_area", "nucleus_area", "largest_cell_area", "height", "width"):
+        table[col] = table[col].astype("Int64")
+    summary = out / "segmentation.csv"
+    _write_table(table, summary)
+    failed = [(paths[i], errors[i]) for i in sorted(errors)]
+    _report_failures("images could not be segmented", failed, len(paths), summary)
+    _fail_if_all_failed(failed, len(paths), summary)
+    ok = table[table.error.isna()]
+    print(f"segmented {len(ok)} of {len(paths)} images ({args.method}): "
+          f"{int(ok.n_cells.sum())} white cells, {int((ok.n_cells == 0).sum())} images "
+          f"without one; {len(errors)} failed")
+    print(f"masks, nuclei and overlays in {out.resolve()}; summary {summary}")
+    return 0
