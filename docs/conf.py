@@ -97,5 +97,49 @@ def _skip_sklearn_metadata_request(app, what, name, obj, skip, options):
     return None
 
 
+def _class_sources_from_submodules():
+    """Let autodoc read re-homed classes from the submodule that defines them.
+
+    A module that became a package (``leukfeat.evaluate``, ``datasets``,
+    ``embed``) keeps its public classes at the package path
+    (``leukfeat._module_path.set_module``), so autodoc looks for their source
+    in the package's ``__init__.py``, finds none, and lists their methods
+    alphabetically instead of in source order. Here the package's source
+    analyzer is given the member order, ``#:`` comments and annotations of each
+    such class from the submodule that defines it.
+    """
+    import importlib
+    import pkgutil
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    for pkg_info in pkgutil.iter_modules(leukfeat.__path__, "leukfeat."):
+        if not pkg_info.ispkg:
+            continue
+        package = importlib.import_module(pkg_info.name)
+        moved = {name: obj for name, obj in vars(package).items()
+                 if isinstance(obj, type) and obj.__module__ == package.__name__}
+        if not moved:
+            continue
+        target = ModuleAnalyzer.for_module(package.__name__)
+        target.analyze()
+        for sub_info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            sub = importlib.import_module(sub_info.name)
+            source = ModuleAnalyzer.for_module(sub.__name__)
+            source.analyze()
+            for name, cls in moved.items():
+                if getattr(sub, name, None) is not cls or name not in source.tags:
+                    continue
+                prefix = name + "."
+                for qualname, order in source.tagorder.items():
+                    if qualname.startswith(prefix):
+                        target.tagorder[qualname] = order
+                for table in ("attr_docs", "annotations"):  # keyed (class qualname, name)
+                    for key, value in getattr(source, table).items():
+                        if key[0] == name or key[0].startswith(prefix):
+                            getattr(target, table)[key] = value
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_sklearn_metadata_request)
+    _class_sources_from_submodules()
