@@ -174,8 +174,6 @@ def _md_code(text) -> str:
 
 #: Row name of the background-only classifier in the summary tables.
 BACKGROUND_ROW = "background only (confound check)"
-
-
 #: When the one-line warning is printed (ConfoundReport.rivals).
 CONFOUND_WARNING_RULE = (
     "warn when the confound check flags the data set (background-only balanced accuracy "

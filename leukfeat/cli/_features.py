@@ -15,17 +15,9 @@ from .. import segment as _segment
 #: Feature groups, cell choices and segmenters: the library's own tuples
 #: (importing the command line imports leukfeat, and with it these modules).
 FEATURE_GROUPS = _extract.GROUPS
-
-
 DEFAULT_FEATURE_GROUPS = _extract.DEFAULT_GROUPS
-
-
 CELLS = _extract.CELLS
-
-
 METHODS = tuple(_segment.METHODS)
-
-
 DEFAULT_METHOD = _segment.DEFAULT_METHOD
 
 
@@ -38,8 +30,6 @@ DEFAULT_METHOD = _segment.DEFAULT_METHOD
 #: 4 models x 5 folds 5.7 s in-process, 4.4 s with two workers; one model x 5
 #: folds on 200 Taleghani images 6.3 s in-process, 8.4 s with two workers).
 AUTO_MIN_IMAGES = 400
-
-
 AUTO_MIN_CV_WORK = 1500
 
 

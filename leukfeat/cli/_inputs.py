@@ -20,8 +20,6 @@ from ._output import CommandError, _one_line, _utf8_text
 #: that option errors do not wait for scikit-learn to import; a test keeps
 #: them equal).
 CLASSIFIERS = ("knn", "svm", "rf", "xgboost", "logreg")
-
-
 #: What ``--classifier all`` evaluates (the models of the accuracy benchmark).
 ALL_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
 

@@ -28,13 +28,9 @@ from ._output import (CommandError, _check_parquet, _format_error, _info, _one_l
 #: is learnt from the evaluated images, so no statistic crosses the folds.
 REINHARD_TARGET = {"mean": (83.296509, 6.995175, 0.364563),
                    "std": (14.077922, 9.669895, 11.052252)}
-
-
 MACENKO_TARGET = {"stain_matrix": ((0.514935, 0.478715), (0.816757, 0.549736),
                                    (0.260287, 0.684560)),
                   "max_concentrations": (1.309586, 0.516323)}
-
-
 STAIN_METHODS = ("reinhard", "macenko")
 
 

@@ -32,11 +32,7 @@ def _int_arg(valid, expected: str):
 
 
 _positive_int = _int_arg(lambda v: v >= 1, "a positive integer")
-
-
 _folds = _int_arg(lambda v: v >= 2, "an integer >= 2")
-
-
 _n_jobs = _int_arg(lambda v: v != 0, "a non-zero integer (-1: all CPUs)")
 
 

@@ -22,19 +22,14 @@ from .metrics import CVReport
 
 
 _BG_CHANNELS = ("R", "G", "B", "L", "a", "b")
-
-
 _BG_STATS = ("mean", "std", "p10", "p50", "p90")
-
 
 #: Names of the 30 :func:`background_features`, ``background_<channel>_<stat>``
 #: for the channels R, G, B (0..255) and CIELAB L* (0..100), a*, b*.
 BACKGROUND_FEATURE_NAMES = tuple(f"background_{c}_{s}" for c in _BG_CHANNELS
                                  for s in _BG_STATS)
 
-
 _MIN_BACKGROUND = 64  # pixels
-
 
 #: :meth:`ConfoundReport.rivals`: the share of a model's balanced accuracy
 #: above chance that a flagged background classifier must reach for the

@@ -19,7 +19,6 @@ from ._common import _jsonable
 #: Metrics that get a bootstrap confidence interval (when computable).
 CI_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr")
 
-
 _CI_LEVEL = 0.95
 
 
