@@ -7,10 +7,12 @@ beside the models.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
-from ._output import CommandError, _format_error, _one_line, _use_agg, _utf8_text
+from ._features import _jobs
+from ._output import CommandError, _format_error, _info, _one_line, _use_agg, _utf8_text
 
 
 def _cross_validate(names, X, y, *, groups, cv, paths, seed, n_bootstrap, n_jobs, progress):
@@ -81,8 +83,9 @@ def _summary_text(comparison, confound=None) -> str:
                       f"({reports[best].balanced_accuracy:.3f})"])
 
 
-def _best_model(comparison) -> str:
-    return max(comparison.reports,
+def _best_model(comparison, among=None) -> str:
+    """The model (of `among`, default all) with the best balanced accuracy, then F1 macro."""
+    return max(among or comparison.reports,
                key=lambda k: (comparison.reports[k].balanced_accuracy,
                               comparison.reports[k].f1_macro))
 
@@ -141,22 +144,32 @@ def _importance_model(comparison, X, y, seed):
     candidates = [k for k in comparison.reports if k in ("xgboost", "rf", "logreg")]
     if not candidates:
         return None
-    best = max(candidates, key=lambda k: (comparison.reports[k].balanced_accuracy,
-                                          comparison.reports[k].f1_macro))
+    best = _best_model(comparison, candidates)
     return {f"{best} (fitted on all {len(y)} images)":
             make_classifier(best, random_state=seed).fit(X, y)}
 
 
-def _write_cv_report(comparison, out_dir, *, X, y, feature_names, model, images,
-                     segmentations, confound=None, provenance=None):
+def _write_cv_report(args, comparison, out_dir, *, X, y, feature_names, images,
+                     segmentations, confound, data: str, command: str, stain=None):
+    """The Markdown report with figures (:func:`leukfeat.plot.cv_report`), its
+    provenance lines (data, command, stain normalisation) and the
+    feature-importance model; returns (path, seconds)."""
+    t0 = time.perf_counter()
+    _info(args, "writing the report ...")
+    model = _importance_model(comparison, X, y, args.seed)
+    provenance = {"Data": data,
+                  "Command": f"{_md_code(command)} (run in {_md_code(os.getcwd())})"}
+    if stain is not None:
+        provenance["Stain normalisation"] = stain
     _use_agg()
     from .. import plot
 
     result = (next(iter(comparison.reports.values())) if len(comparison.reports) == 1
               else comparison)
-    return plot.cv_report(result, out_dir, X=X, y=y, feature_names=feature_names,
+    path = plot.cv_report(result, out_dir, X=X, y=y, feature_names=feature_names,
                           model=model, images=images, segmentations=segmentations,
                           confound=confound, provenance=provenance)
+    return path, time.perf_counter() - t0
 
 
 def _command_line(args) -> str:
@@ -182,12 +195,24 @@ CONFOUND_WARNING_RULE = (
     "bg - 1/K >= 0.8 * (model - 1/K)")
 
 
-def _run_confound_check(args, items, y, *, groups, paths, comparison, n_jobs):
-    """evaluate.confound_check on the models' folds.
+def _run_confound_check(args, items, y, *, groups, paths, comparison):
+    """evaluate.confound_check on the models' folds, unless --no-confound-check.
 
-    Returns (JSON dict, ConfoundReport or None, warning or None). A check
-    that fails is reported on stderr and in the JSON; the evaluation stands.
+    Returns (JSON dict, ConfoundReport, warning or None, seconds), or
+    (None, None, None, 0.0) when skipped. A check that fails is reported on
+    stderr and in the JSON (with no report); the evaluation stands.
     """
+    if args.no_confound_check:
+        return None, None, None, 0.0
+    t_start = time.perf_counter()
+    _info(args, "confound check: can the background alone predict the class? ...")
+    body, rep, warning = _confound_body(args, items, y, groups=groups, paths=paths,
+                                        comparison=comparison, n_jobs=_jobs(args, len(items)))
+    return body, rep, warning, time.perf_counter() - t_start
+
+
+def _confound_body(args, items, y, *, groups, paths, comparison, n_jobs):
+    """(JSON dict, ConfoundReport or None, warning or None) of the check."""
     import numpy as np
 
     from ..evaluate import RIVAL_SHARE, confound_check

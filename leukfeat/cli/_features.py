@@ -6,10 +6,12 @@ choices), the number of worker processes, the extractor and its matrix.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 from .. import extract as _extract
 from .. import segment as _segment
+from ._output import _utf8_text
 
 
 #: Feature groups, cell choices and segmenters: the library's own tuples
@@ -57,18 +59,56 @@ def _extractor(args, n_items, *, cell=None, progress=False):
 
 def _extract_matrix(fx, items):
     """fit_transform with the NaN policy; returns (X, names, failures, no_cell)."""
-    import numpy as np
-
-    with warnings.catch_warnings():
-        # failures are reported by the command itself, with every path
-        warnings.filterwarnings("ignore", message=r".*images failed and gave NaN rows",
-                                category=UserWarning)
+    with _failures_listed():
         X = fx.fit_transform(items)
     names = [str(n) for n in fx.get_feature_names_out()]
-    failures = {e["index"]: f"{e['error_type']}: {e['message']}" for e in fx.errors_}
-    empty = np.isnan(X).all(axis=1)
-    no_cell = [i for i in np.flatnonzero(empty) if i not in failures]
-    return X, names, failures, no_cell
+    failures = _failures(fx)
+    return X, names, failures, _no_cell(X, failures)
+
+
+@contextlib.contextmanager
+def _failures_listed():
+    """Without the extractor's warning that images failed and gave NaN rows: the
+    command lists every failed path itself."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*images failed and gave NaN rows",
+                                category=UserWarning)
+        yield
+
+
+def _failures(fx) -> dict:
+    """``{index: "ErrorType: message"}`` of the items the extractor could not read or
+    measure (its ``errors_``)."""
+    return {e["index"]: f"{e['error_type']}: {e['message']}" for e in fx.errors_}
+
+
+def _no_cell(X, failures) -> list:
+    """Indices of the all-NaN rows of `X` that did not fail: images without a white cell."""
+    import numpy as np
+
+    return [i for i in np.flatnonzero(np.isnan(X).all(axis=1)) if i not in failures]
+
+
+def _kept(n: int, failures):
+    """Indices (an intp array) of the `n` items that did not fail."""
+    import numpy as np
+
+    return np.asarray([i for i in range(n) if i not in failures], dtype=np.intp)
+
+
+def _failed(paths, failures) -> list:
+    """``(path, message)`` of every failed item, in order (for :func:`_report_failures`)."""
+    return [(paths[i], failures[i]) for i in sorted(failures)]
 
 
 NO_CELL = "no white cell found (NaN features)"
+
+
+def _error_column(n: int, failures, no_cell, no_cell_text: str = NO_CELL) -> list:
+    """The ``error`` column of a table of `n` images: the failure, `no_cell_text`, or None."""
+    error = [None] * n
+    for i, msg in failures.items():
+        error[i] = _utf8_text(msg)
+    for i in no_cell:
+        error[i] = no_cell_text
+    return error

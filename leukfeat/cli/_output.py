@@ -65,6 +65,13 @@ def _report_failures(what: str, failures: list, total: int, out=None) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
+def _report_no_cell(no_cell: list, total: int, what: str) -> None:
+    """Count the images without a white cell on stderr (always, even with --quiet)."""
+    if no_cell:
+        print(f"leukfeat: {len(no_cell)} of {total} images have no white cell ({what})",
+              file=sys.stderr)
+
+
 def _fail_if_all_failed(failed: list, total: int, out) -> None:
     """Exit 2 (after the table of error rows is written) when no image could
     be read or measured: nothing was computed, so the command failed."""
@@ -101,6 +108,14 @@ def _out_file(path, suffixes, option: str, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         raise CommandError(f"{option}: {path} exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _out_table(path, option: str, overwrite: bool = False) -> Path:
+    """:func:`_out_file` for a table, .csv or .parquet (Parquet needs pyarrow: checked now)."""
+    path = _out_file(path, (".csv", ".parquet"), option, overwrite)
+    if path.suffix.lower() == ".parquet":
+        _check_parquet()
     return path
 
 

@@ -7,30 +7,30 @@ image to a fixed target first.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
-from ._evaluation import (_command_line, _comparison_json, _cross_validate, _importance_model,
-                          _md_code, _predictions_table, _print_summary, _run_confound_check,
+from .. import preprocess as _preprocess
+from ._evaluation import (_command_line, _comparison_json, _cross_validate, _md_code,
+                          _predictions_table, _print_summary, _run_confound_check,
                           _write_cv_report)
-from ._features import _cv_jobs, _extract_matrix, _extractor, _jobs
+from ._features import _cv_jobs, _extract_matrix, _extractor, _failed, _jobs, _kept
 from ._inputs import _class_counts, _classifier_names, _data_info, _load_labelled
-from ._output import (CommandError, _check_parquet, _format_error, _info, _one_line,
-                      _out_file, _progress, _report_failures, _write_json, _write_table)
+from ._output import (CommandError, _format_error, _info, _one_line, _out_file, _out_table,
+                      _progress, _report_failures, _report_no_cell, _write_json, _write_table)
 
 
-#: Fixed targets of ``--stain`` when no ``--stain-target`` is given: the
-#: colour statistics of leukfeat's synthetic Wright-Giemsa smears
-#: (``reinhard_stats`` / ``macenko_stains`` of ``make_cells(24, n_classes=3,
-#: size=128, random_state=0)``), frozen here so that a change of the generator
-#: never changes them. Every image is mapped to the target on its own: nothing
-#: is learnt from the evaluated images, so no statistic crosses the folds.
-REINHARD_TARGET = {"mean": (83.296509, 6.995175, 0.364563),
-                   "std": (14.077922, 9.669895, 11.052252)}
-MACENKO_TARGET = {"stain_matrix": ((0.514935, 0.478715), (0.816757, 0.549736),
-                                   (0.260287, 0.684560)),
-                  "max_concentrations": (1.309586, 0.516323)}
+#: Fixed targets of ``--stain`` when no ``--stain-target`` is given, as plain
+#: values: :data:`leukfeat.preprocess.SMEAR_REINHARD_TARGET` and
+#: ``SMEAR_MACENKO_TARGET``, the colour statistics of leukfeat's synthetic
+#: Wright-Giemsa smears (frozen there). Every image is mapped to the target on
+#: its own: nothing is learnt from the evaluated images, so no statistic
+#: crosses the folds.
+REINHARD_TARGET = {"mean": tuple(_preprocess.SMEAR_REINHARD_TARGET.mean.tolist()),
+                   "std": tuple(_preprocess.SMEAR_REINHARD_TARGET.std.tolist())}
+MACENKO_TARGET = {
+    "stain_matrix": tuple(map(tuple, _preprocess.SMEAR_MACENKO_TARGET.stain_matrix.tolist())),
+    "max_concentrations": tuple(_preprocess.SMEAR_MACENKO_TARGET.max_concentrations.tolist())}
 STAIN_METHODS = ("reinhard", "macenko")
 
 
@@ -40,10 +40,8 @@ def _stain_target(method: str, target_file):
     from ..io import read_image
 
     if target_file is None:
-        if method == "reinhard":
-            target = preprocess.ReinhardTarget(**REINHARD_TARGET)
-        else:
-            target = preprocess.MacenkoTarget(**MACENKO_TARGET)
+        target = (preprocess.SMEAR_REINHARD_TARGET if method == "reinhard"
+                  else preprocess.SMEAR_MACENKO_TARGET)
         source = ("built-in: leukfeat's synthetic Wright-Giemsa smears "
                   "(make_cells(24, n_classes=3, size=128, random_state=0))")
     else:
@@ -129,11 +127,8 @@ def _cmd_evaluate(args) -> int:
     names = _classifier_names(args.classifier)
     json_path = (_out_file(args.json, (".json",), "--json", args.overwrite)
                  if args.json else None)
-    pred_path = (_out_file(args.predictions, (".csv", ".parquet"), "--predictions",
-                           args.overwrite)
+    pred_path = (_out_table(args.predictions, "--predictions", args.overwrite)
                  if args.predictions else None)
-    if pred_path is not None and pred_path.suffix.lower() == ".parquet":
-        _check_parquet()
     if args.stain_target is not None and args.stain is None:
         raise CommandError("--stain-target: needs --stain reinhard or --stain macenko")
     stain = None if args.stain is None else _stain_target(args.stain, args.stain_target)
@@ -165,16 +160,13 @@ def _cmd_evaluate(args) -> int:
     # they are left out of the evaluation, listed here and in the JSON. Images
     # without a white cell stay in (NaN rows, imputed): the method must cope.
     _report_failures("images could not be read or measured and are left out of the "
-                     "evaluation", [(paths[i], failures[i]) for i in sorted(failures)],
-                     len(paths), json_path)
-    if no_cell:
-        print(f"leukfeat: {len(no_cell)} of {len(paths)} images have no white cell "
-              "(kept: NaN rows, imputed by the classifiers)", file=sys.stderr)
+                     "evaluation", _failed(paths, failures), len(paths), json_path)
+    _report_no_cell(no_cell, len(paths), "kept: NaN rows, imputed by the classifiers")
     errors = [{"path": paths[i], "error": failures[i]} for i in sorted(failures)]
     no_cell_paths = [paths[i] for i in no_cell]
     groups = None if data.groups is None else np.asarray([str(g) for g in data.groups])
     if failures:
-        keep = np.asarray([i for i in range(len(paths)) if i not in failures], dtype=np.intp)
+        keep = _kept(len(paths), failures)
         if keep.size == 0:
             raise CommandError(f"no image of {args.root} could be read ({len(paths)} failed)")
         X, y = X[keep], y[keep]
@@ -193,40 +185,25 @@ def _cmd_evaluate(args) -> int:
                                  progress=progress)
     t_cv = time.perf_counter() - t0
 
-    confound_body, confound, warning, t_confound = None, None, None, 0.0
-    if not args.no_confound_check:
-        t0 = time.perf_counter()
-        _info(args, "confound check: can the background alone predict the class? ...")
-        confound_body, confound, warning = _run_confound_check(
-            args, items, y, groups=groups, paths=paths, comparison=comparison,
-            n_jobs=_jobs(args, len(paths)))
-        t_confound = time.perf_counter() - t0
+    confound_body, confound, warning, t_confound = _run_confound_check(
+        args, items, y, groups=groups, paths=paths, comparison=comparison)
 
     command = _command_line(args)
     data_info = _data_info(data, args.loader, args.limit, n_total)
     data_info["path"] = str(Path(args.root).resolve())
     report_path, t_report = None, 0.0
     if args.report:
-        t0 = time.perf_counter()
-        _info(args, "writing the report ...")
-        model = _importance_model(comparison, X, y, args.seed)
         subset = ("" if args.limit is None or len(data) >= n_total
                   else f", a stratified subset (--limit {args.limit}, seed {args.seed})")
-        provenance = {
-            "Data": f"{_md_code(data_info['path'])} ({args.loader} loader: {len(data)} of "
-                    f"{n_total} images{subset})",
-            "Command": f"{_md_code(command)} (run in {_md_code(os.getcwd())})",
-            "Stain normalisation": (
-                "none" if stain_info is None else
-                f"{args.stain}, every image on its own to a fixed target "
-                f"({stain_info['target']}); nothing learnt from the evaluated images"),
-        }
-        report_path = _write_cv_report(comparison, args.report, X=X, y=y,
-                                       feature_names=feature_names, model=model,
-                                       images=items if stain_info else paths,
-                                       segmentations=args.method, confound=confound,
-                                       provenance=provenance)
-        t_report = time.perf_counter() - t0
+        report_path, t_report = _write_cv_report(
+            args, comparison, args.report, X=X, y=y, feature_names=feature_names,
+            images=items if stain_info else paths, segmentations=args.method,
+            confound=confound, command=command,
+            data=f"{_md_code(data_info['path'])} ({args.loader} loader: {len(data)} of "
+                 f"{n_total} images{subset})",
+            stain="none" if stain_info is None else
+                  f"{args.stain}, every image on its own to a fixed target "
+                  f"({stain_info['target']}); nothing learnt from the evaluated images")
 
     body = {
         "leukfeat_version": __version__,

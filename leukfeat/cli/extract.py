@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import errno
-import sys
 import time
-import warnings
 from pathlib import Path
 
-from ._features import NO_CELL, _extract_matrix, _extractor
+from ._features import (_error_column, _extract_matrix, _extractor, _failed, _failures,
+                        _failures_listed)
 from ._inputs import _check_loader, _collect_images, _data_info, _load_labelled, _with_masks
-from ._output import (CommandError, _check_parquet, _fail_if_all_failed, _info, _out_file,
-                      _progress, _report_failures, _utf8_text, _write_table)
+from ._output import (CommandError, _fail_if_all_failed, _info, _out_table, _progress,
+                      _report_failures, _report_no_cell, _utf8_text, _write_table)
 
 
 def _extract_inputs(args):
@@ -50,9 +49,7 @@ def _extract_inputs(args):
 def _cmd_extract(args) -> int:
     import pandas as pd
 
-    out = _out_file(args.out, (".csv", ".parquet"), "--out", args.overwrite)
-    if out.suffix.lower() == ".parquet":
-        _check_parquet()
+    out = _out_table(args.out, "--out", args.overwrite)
     if args.per_cell and args.cell is not None:
         raise CommandError("--cell: not allowed with --per-cell (every cell gets a row)")
     paths, labels, groups, _ = _extract_inputs(args)
@@ -68,43 +65,33 @@ def _cmd_extract(args) -> int:
     if not args.per_cell:
         X, names, failures, no_cell = _extract_matrix(
             _extractor(args, len(paths), progress=progress), items)
-        error = [None] * len(paths)
-        for i, msg in failures.items():
-            error[i] = _utf8_text(msg)
-        for i in no_cell:
-            error[i] = NO_CELL
+        error = _error_column(len(paths), failures, no_cell)
         table = pd.concat([pd.DataFrame(head).assign(error=error),
                            pd.DataFrame(X, columns=names)], axis=1)
         n_rows = len(paths)
-        failed = [(paths[i], failures[i]) for i in sorted(failures)]
     else:
         from ..transformers import CELL_COLUMNS
 
         fx = _extractor(args, len(paths), progress=progress).fit(items)
-        with warnings.catch_warnings():   # failures are listed by the command, every path
-            warnings.filterwarnings("ignore", message=r".*images failed and gave NaN rows",
-                                    category=UserWarning)
+        with _failures_listed():
             cells = fx.transform_cells(items)
         names = [str(n) for n in fx.get_feature_names_out()]
-        fail_msg = {e["index"]: f"{e['error_type']}: {e['message']}" for e in fx.errors_}
+        failures = _failures(fx)
         owner = cells.pop("item").to_numpy()
         no_cell = sorted({int(i) for i in owner[cells["cell_label"].isna().to_numpy()]}
-                         - set(fail_msg))
-        error = [_utf8_text(fail_msg[i]) if i in fail_msg else
-                 (NO_CELL if i in no_cell else None) for i in owner]
+                         - set(failures))
+        error = _error_column(len(paths), failures, no_cell)   # per image
         heads = pd.DataFrame({k: [v[i] for i in owner] for k, v in head.items()})
-        table = pd.concat([heads, cells[list(CELL_COLUMNS)].assign(error=error),
-                           cells[names]], axis=1)
+        rows = cells[list(CELL_COLUMNS)].assign(error=[error[i] for i in owner])
+        table = pd.concat([heads, rows, cells[names]], axis=1)
         n_rows = len(table)
-        failed = [(paths[i], fail_msg[i]) for i in sorted(fail_msg)]
+    failed = _failed(paths, failures)
     _write_table(table, out)
     elapsed = time.perf_counter() - t0
     _report_failures("images could not be read or measured (NaN rows kept, see the "
                      "error column)", failed, len(paths), out)
     _fail_if_all_failed(failed, len(paths), out)
-    if no_cell:
-        print(f"leukfeat: {len(no_cell)} of {len(paths)} images have no white cell "
-              "(NaN rows kept, see the error column)", file=sys.stderr)
+    _report_no_cell(no_cell, len(paths), "NaN rows kept, see the error column")
     unit = "cell rows" if args.per_cell else "rows"
     print(f"wrote {out}: {n_rows} {unit} x {len(names)} features "
           f"({len(paths)} images, {len(failed)} failed, {len(no_cell)} without a white cell) "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ._features import _extract_matrix, _jobs
+from ._features import _extract_matrix, _failed, _jobs, _kept
 from ._inputs import _class_counts, _classifier_names, _data_info, _load_labelled
 from ._output import CommandError, _info, _jsonable, _out_file, _progress, _report_failures
 
@@ -38,8 +38,8 @@ def _cmd_train(args) -> int:
     # measured) are left out of training instead of becoming imputed rows.
     fx = model.named_steps["features"]
     X, _, failures, _ = _extract_matrix(fx, paths)
-    failed = [(paths[i], failures[i]) for i in sorted(failures)]
-    keep = np.asarray([i for i in range(len(paths)) if i not in failures], dtype=np.intp)
+    failed = _failed(paths, failures)
+    keep = _kept(len(paths), failures)
     if len(_class_counts(labels[keep])) < 2:
         raise CommandError(f"too few readable images to train on: "
                            f"{_class_counts(labels[keep])} ({len(failed)} failed)")
