@@ -515,3 +515,28 @@ def test_confound_check_passes_class_independent_background(cells60, tmp_path):
     assert "no sign" in rep.message
     with pytest.raises(ValueError, match="y"):
         ev.confound_check(paths, cells60.labels[:10])
+
+
+# --------------------------------------------------------------------------
+# the package keeps the module's face
+# --------------------------------------------------------------------------
+def test_public_names_keep_the_module_path():
+    """leukfeat.evaluate became a package: its public classes and functions are still
+    leukfeat.evaluate.X, the path by which pickles (and skops files) name them."""
+    import pickle
+    import pickletools
+
+    for name in ev.__all__:
+        obj = getattr(ev, name)
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__module__ == "leukfeat.evaluate", name
+    X, y = make_classification(60, 4, random_state=0)
+    report = ev.cross_validate(LogisticRegression(), X, y, n_bootstrap=0)
+    comparison = ev.Comparison.from_reports({"a": report})
+    data = pickle.dumps([report, comparison.reports])
+    modules = {arg for op, arg, _ in pickletools.genops(data)
+               if op.name in ("SHORT_BINUNICODE", "BINUNICODE")
+               and str(arg).startswith("leukfeat")}
+    assert modules == {"leukfeat.evaluate"}
+    again = pickle.loads(data)[0]
+    assert again.to_dict() == report.to_dict()
