@@ -580,18 +580,49 @@ class Recipe(TransformerMixin, BaseEstimator):
                 raise RecipeError(f"step {key!r}: {exc}") from None
         return state
 
-    def _one(self, item):
+    @property
+    def makes_mask(self) -> bool:
+        """Whether a step of the recipe makes a mask (``kmeans``, ``threshold``)."""
+        return any(isinstance(step, (KMeans, Threshold)) for _, step in self.steps)
+
+    def segment(self, image):
+        """The recipe's mask of one image as a
+        :class:`~leukfeat.segment.Segmentation` (8-connected objects as cells,
+        nucleus by :func:`~leukfeat.segment.split_nucleus`), whatever
+        ``output`` says: a recipe usable as the ``segmenter`` of
+        :class:`~leukfeat.transformers.FeatureExtractor` (``segmenter=recipe.segment``)
+        and by ``leukfeat segment/extract --recipe``.
+
+        Raises
+        ------
+        RecipeError
+            If no step of the recipe makes a mask.
+        """
+        return self._segmentation(self.run(image))
+
+    def _segmentation(self, state):
         from . import segment
 
-        state = self.run(item)
-        if self.output == "image":
-            return state.image
-        mask = (np.zeros(state.original.shape[:2], bool) if state.mask is None
-                else np.asarray(state.mask, bool))
+        if state.mask is None:
+            raise RecipeError(f"recipe {self.name or 'unnamed'!r} makes no mask (no kmeans or "
+                              "threshold step): it cannot segment")
+        mask = np.asarray(state.mask, bool)
         seg = segment.Segmentation.from_masks(mask, method=self.name or "recipe")
         if mask.any():
             seg = segment.Segmentation(seg.mask, segment.split_nucleus(state.original, mask),
                                        seg.labels, seg.method, {"recipe": self.name})
+        return seg
+
+    def _one(self, item):
+        state = self.run(item)
+        if self.output == "image":
+            return state.image
+        if state.mask is None:   # no mask step: no cell
+            from . import segment
+
+            seg = segment.Segmentation.empty(state.original.shape, self.name or "recipe")
+        else:
+            seg = self._segmentation(state)
         return seg if self.output == "segmentation" else (state.original, seg)
 
     def fit(self, X, y=None):

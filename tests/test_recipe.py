@@ -294,3 +294,48 @@ def test_watershed_split_separates_touching_cells_and_names_are_checked(tmp_path
     shipped = load_recipe("taleghani-hsv")
     assert shipped.description
     assert load_recipe(shipped.save(tmp_path / "t.yaml")).description == shipped.description
+
+
+def test_cli_segment_and_extract_with_a_recipe(tmp_path):
+    """``--recipe`` (a shipped name or a file) writes the same files as
+    ``--method``, with the recipe's mask; extract measures the recipe's
+    cells (as FeatureExtractor(segmenter=recipe.segment)); a recipe that
+    makes no mask, or an unknown one, is an error (exit 2)."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from leukfeat.cli.segment import SEGMENT_FILES
+    from leukfeat.transformers import FeatureExtractor
+
+    data = make_cells(3, size=(140, 180), n_white_cells=2, random_state=8)
+    paths = data.save(tmp_path / "imgs")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "leukfeat", *map(str, args)], cwd=tmp_path,
+                              capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONIOENCODING="utf-8"), timeout=300)
+
+    recipe = load_recipe("chowdhury-lab-kmeans")
+    custom = recipe.save(tmp_path / "mine.yaml")
+    for source, out in (("chowdhury-lab-kmeans", "seg"), (custom, "seg-file")):
+        proc = cli("segment", tmp_path / "imgs", "--recipe", source, "--out", tmp_path / out)
+        assert proc.returncode == 0, proc.stderr
+        for p in paths:
+            stem = os.path.splitext(os.path.basename(p))[0]
+            for suffix in SEGMENT_FILES.values():
+                assert (tmp_path / out / f"{stem}{suffix}").is_file()
+            mask = cv2.imread(str(tmp_path / out / f"{stem}_mask.png"), cv2.IMREAD_GRAYSCALE)
+            assert np.array_equal(mask > 0, recipe.segment(read_image(p)).mask)
+    proc = cli("extract", *paths, "--recipe", "chowdhury-lab-kmeans", "--groups", "shape",
+               "--out", tmp_path / "f.csv")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(tmp_path / "f.csv")
+    fx = FeatureExtractor(segmenter=recipe.segment, groups=("shape",)).fit(paths)
+    np.testing.assert_array_equal(table[list(fx.get_feature_names_out())].to_numpy(float),
+                                  fx.transform(paths))
+    for bad, message in (("leuknet-resize", "makes no mask"), ("nope", "no shipped recipe")):
+        proc = cli("segment", tmp_path / "imgs", "--recipe", bad, "--out", tmp_path / "x")
+        assert proc.returncode == 2 and message in proc.stderr

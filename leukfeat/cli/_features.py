@@ -11,7 +11,7 @@ import warnings
 
 from .. import extract as _extract
 from .. import segment as _segment
-from ._output import _utf8_text
+from ._output import CommandError, _utf8_text
 
 
 #: Feature groups, cell choices and segmenters: the library's own tuples
@@ -47,10 +47,30 @@ def _cv_jobs(args, n_images: int, n_models: int, cv: int) -> int:
     return _jobs(args, n_images * n_models * cv, AUTO_MIN_CV_WORK)
 
 
+def _segmenter(args):
+    """``(segmenter, label)`` of a command: ``--method``'s name, or with
+    ``--recipe`` the recipe's ``segment`` (a picklable bound method) and name."""
+    name = getattr(args, "recipe", None)
+    if name is None:
+        return args.method, args.method
+    from ..recipe import RecipeError, load_recipe
+
+    try:
+        recipe = load_recipe(name)
+    except RecipeError as exc:
+        raise CommandError(f"--recipe: {exc}") from None
+    except FileNotFoundError as exc:
+        raise CommandError(f"--recipe: {exc}") from None
+    if not recipe.makes_mask:
+        raise CommandError(f"--recipe: {recipe.name or name!r} makes no mask (no kmeans or "
+                           "threshold step): it pre-processes images but cannot segment")
+    return recipe.segment, f"recipe {recipe.name or name}"
+
+
 def _extractor(args, n_items, *, cell=None, progress=False):
     from ..transformers import FeatureExtractor
 
-    return FeatureExtractor(segmenter=args.method, groups=tuple(args.groups),
+    return FeatureExtractor(segmenter=_segmenter(args)[0], groups=tuple(args.groups),
                             cell=cell or args.cell or "largest",
                             n_jobs=_jobs(args, n_items),
                             on_error="nan", cache=getattr(args, "cache", None),

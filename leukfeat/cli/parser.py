@@ -92,6 +92,19 @@ def _add_n_jobs(p, cv: bool = False) -> None:
                         "no limit)")
 
 
+def _add_recipe(p) -> None:
+    p.add_argument("--recipe", metavar="NAME|FILE", default=None,
+                   help="segment with a recipe instead of --method: a shipped one ("
+                        + ", ".join(_recipe_names()) + ") or a recipe YAML/JSON file "
+                        "(see docs/recipes.rst); it must make a mask")
+
+
+def _recipe_names() -> tuple:
+    from ..recipe import SHIPPED
+
+    return SHIPPED
+
+
 def _add_features(p, *, cell=True) -> None:
     g = p.add_argument_group("features")
     g.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
@@ -198,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
     s.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="segmenter (default: %(default)s)")
+    _add_recipe(s)
     _add_overwrite(s, "the files of an earlier run in --out")
     _add_n_jobs(s)
     _add_quiet(s)
@@ -230,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--per-cell", action="store_true",
                    help="one row per white cell (columns cell_label, centroid_row/col, "
                         "bbox_min/max_row/col) instead of per image")
+    _add_recipe(e)
     e.add_argument("--masks", metavar="DIR", default=None,
                    help="your own masks instead of segmentation, matched to each image by "
                         "file stem: <stem>.png/.tif, <stem>_mask.png, <stem>_labels.tif, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._features import _jobs
+from ._features import _jobs, _segmenter
 from ._inputs import _collect_images
 from ._output import (CommandError, _fail_if_all_failed, _info, _progress, _report_failures,
                       _utf8_text, _write_table)
@@ -114,8 +114,9 @@ def _cmd_segment(args) -> int:
                                f"run writes (e.g. {earlier[0].name}); pass --overwrite to "
                                "replace them")
     out.mkdir(parents=True, exist_ok=True)
-    _info(args, f"segmenting {len(paths)} images ({args.method}) into {out} ...")
-    results, failures = _map(_SegmentTask(out, args.method), list(zip(paths, stems)),
+    segmenter, label = _segmenter(args)
+    _info(args, f"segmenting {len(paths)} images ({label}) into {out} ...")
+    results, failures = _map(_SegmentTask(out, segmenter), list(zip(paths, stems)),
                              n_jobs=_jobs(args, len(paths)), progress=_progress(args),
                              desc="segment",
                              on_error="collect")
@@ -140,7 +141,7 @@ def _cmd_segment(args) -> int:
     _report_failures("images could not be segmented", failed, len(paths), summary)
     _fail_if_all_failed(failed, len(paths), summary)
     ok = table[table.error.isna()]
-    print(f"segmented {len(ok)} of {len(paths)} images ({args.method}): "
+    print(f"segmented {len(ok)} of {len(paths)} images ({label}): "
           f"{int(ok.n_cells.sum())} white cells, {int((ok.n_cells == 0).sum())} images "
           f"without one; {len(errors)} failed")
     print(f"masks, nuclei and overlays in {out.resolve()}; summary {summary}")
