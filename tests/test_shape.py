@@ -540,3 +540,23 @@ def test_bad_inputs():
         shape_features(cell, cell, lobe_depth=1.5)
     with pytest.raises(ValueError, match="prefix"):
         shape_feature_names(prefix="")
+
+
+def test_lobe_count_uses_exact_distances():
+    """The lobe count sees the exact Euclidean distances (scipy's EDT, as
+    float32), not OpenCV's, whose last bit varied between calls on the same
+    mask and flipped the count of a Taleghani field (1 or 2 at random)."""
+    from scipy import ndimage as ndi
+
+    from leukfeat.extract import shape as sh
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        u = np.zeros((60, 70), np.uint8)
+        for _ in range(rng.integers(1, 4)):
+            cy, cx, r = rng.integers(15, 45), rng.integers(15, 55), rng.integers(5, 14)
+            yy, xx = np.ogrid[:60, :70]
+            u[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 1
+        exact = ndi.distance_transform_edt(u).astype(np.float32)
+        expected = float(sh._kernels().lobe_count(exact, float(exact.max()), 0.5, 10))
+        assert sh._lobe_count(u, 0.5) == expected

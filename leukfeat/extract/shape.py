@@ -237,6 +237,11 @@ def _lobe_count(u, depth, levels=10):
     checks it against the same definition written with OpenCV labelling).
     """
     dist = cv2.distanceTransform(u, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # The exact Euclidean distances are square roots of integers, but OpenCV's
+    # float32 result can differ in its last bit between calls on the same mask,
+    # and the lobe levels are fractions of the maximum: snap every distance to
+    # the float32 of sqrt(its integer square), so the count is deterministic.
+    dist = np.sqrt(np.rint(dist.astype(np.float64) ** 2)).astype(np.float32)
     dmax = float(dist.max())
     if not dmax > 0:
         return np.nan
