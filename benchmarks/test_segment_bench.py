@@ -26,6 +26,7 @@ import pytest
 from _timing import median_time
 
 from leukfeat import segment as S
+from leukfeat.segment import _methods as M
 from leukfeat.datasets import make_cells
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "taleghani-all"
@@ -66,7 +67,7 @@ def sklearn_recipe(rgb, k=4, n_init="auto", min_size=None, same_init=False):
     centres = km.cluster_centers_.ravel()[order]
     counts = np.bincount(km.labels_, minlength=k)[order]
     bounds = (centres[1:] + centres[:-1]) / 2
-    thr = S._stained_threshold(centres, bounds, counts, min_stain=8.0)
+    thr = M._stained_threshold(centres, bounds, counts, min_stain=8.0)
     if thr is None:
         return np.zeros(a.shape, bool)
     # a pixel's cluster is its nearest centre, i.e. a > thr for the kept ones

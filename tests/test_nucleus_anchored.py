@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from leukfeat import segment as S
-from leukfeat import _segkernels as K
+from leukfeat.segment import _kernels as K
 from leukfeat.datasets import make_cells
 from leukfeat.io import read_image
 
@@ -159,7 +159,7 @@ def test_every_cell_keeps_a_nucleus_when_something_darker_lies_in_it():
         assert seg.nucleus[seg.labels == g].any(), g
     # the step itself: one cell, a nucleus (L* 150) paler than a dark patch
     # (L* 40) of the cell, and a second cell whose nucleus is the dark part
-    from leukfeat._anchored import _darker_part
+    from leukfeat.segment._anchored import _darker_part
     light = np.full((12, 24), 150, np.uint8)
     labels = np.zeros((12, 24), np.int32)
     labels[1:11, 1:11] = 1

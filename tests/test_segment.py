@@ -10,6 +10,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from leukfeat import segment as S
+from leukfeat.segment import _kernels as K
+from leukfeat.segment import _methods as M
 from leukfeat.datasets import make_cells
 
 from _shared import TALEGHANI, taleghani_files
@@ -87,7 +89,7 @@ def _kmeans_numpy(hist: np.ndarray, k: int, *, init=None, max_iter: int = 100):
     levels = np.arange(hist.size, dtype=np.float64)
     if total == 0:
         return np.empty(0), np.empty(0), np.empty(0, np.int64)
-    centres = S._initial_centres(hist, k, init)      # the loop is what is compared
+    centres = M._initial_centres(hist, k, init)      # the loop is what is compared
     # cluster j holds the levels v with bounds[j-1] < v <= bounds[j]; with
     # cumulative sums each Lloyd step costs O(k), not O(256). The loop runs on
     # Python floats (k is small: numpy's per-call overhead would dominate);
@@ -173,12 +175,12 @@ def _histograms(rng):
 def test_kmeans_kernel_equals_numpy_loop(rng, k):
     for h in _histograms(rng):
         for max_iter in (0, 1, 3, 100):
-            got = S._kmeans_on_histogram(h, k, max_iter=max_iter)
+            got = M._kmeans_on_histogram(h, k, max_iter=max_iter)
             want = _kmeans_numpy(h, k, max_iter=max_iter)
             for g, w in zip(got, want):
                 np.testing.assert_array_equal(g, w)
     h = _histograms(rng)[1]
-    got = S._kmeans_on_histogram(h, 3, init=[10.0, 100.0, 200.0])
+    got = M._kmeans_on_histogram(h, 3, init=[10.0, 100.0, 200.0])
     want = _kmeans_numpy(h, 3, init=[10.0, 100.0, 200.0])
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
@@ -192,7 +194,7 @@ def test_histogram_kernels_equal_opencv(rng):
             np.full((5, 6, 3), 200, np.uint8)]
     imgs += [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2LAB)
              for f in sorted(TALEGHANI.glob("*/*.jpg"))[::800]]
-    k = S._kernels()
+    k = K
     for lab in imgs:
         joint = cv2.calcHist([lab], [1, 2], None, [256, 256], [0, 256, 0, 256])
         np.testing.assert_array_equal(k.channel_histogram(lab, 1), joint.sum(axis=1))
@@ -231,7 +233,7 @@ def test_label_boxes_equal_bounding_rect(rng):
         labels[r:r + rng.integers(1, 6), c:c + rng.integers(1, 7)] = v
     labels[0, 60] = 3                                          # a label in two pieces
     labels[labels == 5] = 0                                    # and one absent
-    k = S._kernels()
+    k = K
     boxes = k.label_boxes(labels, 7)
     for v in range(1, 8):
         x, y, w, h = cv2.boundingRect((labels == v).view(np.uint8))
@@ -243,7 +245,7 @@ def test_label_boxes_equal_bounding_rect(rng):
 
 def test_otsu_kernel_equals_numpy(rng):
     for h in _histograms(rng):
-        got, want = S._otsu_from_hist(h), _otsu_numpy(h)
+        got, want = M._otsu_from_hist(h), _otsu_numpy(h)
         assert (np.isnan(got) and np.isnan(want)) or got == want
 
 
@@ -257,18 +259,18 @@ def test_drop_specks_kernel_equals_numpy(rng):
         if seed % 3 == 0:   # cells touching (a watershed split): pieces straddle two cells
             cells = np.where(cells_mask, 1 + (np.arange(120)[None, :] > 60), 0).astype(np.int32)
         for frac in (0.0, 0.02, 0.2):
-            got = S._drop_specks(parts, cells_mask, cells, frac)
+            got = M._drop_specks(parts, cells_mask, cells, frac)
             want = _drop_specks_numpy(parts, cells_mask, cells, frac)
             assert got.dtype == bool
             np.testing.assert_array_equal(got, want)
     empty = np.zeros((5, 5), np.int32)
-    assert not S._drop_specks(empty, empty > 0, empty, 0.02).any()
+    assert not M._drop_specks(empty, empty > 0, empty, 0.02).any()
 
 
 def _nucleus_pieces_contours(dark, smooth):
     """The former nucleus pieces: opening, outer contours of at least 2 filled
     pixels drawn filled, labelled (reference of the flood-fill form)."""
-    m = cv2.morphologyEx(dark, cv2.MORPH_OPEN, S._disk(smooth)) if smooth else dark
+    m = cv2.morphologyEx(dark, cv2.MORPH_OPEN, M._disk(smooth)) if smooth else dark
     cs, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cs = [c for c in cs if cv2.contourArea(c) + len(c) / 2.0 + 1.0 >= 2]
     filled = np.zeros(m.shape, np.uint8)
@@ -288,12 +290,12 @@ def test_nucleus_pieces_equal_contour_fill():
         ch = (ndi.gaussian_filter(r.random(shape), 1.0 + seed % 3) * 255).astype(np.uint8)
         ch[r.random(shape) < 0.02] = 0                      # single dark pixels
         for smooth in (0, 1, 2):
-            got = S._nucleus_from_channel(ch, cells_mask, cells, min_contrast=0.0,
+            got = M._nucleus_from_channel(ch, cells_mask, cells, min_contrast=0.0,
                                           smooth=smooth)
             hist = np.bincount(ch[cells_mask], minlength=256).astype(np.float64)
-            if not cells_mask.any() or np.isnan(S._otsu_from_hist(hist)):
+            if not cells_mask.any() or np.isnan(M._otsu_from_hist(hist)):
                 continue
-            t = int(S._otsu_from_hist(hist))
+            t = int(M._otsu_from_hist(hist))
             dark = ((ch <= t) & cells_mask).astype(np.uint8) * 255
             want = _drop_specks_numpy(_nucleus_pieces_contours(dark, smooth), cells_mask,
                                       cells, 0.02)

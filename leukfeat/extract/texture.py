@@ -139,7 +139,7 @@ are taken from the whole image.
 Implementation
 --------------
 The GLCM statistics come from compiled (numba) kernels, compiled on first use
-and cached on disk (``leukfeat/extract/_kernels.py``). One pass over the
+and cached on disk (``leukfeat/extract/_texture_kernels.py``). One pass over the
 image counts the four directions at once: for each row the table cells of
 the unordered pairs ``(min(a, b), max(a, b))`` are computed (a vectorised
 loop), then counted into one 256 x 256 int32 table per direction; a mask
@@ -374,10 +374,10 @@ _TLS = threading.local()
 
 
 def _kernels():
-    """The :mod:`._kernels` module, imported on first use (numba is slow to import)."""
+    """The :mod:`._texture_kernels` module, imported on first use (numba is slow to import)."""
     global _KERNELS, _XLOG_TABLE
     if _KERNELS is None:
-        from . import _kernels as k
+        from . import _texture_kernels as k
         _XLOG_TABLE = k.xlog2x_table()
         _KERNELS = k
     return _KERNELS

@@ -3,7 +3,7 @@
 Imported lazily by :mod:`leukfeat.segment` on the first segmentation, so that
 ``import leukfeat`` does not import numba; compiled once with
 ``cache=True`` and reused by later processes (e.g. joblib workers), like
-:mod:`leukfeat.extract._kernels`.
+:mod:`leukfeat.extract._texture_kernels`.
 
 Each kernel does exactly the arithmetic of the numpy code it replaces, in
 the same order, so the results are identical; the numpy forms are kept in
@@ -12,7 +12,7 @@ involved are small (a 256-bin histogram, k = 4 centres) or the work is a
 couple of passes over a label image, where numpy's per-call overhead and
 temporary arrays cost more than the arithmetic.
 
-The kernels of the nucleus-anchored segmenter (:mod:`leukfeat._anchored`,
+The kernels of the nucleus-anchored segmenter (:mod:`leukfeat.segment._anchored`,
 from :func:`ray_bounds` on) are its polar-grid contour search and the
 per-pixel and per-label passes around it; each is tested against its
 numpy, scipy or OpenCV counterpart where one exists

@@ -12,7 +12,7 @@ the cytoplasm. So the segmenter works outwards from the nucleus:
    nuclei too small for a white cell are dropped (:func:`anchored_labels`).
 3. Cytoplasm: a closed star-shaped contour around each nucleus, found by
    dynamic programming on a polar grid (:meth:`_Field.cell`,
-   :func:`leukfeat._segkernels.cell_contour`).
+   :func:`leukfeat.segment._kernels.cell_contour`).
 
 Sizes are relative to each nucleus (its convex hull radius) or to the
 field's red cells, never pixels, so the same defaults serve 100-pixel
@@ -26,7 +26,7 @@ import math
 import cv2
 import numpy as np
 
-from .segment import _contrasted_otsu, _fill_holes_u8, _kernels, _otsu_from_hist, otsu_threshold
+from ._methods import _contrasted_otsu, _fill_holes_u8, _kernels, _otsu_from_hist, otsu_threshold
 
 __all__ = ["anchored_labels", "blue_ratio", "nucleus_channel", "MIN_BLUE"]
 
@@ -78,7 +78,7 @@ def _kmeans_models(x, k):
 
 
 def _stack(models):
-    """Models as the arrays of :func:`leukfeat._segkernels.gauss_loglik_max`."""
+    """Models as the arrays of :func:`leukfeat.segment._kernels.gauss_loglik_max`."""
     if not models:
         return np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros(0)
     return (np.array([m[0] for m in models]), np.array([m[1] for m in models]),
