@@ -49,6 +49,7 @@ from ._batch import PATH_TYPES as _PATH_TYPES
 from ._batch import _map, check_choice, check_n_jobs, check_segmenter, image_tags
 from ._batch import as_batch as _as_items
 from ._batch import ImageBatchTransformer, load_item, load_rgb
+from ._numba import warm_kernels
 from ._validation import as_uint8_rgb, check_image, check_int_pair
 
 __all__ = [
@@ -86,7 +87,7 @@ def _callable_id(fn) -> dict:
         return {"name": name}
 
 
-_FINGERPRINT_MODULES = ("io.py", "preprocess.py", "segment.py", "_filters.py",
+_FINGERPRINT_MODULES = ("io.py", "preprocess.py", "segment", "_filters.py",
                         "_validation.py", "extract")
 
 
@@ -417,7 +418,7 @@ class FeatureExtractor(ImageBatchTransformer):
         cache_dir = self._cache_dir(key)
         task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir))
         if self.n_jobs not in (None, 1) and len(items) > 1:
-            extract._warm_kernels()     # compiled once here, not in every worker
+            warm_kernels()     # compiled once here, not in every worker
         rows, failures = self._map_items(task, items, "features")
         out = np.full((len(items), len(names)), np.nan, dtype=np.float64)
         for i, row in enumerate(rows):
@@ -476,7 +477,7 @@ class FeatureExtractor(ImageBatchTransformer):
         task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir),
                             per_cell=True)
         if self.n_jobs not in (None, 1) and len(items) > 1:
-            extract._warm_kernels()
+            warm_kernels()
         tables, failures = self._map_items(task, items, "features")
         width = len(CELL_COLUMNS) + len(names)
         blocks, owner = [], []

@@ -218,7 +218,7 @@ def test_count_and_sorted_row_kernels_equal_numpy():
     """Percentiles from 256-bin counts and from sorted rows are exactly
     numpy.percentile of the values; moments are those of count_moments /
     row_moments."""
-    from leukfeat.extract import _texture_kernels as k
+    from leukfeat.extract import _colour_kernels as k
     rng = np.random.default_rng(5)
     pcts = np.array([0.0, 10.0, 12.5, 50.0, 90.0, 99.9, 100.0])
     values = np.stack([np.arange(256.0), np.arange(256.0) / 255.0])

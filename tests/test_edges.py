@@ -58,7 +58,7 @@ def reference(img, cell, sigmas=(1.0, 2.0), ring_width=3, edge_threshold=0.02):
 # --------------------------------------------------------------------------
 
 def _kernels():
-    from leukfeat.extract import _texture_kernels as k
+    from leukfeat.extract import _edges_kernels as k
     return k
 
 

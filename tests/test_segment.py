@@ -11,7 +11,8 @@ from scipy import ndimage as ndi
 
 from leukfeat import segment as S
 from leukfeat.segment import _kernels as K
-from leukfeat.segment import _methods as M
+from leukfeat.segment import _morphology as MO
+from leukfeat.segment import _threshold as TH
 from leukfeat.datasets import make_cells
 
 from _shared import TALEGHANI, taleghani_files
@@ -89,7 +90,7 @@ def _kmeans_numpy(hist: np.ndarray, k: int, *, init=None, max_iter: int = 100):
     levels = np.arange(hist.size, dtype=np.float64)
     if total == 0:
         return np.empty(0), np.empty(0), np.empty(0, np.int64)
-    centres = M._initial_centres(hist, k, init)      # the loop is what is compared
+    centres = TH._initial_centres(hist, k, init)      # the loop is what is compared
     # cluster j holds the levels v with bounds[j-1] < v <= bounds[j]; with
     # cumulative sums each Lloyd step costs O(k), not O(256). The loop runs on
     # Python floats (k is small: numpy's per-call overhead would dominate);
@@ -175,12 +176,12 @@ def _histograms(rng):
 def test_kmeans_kernel_equals_numpy_loop(rng, k):
     for h in _histograms(rng):
         for max_iter in (0, 1, 3, 100):
-            got = M._kmeans_on_histogram(h, k, max_iter=max_iter)
+            got = TH.kmeans_on_histogram(h, k, max_iter=max_iter)
             want = _kmeans_numpy(h, k, max_iter=max_iter)
             for g, w in zip(got, want):
                 np.testing.assert_array_equal(g, w)
     h = _histograms(rng)[1]
-    got = M._kmeans_on_histogram(h, 3, init=[10.0, 100.0, 200.0])
+    got = TH.kmeans_on_histogram(h, 3, init=[10.0, 100.0, 200.0])
     want = _kmeans_numpy(h, 3, init=[10.0, 100.0, 200.0])
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
@@ -194,13 +195,12 @@ def test_histogram_kernels_equal_opencv(rng):
             np.full((5, 6, 3), 200, np.uint8)]
     imgs += [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2LAB)
              for f in sorted(TALEGHANI.glob("*/*.jpg"))[::800]]
-    k = K
     for lab in imgs:
         joint = cv2.calcHist([lab], [1, 2], None, [256, 256], [0, 256, 0, 256])
-        np.testing.assert_array_equal(k.channel_histogram(lab, 1), joint.sum(axis=1))
+        np.testing.assert_array_equal(K.channel_histogram(lab, 1), joint.sum(axis=1))
         for cut in (0, 1, 137, 200, 255):
             raw = np.empty(lab.shape[:2], np.uint8)
-            b_in, b_out = k.split_by_threshold(lab, cut, raw)
+            b_in, b_out = K.split_by_threshold(lab, cut, raw)
             np.testing.assert_array_equal(b_in, joint[cut:].sum(axis=0))
             np.testing.assert_array_equal(b_out, joint[:cut].sum(axis=0))
             np.testing.assert_array_equal(raw, cv2.compare(lab[..., 1], cut, cv2.CMP_GE))
@@ -233,19 +233,18 @@ def test_label_boxes_equal_bounding_rect(rng):
         labels[r:r + rng.integers(1, 6), c:c + rng.integers(1, 7)] = v
     labels[0, 60] = 3                                          # a label in two pieces
     labels[labels == 5] = 0                                    # and one absent
-    k = K
-    boxes = k.label_boxes(labels, 7)
+    boxes = K.label_boxes(labels, 7)
     for v in range(1, 8):
         x, y, w, h = cv2.boundingRect((labels == v).view(np.uint8))
         want = (y, y + h, x, x + w) if w else (0, 0, 0, 0)
         assert tuple(boxes[v]) == want
-    assert k.label_boxes(labels, 2).shape == (0, 4)            # label 3 > n: refused
-    assert k.label_boxes(-labels, 7).shape == (0, 4)
+    assert K.label_boxes(labels, 2).shape == (0, 4)            # label 3 > n: refused
+    assert K.label_boxes(-labels, 7).shape == (0, 4)
 
 
 def test_otsu_kernel_equals_numpy(rng):
     for h in _histograms(rng):
-        got, want = M._otsu_from_hist(h), _otsu_numpy(h)
+        got, want = TH.otsu_from_hist(h), _otsu_numpy(h)
         assert (np.isnan(got) and np.isnan(want)) or got == want
 
 
@@ -259,18 +258,18 @@ def test_drop_specks_kernel_equals_numpy(rng):
         if seed % 3 == 0:   # cells touching (a watershed split): pieces straddle two cells
             cells = np.where(cells_mask, 1 + (np.arange(120)[None, :] > 60), 0).astype(np.int32)
         for frac in (0.0, 0.02, 0.2):
-            got = M._drop_specks(parts, cells_mask, cells, frac)
+            got = TH._drop_specks(parts, cells_mask, cells, frac)
             want = _drop_specks_numpy(parts, cells_mask, cells, frac)
             assert got.dtype == bool
             np.testing.assert_array_equal(got, want)
     empty = np.zeros((5, 5), np.int32)
-    assert not M._drop_specks(empty, empty > 0, empty, 0.02).any()
+    assert not TH._drop_specks(empty, empty > 0, empty, 0.02).any()
 
 
 def _nucleus_pieces_contours(dark, smooth):
     """The former nucleus pieces: opening, outer contours of at least 2 filled
     pixels drawn filled, labelled (reference of the flood-fill form)."""
-    m = cv2.morphologyEx(dark, cv2.MORPH_OPEN, M._disk(smooth)) if smooth else dark
+    m = cv2.morphologyEx(dark, cv2.MORPH_OPEN, MO.disk(smooth)) if smooth else dark
     cs, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cs = [c for c in cs if cv2.contourArea(c) + len(c) / 2.0 + 1.0 >= 2]
     filled = np.zeros(m.shape, np.uint8)
@@ -290,12 +289,12 @@ def test_nucleus_pieces_equal_contour_fill():
         ch = (ndi.gaussian_filter(r.random(shape), 1.0 + seed % 3) * 255).astype(np.uint8)
         ch[r.random(shape) < 0.02] = 0                      # single dark pixels
         for smooth in (0, 1, 2):
-            got = M._nucleus_from_channel(ch, cells_mask, cells, min_contrast=0.0,
+            got = TH.nucleus_from_channel(ch, cells_mask, cells, min_contrast=0.0,
                                           smooth=smooth)
             hist = np.bincount(ch[cells_mask], minlength=256).astype(np.float64)
-            if not cells_mask.any() or np.isnan(M._otsu_from_hist(hist)):
+            if not cells_mask.any() or np.isnan(TH.otsu_from_hist(hist)):
                 continue
-            t = int(M._otsu_from_hist(hist))
+            t = int(TH.otsu_from_hist(hist))
             dark = ((ch <= t) & cells_mask).astype(np.uint8) * 255
             want = _drop_specks_numpy(_nucleus_pieces_contours(dark, smooth), cells_mask,
                                       cells, 0.02)

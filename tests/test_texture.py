@@ -681,9 +681,8 @@ def test_import_does_not_import_numba():
 
 
 def test_warm_kernels_runs():
-    from leukfeat import extract
-    T._warm_kernels()
-    extract._warm_kernels()
+    from leukfeat._numba import warm_kernels
+    warm_kernels()
     assert not T._count_table().any()
 
 

@@ -774,3 +774,15 @@ def test_stain_pipeline_keeps_good_rows_around_a_bad_file(paths, corrupt_file):
         X = pipe[:-1].fit_transform([paths[0], corrupt_file, paths[1], paths[2]])
     assert np.isnan(X[1]).all() and np.isfinite(X[[0, 2, 3]]).any(axis=1).all()
     assert pipe.named_steps["features"].errors_[0]["item"] == str(corrupt_file)
+
+
+def test_cache_fingerprint_covers_every_module_of_the_values():
+    """Every entry of the feature cache's code fingerprint exists (a moved
+    module would silently drop out of the key)."""
+    from pathlib import Path
+
+    from leukfeat import transformers as tr
+    root = Path(tr.__file__).resolve().parent
+    for entry in tr._FINGERPRINT_MODULES:
+        assert (root / entry).exists(), entry
+    assert (root / "segment" / "_anchored.py").is_file()    # the default segmenter's code

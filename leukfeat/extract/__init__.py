@@ -276,16 +276,6 @@ def _measure_crop(img, cm, nm, groups, cfg) -> list:
     return [REGISTRY[g].measure(crop, cfg) for g in groups]
 
 
-def _warm_kernels() -> None:
-    """Load (or, on a cold numba cache, compile once) every compiled kernel
-    of segmentation and feature extraction. Called in the parent process
-    before a parallel batch, so that the workers find them cached on disk
-    instead of each compiling them."""
-    from .. import segment
-    segment._warm_kernels()
-    texture._warm_kernels()
-
-
 def _cell_groups(groups) -> tuple:
     """The groups measured per cell (the others are measured once per field)."""
     return tuple(g for g in groups if REGISTRY[g].per_cell)

@@ -30,8 +30,8 @@ from numbers import Integral
 import cv2
 import numpy as np
 
+from .._numba import companion
 from .._validation import as_uint8_rgb, check_image, check_mask
-from .texture import _kernels
 
 __all__ = ["colour_features", "colour_feature_names"]
 
@@ -52,6 +52,17 @@ _SRGB_TO_LINEAR = np.arange(256) / 255.0
 _SRGB_TO_LINEAR = np.where(_SRGB_TO_LINEAR > 0.04045,
                            ((_SRGB_TO_LINEAR + 0.055) / 1.055) ** 2.4,
                            _SRGB_TO_LINEAR / 12.92)
+
+
+_kernels = companion("leukfeat.extract._colour_kernels")
+
+
+def _warm() -> None:
+    """Call every colour kernel once (see :func:`leukfeat._numba.warm_kernels`)."""
+    k = _kernels()
+    k.row_moments(np.ones((2, 3)), np.zeros(2, bool), np.empty((2, 4)))
+    k.count_stats(np.ones((1, 2, 4)), np.ones((2, 4)), np.array([50.0]), np.empty((1, 2, 5)))
+    k.sorted_row_stats(np.ones((2, 3)), np.ones((2, 3)), np.array([50.0]), np.empty((2, 5)))
 
 
 # --------------------------------------------------------------------------

@@ -27,12 +27,23 @@ import numpy as np
 
 from .._filters import (_check_sigma, _gaussian_kernels, _log,  # noqa: F401
                         log_response, zero_crossings)
+from .._numba import companion
 from .._validation import as_uint8_rgb, check_image, check_mask
-from .texture import _kernels
 
 __all__ = ["edge_features", "edge_feature_names", "log_response", "zero_crossings"]
 
 _BT601 = np.array([0.299, 0.587, 0.114])
+_kernels = companion("leukfeat.extract._edges_kernels")
+
+
+def _warm() -> None:
+    """Call every edge kernel once (see :func:`leukfeat._numba.warm_kernels`)."""
+    k = _kernels()
+    r = np.arange(9.0).reshape(3, 3) - 4.0
+    k.log_stats(r, r > -3, np.empty(4))
+    k.boundary_stats(r, r, r, r > -3, np.zeros((3, 3), np.uint8), 0.0, np.empty(8))
+
+
 # --------------------------------------------------------------------------
 # names
 # --------------------------------------------------------------------------

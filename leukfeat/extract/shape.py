@@ -30,8 +30,8 @@ from numbers import Integral, Real
 import cv2
 import numpy as np
 
+from .._numba import companion
 from .._validation import check_mask
-from .texture import _kernels
 
 __all__ = ["shape_features", "shape_feature_names"]
 
@@ -53,6 +53,18 @@ _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 # Pixel-edge midpoints ("diamond") in doubled integer coordinates, as used by
 # skimage.morphology.convex_hull_image(offset_coordinates=True).
 _DIAMOND2 = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.int32)
+
+
+_kernels = companion("leukfeat.extract._shape_kernels")
+
+
+def _warm() -> None:
+    """Call every shape kernel once (see :func:`leukfeat._numba.warm_kernels`)."""
+    k = _kernels()
+    k.lobe_count(np.ones((2, 2), np.float32), 1.0, 0.25, 10)
+    sq = np.array([[0, 0], [0, 1], [1, 1], [1, 0]], np.int32)
+    k.region_geometry(np.ones((2, 2), np.uint8), sq, sq, 2 * sq, 0.5, 0.5, 10, 8,
+                      np.empty(5), np.empty(10), np.empty((9, 9)))
 
 
 # --------------------------------------------------------------------------
@@ -233,7 +245,7 @@ def _zernike_matrix(degree):
 def _lobe_count(u, depth, levels=10):
     """Number of lobes of a (possibly fragmented) region, see shape_features.
 
-    The levels are counted by :func:`._kernels.lobe_count` (the test suite
+    The levels are counted by :func:`._shape_kernels.lobe_count` (the test suite
     checks it against the same definition written with OpenCV labelling).
     """
     dist = cv2.distanceTransform(u, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)

@@ -180,6 +180,7 @@ from numbers import Integral
 import cv2
 import numpy as np
 
+from .._numba import companion
 from .._validation import as_uint8_rgb, check_image, check_mask
 
 __all__ = [
@@ -368,28 +369,12 @@ def _pair_mask(mask, dy: int, dx: int):
 # compiled kernels (numba, imported and compiled on first use)
 # --------------------------------------------------------------------------- #
 
-_KERNELS = None
-_XLOG_TABLE = None
+_kernels = companion("leukfeat.extract._texture_kernels")
 _TLS = threading.local()
 
 
-def _kernels():
-    """The :mod:`._texture_kernels` module, imported on first use (numba is slow to import)."""
-    global _KERNELS, _XLOG_TABLE
-    if _KERNELS is None:
-        from . import _texture_kernels as k
-        _XLOG_TABLE = k.xlog2x_table()
-        _KERNELS = k
-    return _KERNELS
-
-
-def _warm_kernels() -> None:
-    """Load (or compile, on a cold cache) the kernels of texture, colour, shape and edges.
-
-    Compilation happens on the first call anyway; calling this once in a
-    parent process before starting workers avoids that each worker compiles
-    the kernels itself when the on-disk cache is cold.
-    """
+def _warm() -> None:
+    """Call every texture kernel once (see :func:`leukfeat._numba.warm_kernels`)."""
     img = (np.arange(64, dtype=np.uint8).reshape(8, 8) * 3) % 251
     mask = np.ones(img.shape, bool)
     mask[0, 0] = False
@@ -397,17 +382,6 @@ def _warm_kernels() -> None:
         _haralick_q(img, None, d, False)
         _haralick_q(img, mask, d, False)
     lbp_histogram(img, mask, radii=(1,), as_dict=False)
-    k = _kernels()                          # the colour moments
-    k.row_moments(np.ones((2, 3)), np.zeros(2, bool), np.empty((2, 4)))
-    k.count_stats(np.ones((1, 2, 4)), np.ones((2, 4)), np.array([50.0]), np.empty((1, 2, 5)))
-    k.sorted_row_stats(np.ones((2, 3)), np.ones((2, 3)), np.array([50.0]), np.empty((2, 5)))
-    k.lobe_count(np.ones((2, 2), np.float32), 1.0, 0.25, 10)   # the shape kernels
-    sq = np.array([[0, 0], [0, 1], [1, 1], [1, 0]], np.int32)
-    k.region_geometry(np.ones((2, 2), np.uint8), sq, sq, 2 * sq, 0.5, 0.5, 10, 8,
-                      np.empty(5), np.empty(10), np.empty((9, 9)))
-    r = np.arange(9.0).reshape(3, 3) - 4.0                     # the edge statistics
-    k.log_stats(r, r > -3, np.empty(4))
-    k.boundary_stats(r, r, r, r > -3, np.zeros((3, 3), np.uint8), 0.0, np.empty(8))
 
 
 def _count_table() -> np.ndarray:
@@ -510,7 +484,7 @@ def _glcm_stats(q: np.ndarray, mask, distance: int, want_dense: bool,
 
     ``None`` when the region is empty. Images with at most 256 grey levels
     in the region go through the compiled one-pass kernel
-    (:func:`._kernels.glcm_stats_u8`); wider ranges (or ``force_generic``)
+    (:func:`._texture_kernels.glcm_stats_u8`); wider ranges (or ``force_generic``)
     through numpy over the occupied levels.
     """
     if q.dtype == np.uint8 and not force_generic:
@@ -540,7 +514,7 @@ def _glcm_stats(q: np.ndarray, mask, distance: int, want_dense: bool,
         m8, use_mask = np.ascontiguousarray(mask).view(np.uint8), True
     try:
         lo, hi, npix, n, sum_sq, sum_xl, px, pdiff, psum, dense = k.glcm_stats_u8(
-            img, m8, use_mask, distance, _count_table(), _XLOG_TABLE, bool(want_dense))
+            img, m8, use_mask, distance, _count_table(), k.XLOG_TABLE, bool(want_dense))
     except BaseException:  # pragma: no cover - e.g. MemoryError: the table may be dirty
         _TLS.tab = None
         raise
@@ -586,9 +560,9 @@ def _glcm_stats_generic(q, mask, distance, want_dense, region, lo, hi):
 
 def _haralick_from_stats(st: _GlcmStats, return_14: bool) -> np.ndarray:
     nf = 14 if return_14 else 13
-    f = _kernels().haralick_from_stats(st.n, st.sum_sq, st.sum_xl, st.px, st.pdiff, st.psum,
-                                       st.values, float(st.values[0]), int(st.maxv), nf,
-                                       _XLOG_TABLE)
+    k = _kernels()
+    f = k.haralick_from_stats(st.n, st.sum_sq, st.sum_xl, st.px, st.pdiff, st.psum,
+                              st.values, float(st.values[0]), int(st.maxv), nf, k.XLOG_TABLE)
     if return_14:
         for d in range(len(st.n)):
             if st.n[d] > 0:

@@ -35,10 +35,58 @@ touching cells (:func:`split_touching`) and the same nucleus/cytoplasm split
 field.
 """
 
+# The package's modules, each importing only those above it:
+#   _morphology  masks and label images: fill_holes, remove_small, opening,
+#                closing, split_touching, the clean-up steps, label passes
+#   _threshold   histogram thresholds (kmeans_histogram, otsu_threshold) and
+#                split_nucleus
+#   _container   Segmentation (labels, boxes, iter_cells), CellCrop, from_mask
+#   _methods     the segmenters, METHODS, segment(), cells(), log_edges
+#   _anchored    the nucleus-anchored algorithm (imported on first use)
+#   _kernels     the compiled (numba) kernels of all of them, loaded on first
+#                use through leukfeat._numba (which also warms them)
+
 from .._module_path import set_module as _set_module
-from ._methods import *  # noqa: F401,F403
-from ._methods import __all__  # noqa: F401
-from ._methods import _warm_kernels  # noqa: F401
+from . import _container, _methods
+from ._container import CellCrop, Segmentation, from_mask
+from ._methods import (HSV_LOWER, HSV_UPPER, METHODS, blue_ratio, cells,  # noqa: F401
+                       hsv_threshold, lab_kmeans, log_edges, nucleus_anchored, otsu, segment)
+from ._morphology import (closing, fill_holes, opening, remove_small, remove_small_holes,
+                          split_touching)
+from ._threshold import kmeans_histogram, otsu_threshold, split_nucleus
+
+__all__ = [
+    "Segmentation",
+    "CellCrop",
+    "lab_kmeans",
+    "hsv_threshold",
+    "otsu",
+    "nucleus_anchored",
+    "blue_ratio",
+    "segment",
+    "from_mask",
+    "MASK_KINDS",
+    "cells",
+    "kmeans_histogram",
+    "otsu_threshold",
+    "split_nucleus",
+    "fill_holes",
+    "remove_small",
+    "remove_small_holes",
+    "opening",
+    "closing",
+    "split_touching",
+    "log_edges",
+    "METHODS",
+    "DEFAULT_METHOD",
+]
+
+#: How :func:`from_mask` reads a mask (see there).
+MASK_KINDS = _container.MASK_KINDS
+
+#: The segmenter used wherever none is named: :func:`segment`, :func:`cells`,
+#: :func:`leukfeat.extract.features`, the estimators and the command line.
+DEFAULT_METHOD = _methods.DEFAULT_METHOD
 
 # pickles, skops model files and the API page name them leukfeat.segment.<name>
 _set_module(__name__, [globals()[name] for name in __all__])

@@ -26,9 +26,13 @@ import math
 import cv2
 import numpy as np
 
-from ._methods import _contrasted_otsu, _fill_holes_u8, _kernels, _otsu_from_hist, otsu_threshold
+from .._numba import companion
+from ._morphology import fill_holes_u8
+from ._threshold import contrasted_otsu, otsu_from_hist, otsu_threshold
 
 __all__ = ["anchored_labels", "blue_ratio", "nucleus_channel", "MIN_BLUE"]
+
+_kernels = companion("leukfeat.segment._kernels")
 
 #: Smallest mean white-balanced blue ratio ``(b - g) / (b + g)`` of a
 #: nucleus piece. The blue-purple nuclei of every stain measured (Zheng
@@ -314,7 +318,7 @@ def _darker_part(lightness, labels, nuc, min_contrast=12.0):
     hists = _kernels().label_histograms(labels, lightness, n)
     cut = np.full(n + 1, 255, np.int64)
     for g in range(1, n + 1):
-        t = _contrasted_otsu(hists[g], min_contrast)
+        t = contrasted_otsu(hists[g], min_contrast)
         if t is not None:
             cut[g] = t
     dark = _kernels().darker_part(lightness, labels, nuc, cut)
@@ -324,7 +328,7 @@ def _darker_part(lightness, labels, nuc, min_contrast=12.0):
         cut[lost] = 255
         dark = _kernels().darker_part(lightness, labels, nuc, cut)
     # holes (paler chromatin) are filled within the nucleus only
-    return (_fill_holes_u8(dark.view(np.uint8)) > 0) & nuc
+    return (fill_holes_u8(dark.view(np.uint8)) > 0) & nuc
 
 
 def _root(parent, a):
@@ -346,8 +350,8 @@ def _nucleus_pieces(blur, light, min_blue, info):
     dropped.
     """
     q, hist_all, hist_stained = nucleus_channel(blur, light)
-    t_all = _otsu_from_hist(hist_all)
-    t_stained = _otsu_from_hist(hist_stained)
+    t_all = otsu_from_hist(hist_all)
+    t_stained = otsu_from_hist(hist_stained)
     if np.isnan(t_all) or np.isnan(t_stained):
         return np.zeros(q.shape, np.int32)
     t_hi = int(t_stained)
@@ -366,7 +370,7 @@ def _hysteresis_pieces(q, t_lo, t_hi, min_blue):
                                       ltype=cv2.CV_32S)
     seeded = np.bincount(comp[q > t_hi], minlength=n) > 0
     seeded[0] = False
-    nuc = _fill_holes_u8(seeded[comp].view(np.uint8))
+    nuc = fill_holes_u8(seeded[comp].view(np.uint8))
     n, pieces = cv2.connectedComponents(nuc, connectivity=8, ltype=cv2.CV_32S)
     if n <= 1:
         return np.zeros(q.shape, np.int32)
@@ -392,7 +396,7 @@ def _red_cell_radius(light, nuc):
     resolution: it is measured on every other row and column.
     """
     light, nuc = light[::2, ::2], nuc[::2, ::2]
-    stained = _fill_holes_u8((~light & ~nuc).view(np.uint8))
+    stained = fill_holes_u8((~light & ~nuc).view(np.uint8))
     n, lab = cv2.connectedComponents(stained, connectivity=8, ltype=cv2.CV_32S)
     ok = np.ones(n, bool)
     ok[0] = False

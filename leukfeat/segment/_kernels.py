@@ -1,9 +1,9 @@
 """Compiled (numba) kernels of :mod:`leukfeat.segment` (private).
 
-Imported lazily by :mod:`leukfeat.segment` on the first segmentation, so that
-``import leukfeat`` does not import numba; compiled once with
-``cache=True`` and reused by later processes (e.g. joblib workers), like
-:mod:`leukfeat.extract._texture_kernels`.
+Imported on the first segmentation (through :func:`leukfeat._numba.companion`),
+so that ``import leukfeat`` does not import numba; compiled once with
+``cache=True`` and reused by later processes (e.g. joblib workers), as
+:mod:`leukfeat._numba` describes.
 
 Each kernel does exactly the arithmetic of the numpy code it replaces, in
 the same order, so the results are identical; the numpy forms are kept in
