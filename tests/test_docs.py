@@ -27,7 +27,8 @@ PRINTED = {"plot_segment_smear": "IoU with the ground truth",
            "plot_cell_features": "428 features",
            "plot_pipeline_cv": "balanced accuracy",
            "plot_segmentation_steps": "white cell(s)",
-           "plot_recipes": "shipped recipes drawn step by step"}
+           # one page per shipped recipe: its steps, citation and final output
+           **{name: "output: " for name in EXAMPLES if name.startswith("plot_recipe_")}}
 # Generated files that a build in the checkout may have left in docs/.
 GENERATED = shutil.ignore_patterns("_build", "auto_examples", "sg_execution_times.rst")
 # A problem reported by Sphinx/docutils: "<location>: WARNING: ..." (or ERROR, ...).
@@ -56,7 +57,7 @@ def test_docs_build(tmp_path):
     assert not problems, "\n".join(problems)
 
     assert (src / "docs" / "auto_examples").is_dir()  # the gallery went to the copy
-    assert len(EXAMPLES) == 5
+    assert len(EXAMPLES) == 9
     gallery = (out / "auto_examples" / "index.html").read_text(encoding="utf-8")
     for name in EXAMPLES:
         page = out / "auto_examples" / f"{name}.html"
@@ -77,7 +78,10 @@ def test_docs_build(tmp_path):
     assert "load_recipe" in api_recipe and "WatershedSplit" in api_recipe
     assert "api/leukfeat.recipe.html" in (out / "api.html").read_text(encoding="utf-8")
     from leukfeat.recipe import recipe_names
-    assert len(list((out / "_images").glob("sphx_glr_plot_recipes_*.png"))) >= len(recipe_names())
+    for name in recipe_names():  # its gallery page, linked from the guide, with its figure
+        page = f"plot_recipe_{name.replace('-', '_')}"
+        assert f"auto_examples/{page}.html" in guide, name
+        assert list((out / "_images").glob(f"sphx_glr_{page}_*.png")), name
     assert "results.html" in (out / "index.html").read_text(encoding="utf-8")
     assert "api/leukfeat.segment.html" in (out / "api.html").read_text(encoding="utf-8")
     index = (out / "index.html").read_text(encoding="utf-8")
