@@ -14,7 +14,7 @@ loader turns an item into pixels, and one mapper applies the error policy:
 :func:`load_rgb`, :func:`load_item`
     An item (a path, an array, or an ``(image, mask)`` pair) as RGB
     ``uint8`` pixels, and as ``(image, Segmentation or None)``.
-:func:`map_ordered` / :func:`_map`
+:func:`map_ordered` / :func:`map_items`
     Apply a function to every item, in parallel, in input order, with the
     error policy.
 :class:`ImageBatchTransformer`
@@ -79,7 +79,7 @@ _MAX_REPR = 200
 
 @dataclass(frozen=True)
 class Failure:
-    """One item that failed in :func:`_map` (internal, richer than the public tuple).
+    """One item that failed in :func:`map_items` (internal, richer than the public tuple).
 
     Attributes
     ----------
@@ -103,6 +103,11 @@ class Failure:
     message: str
     exception: BaseException | None = None
     traceback: str = ""
+
+
+def is_path(x) -> bool:
+    """Whether ``x`` is a file path (str, bytes or os.PathLike), not pixels."""
+    return isinstance(x, PATH_TYPES)
 
 
 def describe_item(item) -> str:
@@ -308,7 +313,7 @@ def _alone(task: _Task, item, n_jobs, first_death: BaseException):
         return _Raised(err, remote=False)
 
 
-def _map(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="raise",
+def map_items(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="raise",
          batch_size="auto"):
     """:func:`map_ordered` returning :class:`Failure` records (used by leukfeat)."""
     _check_on_error(on_error)
@@ -342,11 +347,11 @@ def _map(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="raise",
         finally:
             stream.close()
     if first_error is not None:
-        _reraise(first_error)
+        reraise(first_error)
     return results, failures
 
 
-def _reraise(failure: Failure):
+def reraise(failure: Failure):
     """Raise the error of ``failure`` with the item's index and description in the message.
 
     The original exception object is re-raised (same type and attributes, e.g.
@@ -432,7 +437,7 @@ def map_ordered(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="
     >>> map_ordered(int, ["1", "x", "3"], on_error="collect")
     ([1, None, 3], [(1, 'x', "ValueError: invalid literal for int() with base 10: 'x'")])
     """
-    results, failures = _map(fn, items, n_jobs=n_jobs, progress=progress, desc=desc,
+    results, failures = map_items(fn, items, n_jobs=n_jobs, progress=progress, desc=desc,
                              on_error=on_error, batch_size=batch_size)
     if on_error == "raise":
         return results
@@ -661,9 +666,9 @@ def _image_batch_base():
                 raise ValueError(f"progress: expected a bool, got {self.progress!r}")
 
         def _map_items(self, fn, items, desc: str):
-            """:func:`_map` with the estimator's ``n_jobs``, ``progress`` and
+            """:func:`map_items` with the estimator's ``n_jobs``, ``progress`` and
             error policy; returns ``(results, failures)``."""
-            return _map(fn, items, n_jobs=self.n_jobs, progress=bool(self.progress),
+            return map_items(fn, items, n_jobs=self.n_jobs, progress=bool(self.progress),
                         desc=desc, on_error="raise" if self.on_error == "raise" else "collect")
 
         def _record_failures(self, failures, n_items: int) -> None:

@@ -20,7 +20,7 @@ _TRUNCATE = 4.0          # scipy.ndimage default: kernel radius int(4 sigma + 0.
 
 
 @functools.lru_cache(maxsize=16)
-def _gaussian_kernels(sigma):
+def gaussian_kernels(sigma):
     """scipy.ndimage's sampled Gaussian and its 2nd derivative (order 0, 2)."""
     radius = int(_TRUNCATE * sigma + 0.5)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
@@ -32,15 +32,15 @@ def _gaussian_kernels(sigma):
     return phi, d2, radius
 
 
-def _check_sigma(sigma, name="sigma"):
+def check_sigma(sigma, name="sigma"):
     if isinstance(sigma, bool) or not isinstance(sigma, Real) or not np.isfinite(sigma) \
             or not sigma > 0:
         raise ValueError(f"{name}: expected a positive number, got {sigma!r}")
     return float(sigma)
 
 
-def _log(gray, sigma):
-    g0, g2, _ = _gaussian_kernels(sigma)
+def log_raw(gray, sigma):
+    g0, g2, _ = gaussian_kernels(sigma)
     a = cv2.sepFilter2D(gray, cv2.CV_64F, g2, g0, borderType=cv2.BORDER_REFLECT)
     b = cv2.sepFilter2D(gray, cv2.CV_64F, g0, g2, borderType=cv2.BORDER_REFLECT)
     a += b
@@ -89,9 +89,9 @@ def log_response(gray, sigma):
     >>> bool(r[16, 16] < 0)
     True
     """
-    sigma = _check_sigma(sigma)
+    sigma = check_sigma(sigma)
     g = check_image(gray, "gray", ndim=(2,), min_size=1)
-    return _log(np.ascontiguousarray(g, dtype=np.float64), sigma)
+    return log_raw(np.ascontiguousarray(g, dtype=np.float64), sigma)
 
 
 def zero_crossings(response, threshold=0.0):
@@ -132,10 +132,10 @@ def zero_crossings(response, threshold=0.0):
             or not np.isfinite(threshold) or threshold < 0:
         raise ValueError(f"threshold: expected a non-negative number, got {threshold!r}")
     r = check_image(response, "response", ndim=(2,), min_size=1)
-    return _zero_crossings(np.asarray(r, dtype=np.float64), float(threshold))
+    return zero_crossings_raw(np.asarray(r, dtype=np.float64), float(threshold))
 
 
-def _zero_crossings(r, threshold):
+def zero_crossings_raw(r, threshold):
     out = np.zeros(r.shape, dtype=bool)
     for a, b, oa, ob in ((r[:, :-1], r[:, 1:], out[:, :-1], out[:, 1:]),
                          (r[:-1, :], r[1:, :], out[:-1, :], out[1:, :])):

@@ -160,3 +160,33 @@ def check_int_pair(value, name: str) -> tuple[int, int]:
 
 
 __all__.append("check_int_pair")
+
+
+def check_int(value, name: str, low: int | None = None, *, high: int | None = None,
+              allow_none: bool = False):
+    """An integer argument in ``[low, high]`` (either bound optional), as an ``int``.
+
+    Booleans are refused (``True`` is not a count); numpy integers are
+    accepted. With ``allow_none`` None is returned unchanged. The error is a
+    :class:`ValueError` naming the argument and the accepted range.
+    """
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
+    if ok:
+        value = int(value)
+        ok = (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        if high is not None:
+            what = f"an integer in [{'-inf' if low is None else low}, {high}]"
+        elif low is not None:
+            what = f"an integer >= {low}"
+        else:
+            what = "an integer"
+        if allow_none:
+            what = f"None or {what}"
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return value
+
+
+__all__.append("check_int")

@@ -624,8 +624,8 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
     ['handcrafted', 'cnn', 'both', 'image']
     """
     if embedder is not None:
-        from .embed import _check_embedder_param
-        _check_embedder_param(embedder)
+        from .embed import check_embedder_param
+        check_embedder_param(embedder)
     if stain is not None and stain not in ("reinhard", "macenko"):
         raise ValueError(f"stain: expected None, 'reinhard' or 'macenko', got {stain!r}")
     if whole_image and embedder is None:

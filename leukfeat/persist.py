@@ -75,6 +75,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_path
+from ._json import jsonable
 
 __all__ = [
     "save_model",
@@ -192,28 +193,6 @@ def _type_name(obj_or_type) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def _jsonable(obj, name: str):
-    """A plain-JSON copy of ``obj`` (tuples -> lists, numpy scalars -> Python)."""
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{name}: keys must be strings, got {k!r}")
-            out[k] = _jsonable(v, f"{name}[{k!r}]")
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v, f"{name}[{i}]") for i, v in enumerate(obj)]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist(), name)
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item(), name)
-    if isinstance(obj, float) and not np.isfinite(obj):
-        raise TypeError(f"{name}: {obj} is not allowed (JSON has no NaN/inf)")
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"{name}: {type(obj).__name__} is not JSON-serialisable "
-                    "(use str, int, float, bool, None, lists and dicts)")
-
 
 def _describe_param(value):
     """A JSON-friendly description of an estimator parameter."""
@@ -318,7 +297,7 @@ def _build_metadata(model, user) -> dict:
         "user": user,
     }
     # canonical plain JSON, identical to what json.loads gives back
-    return json.loads(json.dumps(_jsonable(meta, "metadata"), allow_nan=False))
+    return json.loads(json.dumps(jsonable(meta, "metadata", strict=True), allow_nan=False))
 
 
 def _payload_digest(zf: zipfile.ZipFile) -> str:
@@ -411,7 +390,7 @@ def save_model(model, path, *, metadata=None) -> Path:
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata: expected None or a dict, got {type(metadata).__name__}")
     _check_fitted(model)
-    user = _jsonable({} if metadata is None else metadata, "metadata")
+    user = jsonable({} if metadata is None else metadata, "metadata", strict=True)
     meta = _build_metadata(model, user)
 
     import skops.io as sio

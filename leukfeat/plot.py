@@ -43,6 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._batch import is_path
+from ._validation import check_int
+
 __all__ = [
     "segmentation_overlay",
     "contact_sheet",
@@ -76,14 +79,6 @@ def _fig_ax(ax, figsize):
     return ax.figure, ax
 
 
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _is_path(x) -> bool:
-    return isinstance(x, (str, os.PathLike))
 
 
 def _as_rgb(item, name: str = "image") -> np.ndarray:
@@ -222,8 +217,8 @@ def contact_sheet(images, segmentations=None, titles=None, cols=6, tile=128):
     """
     items = _image_items(images)
     n = len(items)
-    cols = _check_int(cols, "cols", 1)
-    tile = _check_int(tile, "tile", 8)
+    cols = check_int(cols, "cols", 1)
+    tile = check_int(tile, "tile", 8)
     if segmentations is None or isinstance(segmentations, str):
         segs = [segmentations] * n
     else:
@@ -592,7 +587,7 @@ def feature_importance(estimator, feature_names=None, top=20, ax=None):
         If the model is not fitted, exposes neither importances nor
         coefficients, or `feature_names` does not match its input.
     """
-    top = _check_int(top, "top", 1)
+    top = check_int(top, "top", 1)
     values, names, kind, final = _importances(estimator, feature_names)
     order = np.argsort(-values, kind="stable")[:top]
     t = order.size
@@ -701,7 +696,7 @@ def feature_distributions(X, y, features, classes=None, bins=30, *, feature_name
     if yy.ndim != 1 or yy.shape[0] != arr.shape[0]:
         raise ValueError(f"y: expected {arr.shape[0]} labels (one per row of X), got shape "
                          f"{yy.shape}")
-    bins = _check_int(bins, "bins", 1)
+    bins = check_int(bins, "bins", 1)
     cols = _resolve_features(features, names)
     if classes is None:
         classes = list(np.unique(yy))
@@ -767,9 +762,9 @@ def save_figure(fig, path, dpi=120):
     """
     if not hasattr(fig, "savefig"):
         raise TypeError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
-    if not _is_path(path):
+    if not is_path(path):
         raise TypeError(f"path: expected a file path, got {type(path).__name__}")
-    dpi = _check_int(dpi, "dpi", 1)
+    dpi = check_int(dpi, "dpi", 1)
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(".png")
@@ -1039,7 +1034,7 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
         picks = _sample_indices(len(items), yy, 24)
         if yy is not None and len(yy) == len(items):
             titles = [str(yy[i]) for i in picks]
-        elif all(_is_path(items[i]) for i in picks):
+        elif all(is_path(items[i]) for i in picks):
             titles = [Path(items[i]).name for i in picks]
         else:
             titles = [f"image {i}" for i in picks]

@@ -237,14 +237,14 @@ class LogSharpen(_Step):
         self.amount = amount
 
     def apply(self, state):
-        from ._filters import _log
+        from ._filters import log_raw
 
         img = np.asarray(state.image)
         if img.ndim == 3:
             Gray().apply(state)
             img = state.image
         src = img.astype(np.float64)
-        out = src - float(self.amount) * _log(np.ascontiguousarray(src), float(self.sigma))
+        out = src - float(self.amount) * log_raw(np.ascontiguousarray(src), float(self.sigma))
         if img.dtype == np.uint8:
             state.image = np.clip(np.rint(out), 0, 255).astype(np.uint8)
         else:
@@ -635,11 +635,11 @@ class Recipe(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """Run the recipe on every image (a list out, one entry per image)."""
-        from ._batch import _map, as_batch
+        from ._batch import map_items, as_batch
 
         self._check()
         items = as_batch(X)
-        results, _ = _map(self._one, items, n_jobs=1, on_error="raise")
+        results, _ = map_items(self._one, items, n_jobs=1, on_error="raise")
         return results
 
     def __sklearn_tags__(self):

@@ -46,7 +46,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import __version__
 from . import extract, preprocess, segment
 from ._batch import PATH_TYPES as _PATH_TYPES
-from ._batch import _map, check_choice, check_n_jobs, check_segmenter, image_tags
+from ._batch import map_items, check_choice, check_n_jobs, check_segmenter, image_tags
 from ._batch import as_batch as _as_items
 from ._batch import ImageBatchTransformer, load_item, load_rgb
 from ._numba import warm_kernels
@@ -571,7 +571,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         self._validate()
         self._check_on_error()
         items = _as_items(X)
-        results, _ = _map(self._apply, items, n_jobs=1,
+        results, _ = map_items(self._apply, items, n_jobs=1,
                           on_error="raise" if self.on_error == "raise" else "collect")
         return [res if res is not None else item for res, item in zip(results, items)]
 
@@ -798,7 +798,7 @@ class StainNormalizer(_ImageTransformer):
         else:
             rng = check_random_state(self.random_state)
             idx = np.sort(rng.choice(n, size=self.n_reference, replace=False))
-        refs, failed = _map(load_rgb, [items[i] for i in idx], n_jobs=1,
+        refs, failed = map_items(load_rgb, [items[i] for i in idx], n_jobs=1,
                             on_error="raise" if self.on_error == "raise" else "collect")
         if failed:
             keep = [k for k, r in enumerate(refs) if r is not None]
@@ -893,6 +893,6 @@ class Segmenter(_ImageTransformer):
         """
         self._validate()
         items = _as_items(X)
-        results, _ = _map(_SegmentItem(self.method), items, n_jobs=self.n_jobs,
+        results, _ = map_items(_SegmentItem(self.method), items, n_jobs=self.n_jobs,
                           on_error="collect")
         return [res if res is not None else item for res, item in zip(results, items)]

@@ -465,29 +465,29 @@ def test_stain_targets_are_fixed_and_leak_free(data_root):
     from leukfeat.io import read_image
 
     for method in cli.STAIN_METHODS:
-        target, info = cli._stain_target(method, None)
+        target, info = cli.stain_target(method, None)
         assert info["method"] == method and info["target"].startswith("built-in")
         assert target is not None
     path = sorted((data_root / "class_0").glob("*.png"))[0]
-    target, info = cli._stain_target("macenko", path)
+    target, info = cli.stain_target("macenko", path)
     assert info["target"] == str(path.resolve())
     np.testing.assert_allclose(info["target_values"]["stain_matrix"],
                                preprocess.macenko_stains(read_image(path)).stain_matrix)
     # per image: an image's result does not depend on the other images
-    norm = cli._Normalise("reinhard", cli._stain_target("reinhard", None)[0])
+    norm = cli.Normalise("reinhard", cli.stain_target("reinhard", None)[0])
     alone = norm(str(path))
     assert alone.shape == read_image(path).shape and alone.dtype == np.uint8
     assert norm("no/such/file.png") == "no/such/file.png"   # left for the extractor to report
     with pytest.raises(cli.CommandError, match="--stain-target"):
-        cli._stain_target("reinhard", data_root / "no-such.png")
+        cli.stain_target("reinhard", data_root / "no-such.png")
     blank = data_root.parent / "blank.png"
     cv2.imwrite(str(blank), np.full((32, 32, 3), 250, np.uint8))
     with pytest.raises(cli.CommandError, match="stained pixels"):
-        cli._stain_target("macenko", blank)       # no stain to learn from
+        cli.stain_target("macenko", blank)       # no stain to learn from
     args = cli.build_parser().parse_args(["evaluate", str(data_root), "--stain-target",
                                           str(path)])
     with pytest.raises(cli.CommandError, match="needs --stain"):
-        cli._cmd_evaluate(args)
+        cli.cmd_evaluate(args)
 
 
 # --------------------------------------------------------------------------- #
@@ -668,15 +668,15 @@ def test_names_are_the_library_s_own():
     assert cli.CELLS is extract.CELLS
     assert cli.METHODS == tuple(segment.METHODS)
     assert cli.DEFAULT_METHOD == segment.DEFAULT_METHOD
-    assert cli._loader_names() == tuple(datasets.LOADERS)
+    assert cli.loader_names() == tuple(datasets.LOADERS)
     assert cli.build_parser().parse_args(["segment", "x.png", "--out", "o"]).method == \
         segment.DEFAULT_METHOD
 
 
 def test_unique_output_stems():
-    from leukfeat.cli import _unique_stems
+    from leukfeat.cli import unique_stems
 
-    stems = _unique_stems(["a/x.png", "b/x.png", "c/y.tif", "a/x.jpg", "z.png"])
+    stems = unique_stems(["a/x.png", "b/x.png", "c/y.tif", "a/x.jpg", "z.png"])
     assert stems[2] == "y" and stems[4] == "z"
     assert len(set(stems)) == 5
     assert stems[1] == "b_x" and all(s.startswith("a_x") for s in (stems[0], stems[3]))
@@ -688,11 +688,11 @@ def test_auto_n_jobs():
     from leukfeat import cli
 
     auto, two = Namespace(n_jobs=None), Namespace(n_jobs=2)
-    assert cli._jobs(auto, 10) == 1 and cli._jobs(auto, cli.AUTO_MIN_IMAGES) == -1
-    assert cli._jobs(two, 10) == 2
-    assert cli._cv_jobs(auto, 24, 4, 3) == 1      # the tests' small runs: in-process
-    assert cli._cv_jobs(auto, 90, 4, 5) == -1     # the demo: folds in parallel
-    assert cli._cv_jobs(two, 24, 1, 2) == 2
+    assert cli.n_jobs_for(auto, 10) == 1 and cli.n_jobs_for(auto, cli.AUTO_MIN_IMAGES) == -1
+    assert cli.n_jobs_for(two, 10) == 2
+    assert cli.cv_jobs(auto, 24, 4, 3) == 1      # the tests' small runs: in-process
+    assert cli.cv_jobs(auto, 90, 4, 5) == -1     # the demo: folds in parallel
+    assert cli.cv_jobs(two, 24, 1, 2) == 2
 
 
 def test_quiet_before_or_after_the_command(work, data_root):
@@ -760,11 +760,11 @@ def test_atomic_path_never_leaves_a_partial_file(tmp_path):
 _WRITER = """
 import sys
 import numpy as np, pandas as pd
-from leukfeat.cli import _write_table
+from leukfeat.cli import write_table
 n = int(sys.argv[2])
 df = pd.DataFrame(np.arange(n * 20, dtype=float).reshape(n, 20))
 print("writing", flush=True)
-_write_table(df, __import__("pathlib").Path(sys.argv[1]))
+write_table(df, __import__("pathlib").Path(sys.argv[1]))
 """
 
 

@@ -519,7 +519,7 @@ def test_embedding_transformer_crop_cell_differs_from_image(cells):
 
 def test_embedding_transformer_cells_is_the_median_over_every_cell_window():
     from leukfeat import segment
-    from leukfeat.embed import _resize, _square_box
+    from leukfeat.embed import resize_rgb, square_box
 
     fields = list(make_cells(3, size=160, n_white_cells=3, random_state=11).images)
     et = EmbeddingTransformer(CallableEmbedder(_mean_rgb), crop="cells", size=32, pad=5,
@@ -531,8 +531,8 @@ def test_embedding_transformer_cells_is_the_median_over_every_cell_window():
         n_cells.append(seg.n_cells)
         per_cell = []
         for lab in seg.cell_ids():
-            r0, c0, r1, c1 = _square_box(seg.crop(lab, img, margin=0).bbox, img.shape[:2], 5)
-            per_cell.append(_resize(np.ascontiguousarray(img[r0:r1, c0:c1]), (32, 32))
+            r0, c0, r1, c1 = square_box(seg.crop(lab, img, margin=0).bbox, img.shape[:2], 5)
+            per_cell.append(resize_rgb(np.ascontiguousarray(img[r0:r1, c0:c1]), (32, 32))
                             .reshape(-1, 3).mean(axis=0))
         np.testing.assert_allclose(row, np.median(per_cell, axis=0), rtol=1e-5)
     assert max(n_cells) >= 2 and et.fallbacks_ == []

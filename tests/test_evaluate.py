@@ -222,13 +222,13 @@ def test_bootstrap_auc_matches_sklearn_on_resamples(classification):
     proba = rng.dirichlet(np.ones(3), size=len(y)).round(2)    # ties on purpose
     idx = rng.integers(0, len(y), size=(4, len(y)))
     weights = np.stack([np.bincount(i, minlength=len(y)) for i in idx])
-    fast = ev._auc_ovr(y, proba, 3, weights)
+    fast = ev.auc_ovr(y, proba, 3, weights)
     for b in range(4):
         # sklearn's macro one-vs-rest AUC is the mean of the per-class binary AUCs
         per_class = np.mean([metrics.roc_auc_score(y[idx[b]] == k, proba[idx[b], k])
                              for k in range(3)])
         assert fast[b] == pytest.approx(per_class)
-    assert ev._auc_ovr(y, proba, 3) == pytest.approx(
+    assert ev.auc_ovr(y, proba, 3) == pytest.approx(
         np.mean([metrics.roc_auc_score(y == k, proba[:, k]) for k in range(3)]))
 
 

@@ -62,13 +62,13 @@ from __future__ import annotations
 from ._evaluation import BACKGROUND_ROW, CONFOUND_WARNING_RULE  # noqa: F401
 from ._features import (AUTO_MIN_CV_WORK, AUTO_MIN_IMAGES, CELLS,  # noqa: F401
                         DEFAULT_FEATURE_GROUPS, DEFAULT_METHOD, FEATURE_GROUPS, METHODS,
-                        NO_CELL, _cv_jobs, _jobs)
-from ._inputs import ALL_CLASSIFIERS, CLASSIFIERS, _loader_names  # noqa: F401
-from ._output import CommandError, _write_table  # noqa: F401
+                        NO_CELL, cv_jobs, n_jobs_for)
+from ._inputs import ALL_CLASSIFIERS, CLASSIFIERS, loader_names  # noqa: F401
+from ._output import CommandError, write_table  # noqa: F401
 from .demo import DEMO_CLASSIFIERS  # noqa: F401
 from .evaluate import (MACENKO_TARGET, REINHARD_TARGET, STAIN_METHODS,  # noqa: F401
-                       _cmd_evaluate, _Normalise, _stain_target)
+                       cmd_evaluate, Normalise, stain_target)
 from .parser import build_parser, main
-from .segment import SEGMENT_FILES, _unique_stems  # noqa: F401
+from .segment import SEGMENT_FILES, unique_stems  # noqa: F401
 
 __all__ = ["main", "build_parser"]

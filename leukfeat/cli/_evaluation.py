@@ -11,11 +11,11 @@ import os
 import sys
 import time
 
-from ._features import _jobs
-from ._output import CommandError, _format_error, _info, _one_line, _use_agg, _utf8_text
+from ._features import n_jobs_for
+from ._output import CommandError, format_error, say, one_line, use_agg, utf8_text
 
 
-def _cross_validate(names, X, y, *, groups, cv, paths, seed, n_bootstrap, n_jobs, progress):
+def cross_validate(names, X, y, *, groups, cv, paths, seed, n_bootstrap, n_jobs, progress):
     """compare() the classifiers on the same folds; a progress bar over models.
 
     With a bar, each model is cross-validated in its own :func:`compare` call
@@ -43,7 +43,7 @@ def _cross_validate(names, X, y, *, groups, cv, paths, seed, n_bootstrap, n_jobs
                 hint = (" (the svm preset calibrates its probabilities on 5 inner folds: "
                         "every class needs at least 5 images in each training part)")
             raise CommandError(f"cross-validation of {', '.join(sub)} failed: "
-                               f"{_one_line(exc)}{hint}") from exc
+                               f"{one_line(exc)}{hint}") from exc
 
     if not progress:
         return run(names)
@@ -98,7 +98,7 @@ def _report_dict(report) -> dict:
     return {k: v for k, v in report.to_dict().items() if k not in _PREDICTION_FIELDS}
 
 
-def _comparison_json(comparison) -> dict:
+def comparison_json(comparison) -> dict:
     """JSON body: the report fields for one model; per-model dicts and a table for several."""
     reports = comparison.reports
     if len(reports) == 1:
@@ -117,12 +117,12 @@ def _comparison_json(comparison) -> dict:
     }
 
 
-def _predictions_table(comparison, paths):
+def predictions_table(comparison, paths):
     """Out-of-fold predictions per image: path, label, fold, then per model."""
     import pandas as pd
 
     first = next(iter(comparison.reports.values()))
-    table = pd.DataFrame({"path": [_utf8_text(str(p)) for p in paths],
+    table = pd.DataFrame({"path": [utf8_text(str(p)) for p in paths],
                           "label": [str(v) for v in first.y_true],
                           "fold": first.fold_of_sample})
     for name, r in comparison.reports.items():
@@ -149,19 +149,19 @@ def _importance_model(comparison, X, y, seed):
             make_classifier(best, random_state=seed).fit(X, y)}
 
 
-def _write_cv_report(args, comparison, out_dir, *, X, y, feature_names, images,
+def write_cv_report(args, comparison, out_dir, *, X, y, feature_names, images,
                      segmentations, confound, data: str, command: str, stain=None):
     """The Markdown report with figures (:func:`leukfeat.plot.cv_report`), its
     provenance lines (data, command, stain normalisation) and the
     feature-importance model; returns (path, seconds)."""
     t0 = time.perf_counter()
-    _info(args, "writing the report ...")
+    say(args, "writing the report ...")
     model = _importance_model(comparison, X, y, args.seed)
     provenance = {"Data": data,
-                  "Command": f"{_md_code(command)} (run in {_md_code(os.getcwd())})"}
+                  "Command": f"{md_code(command)} (run in {md_code(os.getcwd())})"}
     if stain is not None:
         provenance["Stain normalisation"] = stain
-    _use_agg()
+    use_agg()
     from .. import plot
 
     result = (next(iter(comparison.reports.values())) if len(comparison.reports) == 1
@@ -172,14 +172,14 @@ def _write_cv_report(args, comparison, out_dir, *, X, y, feature_names, images,
     return path, time.perf_counter() - t0
 
 
-def _command_line(args) -> str:
+def command_line(args) -> str:
     """The command as given, quoted so that it can be pasted back into a shell."""
     import shlex
 
     return "leukfeat " + shlex.join(str(a) for a in getattr(args, "argv", None) or [])
 
 
-def _md_code(text) -> str:
+def md_code(text) -> str:
     """Inline Markdown code that survives backticks in ``text``."""
     text = str(text)
     return f"`` {text} ``" if "`" in text else f"`{text}`"
@@ -195,7 +195,7 @@ CONFOUND_WARNING_RULE = (
     "bg - 1/K >= 0.8 * (model - 1/K)")
 
 
-def _run_confound_check(args, items, y, *, groups, paths, comparison):
+def run_confound_check(args, items, y, *, groups, paths, comparison):
     """evaluate.confound_check on the models' folds, unless --no-confound-check.
 
     Returns (JSON dict, ConfoundReport, warning or None, seconds), or
@@ -205,9 +205,9 @@ def _run_confound_check(args, items, y, *, groups, paths, comparison):
     if args.no_confound_check:
         return None, None, None, 0.0
     t_start = time.perf_counter()
-    _info(args, "confound check: can the background alone predict the class? ...")
+    say(args, "confound check: can the background alone predict the class? ...")
     body, rep, warning = _confound_body(args, items, y, groups=groups, paths=paths,
-                                        comparison=comparison, n_jobs=_jobs(args, len(items)))
+                                        comparison=comparison, n_jobs=n_jobs_for(args, len(items)))
     return body, rep, warning, time.perf_counter() - t_start
 
 
@@ -223,7 +223,7 @@ def _confound_body(args, items, y, *, groups, paths, comparison, n_jobs):
                              random_state=args.seed, n_jobs=n_jobs, groups=groups,
                              paths=paths, n_bootstrap=getattr(args, "bootstrap", 1000))
     except (ValueError, OSError) as exc:
-        message = f"the confound check failed: {_format_error(exc)}"
+        message = f"the confound check failed: {format_error(exc)}"
         print(f"leukfeat: warning: {message}", file=sys.stderr)
         return {"error": message, "seconds": time.perf_counter() - t0}, None, None
     seconds = time.perf_counter() - t0
@@ -268,7 +268,7 @@ def _confound_line(confound, body) -> str:
             f"flagged above {confound.chance['uniform'] + confound.margin:.3f}: {verdict}")
 
 
-def _print_summary(comparison, confound, confound_body, warning) -> None:
+def print_summary(comparison, confound, confound_body, warning) -> None:
     """The summary on stdout, the confound check beside it, its warning on stderr."""
     print(_summary_text(comparison, confound))
     print(_confound_line(confound, confound_body))

@@ -11,7 +11,7 @@ import warnings
 
 from .. import extract as _extract
 from .. import segment as _segment
-from ._output import CommandError, _utf8_text
+from ._output import CommandError, utf8_text
 
 
 #: Feature groups, cell choices and segmenters: the library's own tuples
@@ -35,19 +35,19 @@ AUTO_MIN_IMAGES = 400
 AUTO_MIN_CV_WORK = 1500
 
 
-def _jobs(args, n_items: int, minimum: int = AUTO_MIN_IMAGES) -> int:
+def n_jobs_for(args, n_items: int, minimum: int = AUTO_MIN_IMAGES) -> int:
     """--n-jobs, or for auto (None): all CPUs when n_items >= minimum, else 1."""
     if args.n_jobs is not None:
         return args.n_jobs
     return -1 if n_items >= minimum else 1
 
 
-def _cv_jobs(args, n_images: int, n_models: int, cv: int) -> int:
+def cv_jobs(args, n_images: int, n_models: int, cv: int) -> int:
     """--n-jobs for the cross-validation folds (auto: by images x models x folds)."""
-    return _jobs(args, n_images * n_models * cv, AUTO_MIN_CV_WORK)
+    return n_jobs_for(args, n_images * n_models * cv, AUTO_MIN_CV_WORK)
 
 
-def _segmenter(args):
+def segmenter_of(args):
     """``(segmenter, label)`` of a command: ``--method``'s name, or with
     ``--recipe`` the recipe's ``segment`` (a picklable bound method) and name."""
     name = getattr(args, "recipe", None)
@@ -67,27 +67,27 @@ def _segmenter(args):
     return recipe.segment, f"recipe {recipe.name or name}"
 
 
-def _extractor(args, n_items, *, cell=None, progress=False):
+def make_extractor(args, n_items, *, cell=None, progress=False):
     from ..transformers import FeatureExtractor
 
-    return FeatureExtractor(segmenter=_segmenter(args)[0], groups=tuple(args.groups),
+    return FeatureExtractor(segmenter=segmenter_of(args)[0], groups=tuple(args.groups),
                             cell=cell or args.cell or "largest",
-                            n_jobs=_jobs(args, n_items),
+                            n_jobs=n_jobs_for(args, n_items),
                             on_error="nan", cache=getattr(args, "cache", None),
                             progress=progress)
 
 
-def _extract_matrix(fx, items):
+def extract_matrix(fx, items):
     """fit_transform with the NaN policy; returns (X, names, failures, no_cell)."""
-    with _failures_listed():
+    with failures_listed():
         X = fx.fit_transform(items)
     names = [str(n) for n in fx.get_feature_names_out()]
-    failures = _failures(fx)
-    return X, names, failures, _no_cell(X, failures)
+    failures = extractor_failures(fx)
+    return X, names, failures, no_cell_rows(X, failures)
 
 
 @contextlib.contextmanager
-def _failures_listed():
+def failures_listed():
     """Without the extractor's warning that images failed and gave NaN rows: the
     command lists every failed path itself."""
     with warnings.catch_warnings():
@@ -96,27 +96,27 @@ def _failures_listed():
         yield
 
 
-def _failures(fx) -> dict:
+def extractor_failures(fx) -> dict:
     """``{index: "ErrorType: message"}`` of the items the extractor could not read or
     measure (its ``errors_``)."""
     return {e["index"]: f"{e['error_type']}: {e['message']}" for e in fx.errors_}
 
 
-def _no_cell(X, failures) -> list:
+def no_cell_rows(X, failures) -> list:
     """Indices of the all-NaN rows of `X` that did not fail: images without a white cell."""
     import numpy as np
 
     return [i for i in np.flatnonzero(np.isnan(X).all(axis=1)) if i not in failures]
 
 
-def _kept(n: int, failures):
+def kept_indices(n: int, failures):
     """Indices (an intp array) of the `n` items that did not fail."""
     import numpy as np
 
     return np.asarray([i for i in range(n) if i not in failures], dtype=np.intp)
 
 
-def _failed(paths, failures) -> list:
+def failed_items(paths, failures) -> list:
     """``(path, message)`` of every failed item, in order (for :func:`_report_failures`)."""
     return [(paths[i], failures[i]) for i in sorted(failures)]
 
@@ -124,11 +124,11 @@ def _failed(paths, failures) -> list:
 NO_CELL = "no white cell found (NaN features)"
 
 
-def _error_column(n: int, failures, no_cell, no_cell_text: str = NO_CELL) -> list:
+def error_column(n: int, failures, no_cell, no_cell_text: str = NO_CELL) -> list:
     """The ``error`` column of a table of `n` images: the failure, `no_cell_text`, or None."""
     error = [None] * n
     for i, msg in failures.items():
-        error[i] = _utf8_text(msg)
+        error[i] = utf8_text(msg)
     for i in no_cell:
         error[i] = no_cell_text
     return error

@@ -13,7 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ._output import CommandError, _one_line, _utf8_text
+from ._output import CommandError, one_line, utf8_text
 
 
 #: Classifier presets (:data:`leukfeat.models.CLASSIFIERS`, repeated here so
@@ -33,11 +33,11 @@ def _listing_warnings():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ListingWarning)
         yield
-    for text in dict.fromkeys(_one_line(w.message) for w in caught):
+    for text in dict.fromkeys(one_line(w.message) for w in caught):
         print(f"leukfeat: warning: {text}", file=sys.stderr)
 
 
-def _collect_images(inputs, option: str = "INPUT") -> list:
+def collect_images(inputs, option: str = "INPUT") -> list:
     """Image files given directly or found (recursively) in folders, in order, once each.
 
     A path given directly that is a dangling or looping symbolic link, a FIFO
@@ -67,15 +67,15 @@ def _collect_images(inputs, option: str = "INPUT") -> list:
     return paths
 
 
-def _loader_names() -> tuple:
+def loader_names() -> tuple:
     from .. import datasets
 
     return tuple(datasets.LOADERS)
 
 
-def _check_loader(name) -> str:
+def check_loader(name) -> str:
     """The loader name, normalised as load_dataset does; an error if unknown."""
-    names = _loader_names()
+    names = loader_names()
     key = str(name).strip().casefold()
     if key not in names:
         raise CommandError(f"--loader: unknown loader {name!r}; expected one of "
@@ -83,7 +83,7 @@ def _check_loader(name) -> str:
     return key
 
 
-def _load_labelled(root, loader: str, *, limit=None, seed=0):
+def load_labelled(root, loader: str, *, limit=None, seed=0):
     """A LabelledImages data set (optionally a stratified subset).
 
     Loader warnings (e.g. ignored files) are printed as one line each on
@@ -91,7 +91,7 @@ def _load_labelled(root, loader: str, *, limit=None, seed=0):
     """
     from .. import datasets
 
-    loader = _check_loader(loader)
+    loader = check_loader(loader)
     root_path = Path(root)
     if not root_path.exists():
         raise FileNotFoundError(errno.ENOENT, "ROOT: no such data-set folder", str(root))
@@ -107,18 +107,18 @@ def _load_labelled(root, loader: str, *, limit=None, seed=0):
     return data, n_total
 
 
-def _class_counts(labels) -> dict:
+def count_classes(labels) -> dict:
     import numpy as np
 
     names, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
     return {str(n): int(c) for n, c in zip(names, counts)}
 
 
-def _data_info(data, loader, limit, n_total=None) -> dict:
+def data_summary(data, loader, limit, n_total=None) -> dict:
     return {"root": str(getattr(data, "root", "")), "loader": loader,
             "name": getattr(data, "name", loader), "n_images": len(data),
             "limit": limit, "n_images_in_data_set": len(data) if n_total is None else n_total,
-            "class_counts": _class_counts(data.labels),
+            "class_counts": count_classes(data.labels),
             "patient_groups": None if data.groups is None
             else int(len(set(map(str, data.groups))))}
 
@@ -131,7 +131,7 @@ _MASK_NAMES = ("{}_labels.tif", "{}_labels.png", "{}_cp_masks.png", "{}_cp_masks
                "{}.tif", "{}.tiff")
 
 
-def _with_masks(paths, folder, option="--masks"):
+def with_masks(paths, folder, option="--masks"):
     """(image, mask path) pairs, the mask found in `folder` by the image's
     stem; an image without one is paired with the first name looked for, so
     that it becomes an error row naming the missing mask."""
@@ -155,11 +155,11 @@ def _with_masks(paths, folder, option="--masks"):
         print(f"leukfeat: warning: {option}: no mask in {folder} for {len(missing)} of "
               f"{len(paths)} images (looked for <stem>" + ", <stem>".join(
                   n[2:] for n in _MASK_NAMES) + f"); they get error rows, e.g. "
-              f"{_utf8_text(missing[0])}", file=sys.stderr)
+              f"{utf8_text(missing[0])}", file=sys.stderr)
     return items
 
 
-def _classifier_names(text: str) -> list:
+def classifier_names(text: str) -> list:
     """Preset names from NAME, 'all' or a comma-separated list (no heavy import)."""
     names = []
     for part in str(text).split(","):

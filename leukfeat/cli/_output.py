@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from .._json import jsonable
+
 
 _MAX_LISTED = 20  # failures listed on stderr
 
@@ -19,7 +21,7 @@ class CommandError(ValueError):
     """An expected error of the command line (reported in one line, exit 2)."""
 
 
-def _progress(args) -> bool:
+def want_progress(args) -> bool:
     """Progress bars: on unless --quiet or stderr is not a terminal."""
     if getattr(args, "quiet", False):
         return False
@@ -29,17 +31,17 @@ def _progress(args) -> bool:
         return False
 
 
-def _info(args, message: str) -> None:
+def say(args, message: str) -> None:
     """A status line on stderr (silenced by --quiet)."""
     if not getattr(args, "quiet", False):
         print(message, file=sys.stderr, flush=True)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
-def _format_error(exc: BaseException) -> str:
+def format_error(exc: BaseException) -> str:
     from ..io import ImageReadError
 
     if (isinstance(exc, OSError) and not isinstance(exc, ImageReadError)
@@ -49,54 +51,48 @@ def _format_error(exc: BaseException) -> str:
         text = f"missing module {exc.name!r}"
     else:
         text = str(exc) or type(exc).__name__
-    return _one_line(text)
+    return one_line(text)
 
 
-def _report_failures(what: str, failures: list, total: int, out=None) -> None:
+def report_failures(what: str, failures: list, total: int, out=None) -> None:
     """List failed items on stderr (always, even with --quiet): never silent."""
     if not failures:
         return
     lines = [f"leukfeat: {len(failures)} of {total} {what}:"]
     for path, message in failures[:_MAX_LISTED]:
-        lines.append(f"  {path}: {_one_line(message)}")
+        lines.append(f"  {path}: {one_line(message)}")
     if len(failures) > _MAX_LISTED:
         more = f" (all listed in {out})" if out else ""
         lines.append(f"  ... and {len(failures) - _MAX_LISTED} more{more}")
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-def _report_no_cell(no_cell: list, total: int, what: str) -> None:
+def report_no_cell(no_cell: list, total: int, what: str) -> None:
     """Count the images without a white cell on stderr (always, even with --quiet)."""
     if no_cell:
         print(f"leukfeat: {len(no_cell)} of {total} images have no white cell ({what})",
               file=sys.stderr)
 
 
-def _fail_if_all_failed(failed: list, total: int, out) -> None:
+def fail_if_all_failed(failed: list, total: int, out) -> None:
     """Exit 2 (after the table of error rows is written) when no image could
     be read or measured: nothing was computed, so the command failed."""
     if failed and len(failed) == total:
         raise CommandError(f"all {total} images failed (listed in {out}); first: "
-                           f"{_utf8_text(failed[0][0])}: {_one_line(failed[0][1])}")
+                           f"{utf8_text(failed[0][0])}: {one_line(failed[0][1])}")
 
 
-def _jsonable(obj):
-    """Plain JSON values (NaN/inf -> None), as in :mod:`leukfeat.evaluate`."""
-    from ..evaluate import _jsonable as to_json
 
-    return to_json(obj)
-
-
-def _write_json(path, data) -> Path:
+def write_json(path, data) -> Path:
     from .._atomic import atomic_path
 
-    text = json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
-def _out_file(path, suffixes, option: str, overwrite: bool = False) -> Path:
+def out_file(path, suffixes, option: str, overwrite: bool = False) -> Path:
     """Check an output file name's suffix, refuse to replace an existing file
     unless ``overwrite``, and create its folder."""
     path = Path(path)
@@ -111,9 +107,9 @@ def _out_file(path, suffixes, option: str, overwrite: bool = False) -> Path:
     return path
 
 
-def _out_table(path, option: str, overwrite: bool = False) -> Path:
-    """:func:`_out_file` for a table, .csv or .parquet (Parquet needs pyarrow: checked now)."""
-    path = _out_file(path, (".csv", ".parquet"), option, overwrite)
+def out_table(path, option: str, overwrite: bool = False) -> Path:
+    """:func:`out_file` for a table, .csv or .parquet (Parquet needs pyarrow: checked now)."""
+    path = out_file(path, (".csv", ".parquet"), option, overwrite)
     if path.suffix.lower() == ".parquet":
         _check_parquet()
     return path
@@ -127,7 +123,7 @@ def _check_parquet() -> None:
                            "(or write a .csv file)") from None
 
 
-def _utf8_text(value):
+def utf8_text(value):
     """``value``, or for a string that is not valid UTF-8 (a file name's
     undecodable bytes, which Python keeps as surrogates) the same text with
     those bytes as ``\\xNN`` escapes, so that every table can be written."""
@@ -139,7 +135,7 @@ def _utf8_text(value):
     return value
 
 
-def _write_table(df, path: Path) -> None:
+def write_table(df, path: Path) -> None:
     """Write a table as Parquet or CSV (by the suffix of ``path``), whole or
     not at all (a temporary file renamed when complete)."""
     from .._atomic import atomic_path
@@ -154,7 +150,7 @@ def _write_table(df, path: Path) -> None:
             df.to_csv(tmp, index=False)
 
 
-def _use_agg() -> None:
+def use_agg() -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 from .. import preprocess as _preprocess
-from ._evaluation import (_command_line, _comparison_json, _cross_validate, _md_code,
-                          _predictions_table, _print_summary, _run_confound_check,
-                          _write_cv_report)
-from ._features import _cv_jobs, _extract_matrix, _extractor, _failed, _jobs, _kept
-from ._inputs import _class_counts, _classifier_names, _data_info, _load_labelled
-from ._output import (CommandError, _format_error, _info, _one_line, _out_file, _out_table,
-                      _progress, _report_failures, _report_no_cell, _write_json, _write_table)
+from ._evaluation import (command_line, comparison_json, cross_validate, md_code,
+                          predictions_table, print_summary, run_confound_check,
+                          write_cv_report)
+from ._features import cv_jobs, extract_matrix, make_extractor, failed_items, n_jobs_for, kept_indices
+from ._inputs import count_classes, classifier_names, data_summary, load_labelled
+from ._output import (CommandError, format_error, say, one_line, out_file, out_table,
+                      want_progress, report_failures, report_no_cell, write_json, write_table)
 
 
 #: Fixed targets of ``--stain`` when no ``--stain-target`` is given, as plain
@@ -34,7 +34,7 @@ MACENKO_TARGET = {
 STAIN_METHODS = ("reinhard", "macenko")
 
 
-def _stain_target(method: str, target_file):
+def stain_target(method: str, target_file):
     """(target, JSON description) of --stain METHOD [--stain-target FILE]."""
     from .. import preprocess
     from ..io import read_image
@@ -48,12 +48,12 @@ def _stain_target(method: str, target_file):
         try:
             image = read_image(target_file)
         except (OSError, ValueError) as exc:
-            raise CommandError(f"--stain-target: {_format_error(exc)}") from None
+            raise CommandError(f"--stain-target: {format_error(exc)}") from None
         try:
             target = (preprocess.reinhard_stats(image) if method == "reinhard"
                       else preprocess.macenko_stains(image))
         except ValueError as exc:
-            raise CommandError(f"--stain-target: {target_file}: {_one_line(exc)}") from None
+            raise CommandError(f"--stain-target: {target_file}: {one_line(exc)}") from None
         source = str(Path(target_file).resolve())
     if method == "reinhard":
         values = {"mean": target.mean.tolist(), "std": target.std.tolist()}
@@ -67,7 +67,7 @@ def _stain_target(method: str, target_file):
                            "see the normalised images"}
 
 
-class _Normalise:
+class Normalise:
     """Read an image and map it to a fixed stain target (picklable).
 
     A file that cannot be read is passed on as its path: the feature
@@ -93,7 +93,7 @@ class _Normalise:
 
 def _stain_normalised(args, paths, stain, progress):
     """(items, JSON description): the images of ``paths`` normalised to ``stain``,
-    a ``(target, description)`` pair of :func:`_stain_target`.
+    a ``(target, description)`` pair of :func:`stain_target`.
 
     The normalised images are held in memory (about 150 kB per 224x224 image)
     and given to the extractor and the confound check as arrays.
@@ -103,9 +103,9 @@ def _stain_normalised(args, paths, stain, progress):
 
     target, info = stain
     info = dict(info)
-    fn = _Normalise(info["method"], target)
+    fn = Normalise(info["method"], target)
     t0 = time.perf_counter()
-    results = Parallel(n_jobs=_jobs(args, len(paths)), prefer="threads",
+    results = Parallel(n_jobs=n_jobs_for(args, len(paths)), prefer="threads",
                        return_as="generator")(delayed(fn)(p) for p in paths)
     items = list(tqdm(results, total=len(paths), desc="stain normalisation", unit="image",
                       disable=not progress))
@@ -118,23 +118,23 @@ def _stain_normalised(args, paths, stain, progress):
 # --------------------------------------------------------------------------- #
 
 
-def _cmd_evaluate(args) -> int:
+def cmd_evaluate(args) -> int:
     import numpy as np
 
     from .. import __version__
 
     t_start = time.perf_counter()
-    names = _classifier_names(args.classifier)
-    json_path = (_out_file(args.json, (".json",), "--json", args.overwrite)
+    names = classifier_names(args.classifier)
+    json_path = (out_file(args.json, (".json",), "--json", args.overwrite)
                  if args.json else None)
-    pred_path = (_out_table(args.predictions, "--predictions", args.overwrite)
+    pred_path = (out_table(args.predictions, "--predictions", args.overwrite)
                  if args.predictions else None)
     if args.stain_target is not None and args.stain is None:
         raise CommandError("--stain-target: needs --stain reinhard or --stain macenko")
-    stain = None if args.stain is None else _stain_target(args.stain, args.stain_target)
-    data, n_total = _load_labelled(args.root, args.loader, limit=args.limit, seed=args.seed)
+    stain = None if args.stain is None else stain_target(args.stain, args.stain_target)
+    data, n_total = load_labelled(args.root, args.loader, limit=args.limit, seed=args.seed)
     y = np.asarray([str(v) for v in data.labels])
-    counts = _class_counts(y)
+    counts = count_classes(y)
     if len(counts) < 2:
         raise CommandError(f"ROOT: evaluation needs at least 2 classes, found {list(counts)}")
     smallest = min(counts.values())
@@ -142,64 +142,64 @@ def _cmd_evaluate(args) -> int:
         raise CommandError(f"--cv: {args.cv} folds need at least {args.cv} images per class; "
                            f"the smallest class has {smallest} ({counts})")
     paths = [str(p) for p in data.paths]
-    progress = _progress(args)
-    _info(args, f"{data.name if hasattr(data, 'name') else args.loader}: {len(paths)} images, "
+    progress = want_progress(args)
+    say(args, f"{data.name if hasattr(data, 'name') else args.loader}: {len(paths)} images, "
                 + ", ".join(f"{k} {v}" for k, v in counts.items())
                 + ("" if data.groups is None
                    else f", {len(set(map(str, data.groups)))} patients"))
 
     items, stain_info = paths, None
     if stain is not None:
-        _info(args, f"normalising every image to a fixed {args.stain} target ...")
+        say(args, f"normalising every image to a fixed {args.stain} target ...")
         items, stain_info = _stain_normalised(args, paths, stain, progress)
     t0 = time.perf_counter()
-    X, feature_names, failures, no_cell = _extract_matrix(
-        _extractor(args, len(paths), progress=progress), items)
+    X, feature_names, failures, no_cell = extract_matrix(
+        make_extractor(args, len(paths), progress=progress), items)
     t_features = time.perf_counter() - t0
     # Files that cannot be read (or measured) are not samples of their class:
     # they are left out of the evaluation, listed here and in the JSON. Images
     # without a white cell stay in (NaN rows, imputed): the method must cope.
-    _report_failures("images could not be read or measured and are left out of the "
-                     "evaluation", _failed(paths, failures), len(paths), json_path)
-    _report_no_cell(no_cell, len(paths), "kept: NaN rows, imputed by the classifiers")
+    report_failures("images could not be read or measured and are left out of the "
+                     "evaluation", failed_items(paths, failures), len(paths), json_path)
+    report_no_cell(no_cell, len(paths), "kept: NaN rows, imputed by the classifiers")
     errors = [{"path": paths[i], "error": failures[i]} for i in sorted(failures)]
     no_cell_paths = [paths[i] for i in no_cell]
     groups = None if data.groups is None else np.asarray([str(g) for g in data.groups])
     if failures:
-        keep = _kept(len(paths), failures)
+        keep = kept_indices(len(paths), failures)
         if keep.size == 0:
             raise CommandError(f"no image of {args.root} could be read ({len(paths)} failed)")
         X, y = X[keep], y[keep]
         paths = [paths[i] for i in keep]
         items = [items[i] for i in keep]
         groups = None if groups is None else groups[keep]
-        counts = _class_counts(y)
+        counts = count_classes(y)
         if len(counts) < 2 or (groups is None and min(counts.values()) < args.cv):
             raise CommandError(f"too few readable images left for {args.cv}-fold "
                                f"cross-validation: {counts}")
 
     t0 = time.perf_counter()
-    comparison = _cross_validate(names, X, y, groups=groups, cv=args.cv, paths=paths,
+    comparison = cross_validate(names, X, y, groups=groups, cv=args.cv, paths=paths,
                                  seed=args.seed, n_bootstrap=args.bootstrap,
-                                 n_jobs=_cv_jobs(args, len(paths), len(names), args.cv),
+                                 n_jobs=cv_jobs(args, len(paths), len(names), args.cv),
                                  progress=progress)
     t_cv = time.perf_counter() - t0
 
-    confound_body, confound, warning, t_confound = _run_confound_check(
+    confound_body, confound, warning, t_confound = run_confound_check(
         args, items, y, groups=groups, paths=paths, comparison=comparison)
 
-    command = _command_line(args)
-    data_info = _data_info(data, args.loader, args.limit, n_total)
+    command = command_line(args)
+    data_info = data_summary(data, args.loader, args.limit, n_total)
     data_info["path"] = str(Path(args.root).resolve())
     report_path, t_report = None, 0.0
     if args.report:
         subset = ("" if args.limit is None or len(data) >= n_total
                   else f", a stratified subset (--limit {args.limit}, seed {args.seed})")
-        report_path, t_report = _write_cv_report(
+        report_path, t_report = write_cv_report(
             args, comparison, args.report, X=X, y=y, feature_names=feature_names,
             images=items if stain_info else paths, segmentations=args.method,
             confound=confound, command=command,
-            data=f"{_md_code(data_info['path'])} ({args.loader} loader: {len(data)} of "
+            data=f"{md_code(data_info['path'])} ({args.loader} loader: {len(data)} of "
                  f"{n_total} images{subset})",
             stain="none" if stain_info is None else
                   f"{args.stain}, every image on its own to a fixed target "
@@ -224,13 +224,13 @@ def _cmd_evaluate(args) -> int:
                     "features": t_features, "cross_validation": t_cv,
                     "confound_check": t_confound, "report": t_report,
                     "total": time.perf_counter() - t_start},
-        **_comparison_json(comparison),
+        **comparison_json(comparison),
     }
     if json_path is not None:
-        _write_json(json_path, body)
+        write_json(json_path, body)
     if pred_path is not None:
-        _write_table(_predictions_table(comparison, paths), pred_path)
-    _print_summary(comparison, confound, confound_body, warning)
+        write_table(predictions_table(comparison, paths), pred_path)
+    print_summary(comparison, confound, confound_body, warning)
     for written in (json_path, pred_path):
         if written is not None:
             print(f"wrote {written}")

@@ -6,11 +6,11 @@ import errno
 import time
 from pathlib import Path
 
-from ._features import (_error_column, _extract_matrix, _extractor, _failed, _failures,
-                        _failures_listed)
-from ._inputs import _check_loader, _collect_images, _data_info, _load_labelled, _with_masks
-from ._output import (CommandError, _fail_if_all_failed, _info, _out_table, _progress,
-                      _report_failures, _report_no_cell, _utf8_text, _write_table)
+from ._features import (error_column, extract_matrix, make_extractor, failed_items, extractor_failures,
+                        failures_listed)
+from ._inputs import check_loader, collect_images, data_summary, load_labelled, with_masks
+from ._output import (CommandError, fail_if_all_failed, say, out_table, want_progress,
+                      report_failures, report_no_cell, utf8_text, write_table)
 
 
 def _extract_inputs(args):
@@ -20,78 +20,78 @@ def _extract_inputs(args):
     inputs = args.inputs
     single_dir = len(inputs) == 1 and Path(inputs[0]).is_dir()
     if args.loader is not None:
-        _check_loader(args.loader)
+        check_loader(args.loader)
         if not single_dir:
             if len(inputs) == 1 and not Path(inputs[0]).exists():
                 raise FileNotFoundError(errno.ENOENT, "ROOT: no such data-set folder",
                                         inputs[0])
             raise CommandError("--loader: expects a single data-set folder (ROOT), got "
                                f"{len(inputs)} input(s): {', '.join(inputs[:3])}")
-        data, _ = _load_labelled(inputs[0], args.loader)
+        data, _ = load_labelled(inputs[0], args.loader)
         return list(map(str, data.paths)), data.labels, data.groups, \
-            _data_info(data, args.loader, None)
+            data_summary(data, args.loader, None)
     if single_dir:
         layout_error = getattr(datasets, "DatasetLayoutError", None)
         try:
-            data, _ = _load_labelled(inputs[0], "folder")
+            data, _ = load_labelled(inputs[0], "folder")
         except Exception as exc:
             if layout_error is None or not isinstance(exc, layout_error):
                 raise
-            _info(args, f"{inputs[0]} is not a folder-per-class data set (fewer than two "
+            say(args, f"{inputs[0]} is not a folder-per-class data set (fewer than two "
                         "class sub-folders with images): extracting its images without "
                         "labels")
         else:
             return list(map(str, data.paths)), data.labels, data.groups, \
-                _data_info(data, "folder", None)
-    return _collect_images(inputs), None, None, None
+                data_summary(data, "folder", None)
+    return collect_images(inputs), None, None, None
 
 
-def _cmd_extract(args) -> int:
+def cmd_extract(args) -> int:
     import pandas as pd
 
-    out = _out_table(args.out, "--out", args.overwrite)
+    out = out_table(args.out, "--out", args.overwrite)
     if args.per_cell and args.cell is not None:
         raise CommandError("--cell: not allowed with --per-cell (every cell gets a row)")
     paths, labels, groups, _ = _extract_inputs(args)
-    items = paths if args.masks is None else _with_masks(paths, args.masks)
-    progress = _progress(args)
+    items = paths if args.masks is None else with_masks(paths, args.masks)
+    progress = want_progress(args)
     t0 = time.perf_counter()
-    _info(args, f"extracting features of {len(paths)} images ...")
-    head = {"path": [_utf8_text(p) for p in paths]}
+    say(args, f"extracting features of {len(paths)} images ...")
+    head = {"path": [utf8_text(p) for p in paths]}
     if labels is not None:
         head["label"] = [str(v) for v in labels]
     if groups is not None:
         head["group"] = [str(v) for v in groups]
     if not args.per_cell:
-        X, names, failures, no_cell = _extract_matrix(
-            _extractor(args, len(paths), progress=progress), items)
-        error = _error_column(len(paths), failures, no_cell)
+        X, names, failures, no_cell = extract_matrix(
+            make_extractor(args, len(paths), progress=progress), items)
+        error = error_column(len(paths), failures, no_cell)
         table = pd.concat([pd.DataFrame(head).assign(error=error),
                            pd.DataFrame(X, columns=names)], axis=1)
         n_rows = len(paths)
     else:
         from ..transformers import CELL_COLUMNS
 
-        fx = _extractor(args, len(paths), progress=progress).fit(items)
-        with _failures_listed():
+        fx = make_extractor(args, len(paths), progress=progress).fit(items)
+        with failures_listed():
             cells = fx.transform_cells(items)
         names = [str(n) for n in fx.get_feature_names_out()]
-        failures = _failures(fx)
+        failures = extractor_failures(fx)
         owner = cells.pop("item").to_numpy()
         no_cell = sorted({int(i) for i in owner[cells["cell_label"].isna().to_numpy()]}
                          - set(failures))
-        error = _error_column(len(paths), failures, no_cell)   # per image
+        error = error_column(len(paths), failures, no_cell)   # per image
         heads = pd.DataFrame({k: [v[i] for i in owner] for k, v in head.items()})
         rows = cells[list(CELL_COLUMNS)].assign(error=[error[i] for i in owner])
         table = pd.concat([heads, rows, cells[names]], axis=1)
         n_rows = len(table)
-    failed = _failed(paths, failures)
-    _write_table(table, out)
+    failed = failed_items(paths, failures)
+    write_table(table, out)
     elapsed = time.perf_counter() - t0
-    _report_failures("images could not be read or measured (NaN rows kept, see the "
+    report_failures("images could not be read or measured (NaN rows kept, see the "
                      "error column)", failed, len(paths), out)
-    _fail_if_all_failed(failed, len(paths), out)
-    _report_no_cell(no_cell, len(paths), "NaN rows kept, see the error column")
+    fail_if_all_failed(failed, len(paths), out)
+    report_no_cell(no_cell, len(paths), "NaN rows kept, see the error column")
     unit = "cell rows" if args.per_cell else "rows"
     print(f"wrote {out}: {n_rows} {unit} x {len(names)} features "
           f"({len(paths)} images, {len(failed)} failed, {len(no_cell)} without a white cell) "

@@ -8,14 +8,14 @@ import sys
 
 from ._features import (AUTO_MIN_CV_WORK, AUTO_MIN_IMAGES, CELLS, DEFAULT_FEATURE_GROUPS,
                         DEFAULT_METHOD, FEATURE_GROUPS, METHODS)
-from ._inputs import ALL_CLASSIFIERS, _loader_names
-from ._output import _format_error, _one_line
-from .demo import _cmd_demo
-from .evaluate import STAIN_METHODS, _cmd_evaluate
-from .extract import _cmd_extract
-from .predict import _cmd_predict
-from .segment import _cmd_segment
-from .train import _cmd_train
+from ._inputs import ALL_CLASSIFIERS, loader_names
+from ._output import format_error, one_line
+from .demo import cmd_demo
+from .evaluate import STAIN_METHODS, cmd_evaluate
+from .extract import cmd_extract
+from .predict import cmd_predict
+from .segment import cmd_segment
+from .train import cmd_train
 
 
 def _int_arg(valid, expected: str):
@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):  # noqa: D401 - argparse API
         where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
-        self.exit(2, f"leukfeat: error: {where}{_one_line(message)} "
+        self.exit(2, f"leukfeat: error: {where}{one_line(message)} "
                      f"(see '{self.prog} --help')\n")
 
 
@@ -123,7 +123,7 @@ def _add_features(p, *, cell=True) -> None:
 
 def _add_loader(p, default="folder") -> None:
     p.add_argument("--loader", default=default, metavar="NAME",
-                   help="data-set layout: " + ", ".join(_loader_names())
+                   help="data-set layout: " + ", ".join(loader_names())
                         + (f" (default: {default})" if default else
                            " (default: folder-per-class when it matches, else unlabelled)"))
 
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the background-only confound check (as in evaluate)")
     _add_n_jobs(d, cv=True)
     _add_quiet(d)
-    d.set_defaults(func=_cmd_demo, cache=None)
+    d.set_defaults(func=cmd_demo, cache=None)
 
     # segment ------------------------------------------------------------
     s = sub.add_parser(
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(s, "the files of an earlier run in --out")
     _add_n_jobs(s)
     _add_quiet(s)
-    s.set_defaults(func=_cmd_segment)
+    s.set_defaults(func=cmd_segment)
 
     # extract ------------------------------------------------------------
     e = sub.add_parser(
@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(e)
     _add_n_jobs(e)
     _add_quiet(e)
-    e.set_defaults(func=_cmd_extract)
+    e.set_defaults(func=cmd_extract)
 
     # train --------------------------------------------------------------
     t = sub.add_parser(
@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(t, "the model file")
     _add_n_jobs(t)
     _add_quiet(t)
-    t.set_defaults(func=_cmd_train)
+    t.set_defaults(func=cmd_train)
 
     # predict ------------------------------------------------------------
     r = sub.add_parser(
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(r)
     _add_n_jobs(r)
     _add_quiet(r)
-    r.set_defaults(func=_cmd_predict)
+    r.set_defaults(func=cmd_predict)
 
     # evaluate -----------------------------------------------------------
     v = sub.add_parser(
@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "best an image outside the evaluated set")
     _add_n_jobs(v, cv=True)
     _add_quiet(v)
-    v.set_defaults(func=_cmd_evaluate)
+    v.set_defaults(func=cmd_evaluate)
     return p
 
 
@@ -403,5 +403,5 @@ def main(argv=None) -> int:
         print("leukfeat: interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, ImportError) as exc:
-        print(f"leukfeat: error: {_format_error(exc)}", file=sys.stderr)
+        print(f"leukfeat: error: {format_error(exc)}", file=sys.stderr)
         return 2

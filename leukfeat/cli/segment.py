@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._features import _jobs, _segmenter
-from ._inputs import _collect_images
-from ._output import (CommandError, _fail_if_all_failed, _info, _progress, _report_failures,
-                      _utf8_text, _write_table)
+from ._features import n_jobs_for, segmenter_of
+from ._inputs import collect_images
+from ._output import (CommandError, fail_if_all_failed, say, want_progress, report_failures,
+                      utf8_text, write_table)
 
 
 #: the files ``segment`` writes per image: column of segmentation.csv -> name suffix
@@ -65,7 +65,7 @@ class _SegmentTask:
                 **{key: file.name for key, file in files.items()}}
 
 
-def _unique_stems(paths) -> list:
+def unique_stems(paths) -> list:
     """Output name stems: the file stem, made unique with parent folders, then a counter."""
     from collections import Counter
 
@@ -87,24 +87,24 @@ def _unique_stems(paths) -> list:
     return final
 
 
-def _cmd_segment(args) -> int:
+def cmd_segment(args) -> int:
     import pandas as pd
 
-    from .._batch import _map
+    from .._batch import map_items
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out: {out} exists and is not a folder")
-    paths = _collect_images(args.inputs)
+    paths = collect_images(args.inputs)
     # never segment our own outputs (--out inside an input folder, run twice)
     out_abs = Path(os.path.realpath(out))
     ours = [p for p in paths if out_abs in Path(os.path.realpath(p)).parents]
     if ours:
         paths = [p for p in paths if p not in set(ours)]
-        _info(args, f"skipping {len(ours)} image(s) inside the output folder {out}")
+        say(args, f"skipping {len(ours)} image(s) inside the output folder {out}")
         if not paths:
             raise CommandError(f"INPUT: every image found is inside the output folder {out}")
-    stems = _unique_stems(paths)
+    stems = unique_stems(paths)
     if not args.overwrite:
         earlier = [out / name for name in ["segmentation.csv"] + [
             f"{stem}{suffix}" for stem in stems for suffix in SEGMENT_FILES.values()]]
@@ -114,20 +114,20 @@ def _cmd_segment(args) -> int:
                                f"run writes (e.g. {earlier[0].name}); pass --overwrite to "
                                "replace them")
     out.mkdir(parents=True, exist_ok=True)
-    segmenter, label = _segmenter(args)
-    _info(args, f"segmenting {len(paths)} images ({label}) into {out} ...")
-    results, failures = _map(_SegmentTask(out, segmenter), list(zip(paths, stems)),
-                             n_jobs=_jobs(args, len(paths)), progress=_progress(args),
+    segmenter, label = segmenter_of(args)
+    say(args, f"segmenting {len(paths)} images ({label}) into {out} ...")
+    results, failures = map_items(_SegmentTask(out, segmenter), list(zip(paths, stems)),
+                             n_jobs=n_jobs_for(args, len(paths)), progress=want_progress(args),
                              desc="segment",
                              on_error="collect")
     errors = {f.index: f"{f.error_type}: {f.message}" for f in failures}
     rows = []
     for i, (path, stem, res) in enumerate(zip(paths, stems, results)):
-        row = {"path": _utf8_text(path), "stem": _utf8_text(stem)}
+        row = {"path": utf8_text(path), "stem": utf8_text(stem)}
         if res is None:
-            row["error"] = _utf8_text(errors.get(i, "failed"))
+            row["error"] = utf8_text(errors.get(i, "failed"))
         else:
-            row.update({k: _utf8_text(v) for k, v in res.items()})
+            row.update({k: utf8_text(v) for k, v in res.items()})
             row["error"] = None
         rows.append(row)
     columns = ["path", "stem", "n_cells", "cell_area", "nucleus_area", "largest_cell_area",
@@ -136,10 +136,10 @@ def _cmd_segment(args) -> int:
     for col in ("n_cells", "cell_area", "nucleus_area", "largest_cell_area", "height", "width"):
         table[col] = table[col].astype("Int64")
     summary = out / "segmentation.csv"
-    _write_table(table, summary)
+    write_table(table, summary)
     failed = [(paths[i], errors[i]) for i in sorted(errors)]
-    _report_failures("images could not be segmented", failed, len(paths), summary)
-    _fail_if_all_failed(failed, len(paths), summary)
+    report_failures("images could not be segmented", failed, len(paths), summary)
+    fail_if_all_failed(failed, len(paths), summary)
     ok = table[table.error.isna()]
     print(f"segmented {len(ok)} of {len(paths)} images ({label}): "
           f"{int(ok.n_cells.sum())} white cells, {int((ok.n_cells == 0).sum())} images "

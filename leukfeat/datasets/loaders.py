@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io import IMAGE_EXTENSIONS, ListingWarning, is_image_file, list_images
-from ._checks import _check_int, _root_seed
+from .._validation import check_int
+from ._checks import root_seed
 
 
 # =============================================================================
@@ -241,7 +242,7 @@ class LabelledImages:
         >>> ds.stratified_subset(4).class_counts
         {'a': 3, 'b': 1}
         """
-        n = _check_int(n, "n", 1)
+        n = check_int(n, "n", 1)
         total = len(self)
         if n >= total:
             return self.subset(np.arange(total))
@@ -256,7 +257,7 @@ class LabelledImages:
         while quota.sum() > target:  # the minimum of one pushed us over
             excess = np.where(quota > 1, quota - exact, -np.inf)
             quota[int(np.argmax(excess))] -= 1
-        rng = np.random.default_rng(_root_seed(random_state))
+        rng = np.random.default_rng(root_seed(random_state))
         chosen = [rng.choice(np.flatnonzero(inverse == c), size=int(q), replace=False)
                   for c, q in enumerate(quota)]
         return self.subset(np.sort(np.concatenate(chosen)))

@@ -14,7 +14,8 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from ._checks import _check_int, _root_seed
+from .._validation import check_int
+from ._checks import root_seed
 
 # (public as leukfeat.datasets.MASK_CODES, documented in the package's __init__.py)
 MASK_CODES: dict[str, int] = {"background": 0, "red_cell": 1, "cytoplasm": 2, "nucleus": 3}
@@ -356,8 +357,8 @@ def make_cells(n_samples: int = 100, n_classes: int = 2, size=128, *,
     >>> bool((ds.nucleus <= ds.masks).all())
     True
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_classes = _check_int(n_classes, "n_classes", 1)
+    n_samples = check_int(n_samples, "n_samples", 1)
+    n_classes = check_int(n_classes, "n_classes", 1)
     h, w = _check_size(size)
     red_range = _check_count_range(n_red_cells, "n_red_cells", 0, 1000)
     white_range = _check_count_range(n_white_cells, "n_white_cells", 0, _MAX_WHITE_CELLS)
@@ -369,7 +370,7 @@ def make_cells(n_samples: int = 100, n_classes: int = 2, size=128, *,
                          f"{h}x{w} image, got {n_white_cells!r}; use fewer cells or a "
                          "larger size")
     stain_jitter = _check_float(stain_jitter, "stain_jitter", 0.0, 0.5)
-    root = _root_seed(random_state)
+    root = root_seed(random_state)
 
     images = np.empty((n_samples, h, w, 3), np.uint8)
     cell_labels = np.zeros((n_samples, h, w), np.int32)

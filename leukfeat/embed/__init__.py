@@ -73,15 +73,15 @@ from __future__ import annotations
 from .._module_path import set_module as _set_module
 from . import pretrained_models
 from .embedders import (IMAGENET_MEAN, IMAGENET_STD, CallableEmbedder, Embedder,  # noqa: F401
-                        ImagePreprocess, TorchEmbedder, _resize)
+                        ImagePreprocess, TorchEmbedder, resize_rgb)
 from .onnx_io import OnnxEmbedder, export_onnx
-from .pretrained_models import (_efficientnet_features_class, _PretrainedFactory,
-                                _TorchvisionFactory, pretrained, torchvision_model)
-from .transformer import (EmbeddingTransformer, _check_embedder_param,  # noqa: F401
-                          _square_box)
+from .pretrained_models import (efficientnet_features_class, PretrainedFactory,
+                                TorchvisionFactory, pretrained, torchvision_model)
+from .transformer import (EmbeddingTransformer, check_embedder_param,  # noqa: F401
+                          square_box)
 
 # IMAGENET_MEAN and IMAGENET_STD are public but, as before, not in __all__;
-# _resize, _square_box and _check_embedder_param are imported from here by
+# resize_rgb, square_box and check_embedder_param are imported from here by
 # leukfeat.models and the tests, the model factories by pickles (see below).
 
 __all__ = [
@@ -115,13 +115,18 @@ MULTISCALE_STAGES = pretrained_models.MULTISCALE_STAGES
 
 # leukfeat.embed was one module, leukfeat/embed.py: its public classes and
 # functions, and the model factories that pretrained embedders hold, keep that
-# module path (leukfeat.embed.TorchEmbedder, leukfeat.embed._PretrainedFactory, ...),
+# module path (leukfeat.embed.TorchEmbedder, leukfeat.embed.PretrainedFactory, ...),
 # by which pickles and skops model files name them (see leukfeat.persist).
-_set_module(__name__, [*(globals()[name] for name in __all__), _PretrainedFactory,
-                       _TorchvisionFactory])
+_set_module(__name__, [*(globals()[name] for name in __all__), PretrainedFactory,
+                       TorchvisionFactory])
+
+# the names by which files pickled by leukfeat 0.x before the embed package
+# was split know the factories
+_PretrainedFactory = PretrainedFactory
+_TorchvisionFactory = TorchvisionFactory
 
 
 def __getattr__(name):
     if name == "_EfficientNetFeatures":
-        return _efficientnet_features_class()
+        return efficientnet_features_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,12 +13,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .._validation import check_int
+
 #: ImageNet channel mean and standard deviation in pixel units (0-255), the
 #: normalisation of torchvision's (and most timm) ImageNet models.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
-_PROBE_SIZE = 224  # side of the blank image used to discover an output width
+PROBE_SIZE = 224  # side of the blank image used to discover an output width
 
 
 # --------------------------------------------------------------------------- #
@@ -30,7 +32,7 @@ _TORCH_HINT = ('Install the CPU build of PyTorch with `pip install torch==2.13.0
                '"leukfeat[cnn]"`.')
 
 
-def _import_torch():
+def import_torch():
     """``import torch`` or an ImportError saying what to install."""
     try:
         import torch
@@ -56,13 +58,6 @@ def _feature_names(name: str, n: int) -> np.ndarray:
     return np.asarray([f"{p}_cnn_{i:0{width}d}" for i in range(n)], dtype=object)
 
 
-def _check_positive_int(value, name: str, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-        expected = "None or a positive int" if allow_none else "a positive int"
-        raise ValueError(f"{name}: expected {expected}, got {value!r}")
-
 
 def _as_images(images) -> list:
     """A batch of images (arrays, not paths) as a list of RGB uint8 arrays (H, W, 3)."""
@@ -72,7 +67,7 @@ def _as_images(images) -> list:
             for i, im in enumerate(as_batch(images, "images", paths=False, allow_empty=True))]
 
 
-def _pool(out: np.ndarray, n: int, where: str) -> np.ndarray:
+def pool(out: np.ndarray, n: int, where: str) -> np.ndarray:
     """A model output as (n, D) float32: spatial maps averaged over H and W."""
     out = np.asarray(out)
     if out.ndim == 4:
@@ -101,7 +96,7 @@ def _resize_flag(in_hw, out_hw) -> int:
 _INTERPOLATIONS = ("auto", "area", "linear", "cubic", "nearest")
 
 
-def _resize(image: np.ndarray, size_hw, interpolation: str = "auto") -> np.ndarray:
+def resize_rgb(image: np.ndarray, size_hw, interpolation: str = "auto") -> np.ndarray:
     """Resize an RGB uint8 image to (h, w); "auto" is INTER_AREA down, INTER_LINEAR up."""
     import cv2
 
@@ -116,7 +111,7 @@ def _resize(image: np.ndarray, size_hw, interpolation: str = "auto") -> np.ndarr
     return cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=flag)
 
 
-def _blank(size_hw) -> np.ndarray:
+def blank_image(size_hw) -> np.ndarray:
     return np.full((*size_hw, 3), 128, np.uint8)
 
 
@@ -189,7 +184,7 @@ class ImagePreprocess:
         -------
         ndarray of float32, shape (n_images, 3, height, width)
         """
-        batch = np.stack([_resize(im, self.size, self.interpolation) for im in images])
+        batch = np.stack([resize_rgb(im, self.size, self.interpolation) for im in images])
         x = batch.astype(np.float32)
         x -= np.asarray(self.mean, np.float32)
         x /= np.asarray(self.std, np.float32)
@@ -251,7 +246,7 @@ class Embedder(Protocol):
     def __call__(self, images) -> np.ndarray: ...
 
 
-class _BaseEmbedder:
+class BaseEmbedder:
     """Shared batching, validation, names and pickling of the embedders."""
 
     name: str
@@ -283,10 +278,10 @@ class _BaseEmbedder:
         return _feature_names(self.name, self.n_features)
 
     def _probe_dim(self) -> int:
-        return self._embed_batch([_blank(self._probe_size())]).shape[1]
+        return self._embed_batch([blank_image(self._probe_size())]).shape[1]
 
     def _probe_size(self):
-        return (_PROBE_SIZE, _PROBE_SIZE)
+        return (PROBE_SIZE, PROBE_SIZE)
 
     def embed(self, images) -> np.ndarray:
         """Embed a batch of images.
@@ -329,7 +324,7 @@ class _StopForward(Exception):
     """Raised by the capture hook to skip the layers after the captured one."""
 
 
-class TorchEmbedder(_BaseEmbedder):
+class TorchEmbedder(BaseEmbedder):
     """Embeddings from a PyTorch model.
 
     The images are preprocessed into a float32 ``(N, C, H, W)`` batch, run
@@ -393,7 +388,7 @@ class TorchEmbedder(_BaseEmbedder):
 
     def __init__(self, model, preprocess=None, layer=None, batch_size=32, device="cpu",
                  num_threads=1, name=None):
-        torch = _import_torch()
+        torch = import_torch()
         if not (isinstance(model, torch.nn.Module) or callable(model)):
             raise TypeError(f"model: expected a torch.nn.Module or a callable returning one, "
                             f"got {type(model).__name__}")
@@ -402,8 +397,8 @@ class TorchEmbedder(_BaseEmbedder):
                             f"{type(preprocess).__name__}")
         if layer is not None and not isinstance(layer, str):
             raise TypeError(f"layer: expected None or a submodule name (str), got {layer!r}")
-        _check_positive_int(batch_size, "batch_size")
-        _check_positive_int(num_threads, "num_threads", allow_none=True)
+        check_int(batch_size, "batch_size", 1)
+        check_int(num_threads, "num_threads", 1, allow_none=True)
         self.model = model
         self.preprocess = ImagePreprocess() if preprocess is None else preprocess
         self.layer = layer
@@ -425,7 +420,7 @@ class TorchEmbedder(_BaseEmbedder):
 
     @staticmethod
     def _is_module(obj) -> bool:
-        torch = _import_torch()
+        torch = import_torch()
         return isinstance(obj, torch.nn.Module)
 
     # -- model -----------------------------------------------------------------
@@ -434,7 +429,7 @@ class TorchEmbedder(_BaseEmbedder):
         """The :class:`torch.nn.Module` (built and cached on first use)."""
         mod = self.__dict__.get("_cache_module")
         if mod is None:
-            torch = _import_torch()
+            torch = import_torch()
             if isinstance(self.model, torch.nn.Module):
                 mod = self.model
             else:
@@ -463,12 +458,12 @@ class TorchEmbedder(_BaseEmbedder):
 
     def _probe_size(self):
         size = getattr(self.preprocess, "size", None)
-        return tuple(size) if size is not None else (_PROBE_SIZE, _PROBE_SIZE)
+        return tuple(size) if size is not None else (PROBE_SIZE, PROBE_SIZE)
 
     # -- running ----------------------------------------------------------------
     @contextlib.contextmanager
     def _threads(self):
-        torch = _import_torch()
+        torch = import_torch()
         if self.num_threads is None:
             yield
             return
@@ -481,13 +476,13 @@ class TorchEmbedder(_BaseEmbedder):
 
     @contextlib.contextmanager
     def _running(self):
-        torch = _import_torch()
+        torch = import_torch()
         with self._threads(), torch.no_grad():
             yield
 
     def _forward(self, x):
         """The raw output tensor of the model (or of ``layer``) for a batch tensor."""
-        torch = _import_torch()
+        torch = import_torch()
         mod = self.module
         if self.layer is None:
             out = mod(x)
@@ -517,7 +512,7 @@ class TorchEmbedder(_BaseEmbedder):
         return out
 
     def _embed_batch(self, images: list) -> np.ndarray:
-        torch = _import_torch()
+        torch = import_torch()
         with self._running():
             x = np.asarray(self.preprocess(images), dtype=np.float32)
             if x.ndim != 4 or x.shape[0] != len(images):
@@ -526,10 +521,10 @@ class TorchEmbedder(_BaseEmbedder):
             out = self._forward(torch.from_numpy(np.ascontiguousarray(x)).to(self.device))
             where = ("the output of the model" if self.layer is None
                      else f"the output of layer {self.layer!r}")
-            return _pool(out.detach().float().cpu().numpy(), len(images), where)
+            return pool(out.detach().float().cpu().numpy(), len(images), where)
 
 
-class CallableEmbedder(_BaseEmbedder):
+class CallableEmbedder(BaseEmbedder):
     """Embeddings from any function ``images -> array``.
 
     Parameters
@@ -561,8 +556,8 @@ class CallableEmbedder(_BaseEmbedder):
     def __init__(self, fn, name=None, n_features=None, batch_size=None):
         if not callable(fn):
             raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
-        _check_positive_int(n_features, "n_features", allow_none=True)
-        _check_positive_int(batch_size, "batch_size", allow_none=True)
+        check_int(n_features, "n_features", 1, allow_none=True)
+        check_int(batch_size, "batch_size", 1, allow_none=True)
         self.fn = fn
         if name is None:
             name = getattr(fn, "__name__", None)
@@ -582,7 +577,7 @@ class CallableEmbedder(_BaseEmbedder):
         return f"CallableEmbedder({self.fn!r}, name={self.name!r})"
 
     def _embed_batch(self, images: list) -> np.ndarray:
-        out = _pool(np.asarray(self.fn(images)), len(images), f"the result of {self.name}")
+        out = pool(np.asarray(self.fn(images)), len(images), f"the result of {self.name}")
         if self._declared_dim is not None and out.shape[1] != self._declared_dim:
             raise ValueError(f"the result of {self.name} has {out.shape[1]} columns, but "
                              f"n_features={self._declared_dim} was declared")

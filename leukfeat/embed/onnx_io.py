@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedders import (_PROBE_SIZE, ImagePreprocess, TorchEmbedder, _BaseEmbedder, _blank,
-                        _check_positive_int, _import_torch, _pool)
+from .embedders import (PROBE_SIZE, ImagePreprocess, TorchEmbedder, BaseEmbedder, blank_image,
+                        import_torch, pool)
+from .._validation import check_int
 
 _META_PREFIX = "leukfeat."
 
@@ -41,7 +42,7 @@ def _import_onnx():
     return onnx
 
 
-class OnnxEmbedder(_BaseEmbedder):
+class OnnxEmbedder(BaseEmbedder):
     """Embeddings from an ONNX model run with onnxruntime on the CPU.
 
     Parameters
@@ -98,8 +99,8 @@ class OnnxEmbedder(_BaseEmbedder):
         if preprocess is not None and not callable(preprocess):
             raise TypeError(f"preprocess: expected None or a callable, got "
                             f"{type(preprocess).__name__}")
-        _check_positive_int(batch_size, "batch_size")
-        _check_positive_int(num_threads, "num_threads")
+        check_int(batch_size, "batch_size", 1)
+        check_int(num_threads, "num_threads", 1)
         _import_onnxruntime()
         self.path = str(path)
         self.output = output
@@ -154,7 +155,7 @@ class OnnxEmbedder(_BaseEmbedder):
         shape = self.session.get_inputs()[0].shape
         if len(shape) == 4 and all(isinstance(s, int) for s in shape[2:]):
             return (shape[2], shape[3])
-        return (_PROBE_SIZE, _PROBE_SIZE)
+        return (PROBE_SIZE, PROBE_SIZE)
 
     def _embed_batch(self, images: list) -> np.ndarray:
         sess = self.session
@@ -175,7 +176,7 @@ class OnnxEmbedder(_BaseEmbedder):
                 part = np.concatenate([part, np.zeros((fixed - n, *part.shape[1:]),
                                                       np.float32)])
             out = np.asarray(sess.run(names, {inp.name: part})[0])
-            parts.append(_pool(out[:n] if fixed else out, n, where))
+            parts.append(pool(out[:n] if fixed else out, n, where))
         return np.concatenate(parts, axis=0)
 
 
@@ -185,7 +186,7 @@ class OnnxEmbedder(_BaseEmbedder):
 
 def _export_wrapper(embedder: TorchEmbedder):
     """A module: preprocessed batch -> (N, D) embedding (pooling in the graph)."""
-    torch = _import_torch()
+    torch = import_torch()
 
     class Embedding(torch.nn.Module):
         def __init__(self, model, layer):
@@ -268,7 +269,7 @@ def export_onnx(embedder, path, *, opset_version=None, dynamo=False) -> Path:
     """
     if not isinstance(embedder, TorchEmbedder):
         raise TypeError(f"embedder: expected a TorchEmbedder, got {type(embedder).__name__}")
-    torch = _import_torch()
+    torch = import_torch()
     onnx = _import_onnx()
     if dynamo:
         try:
@@ -280,7 +281,7 @@ def export_onnx(embedder, path, *, opset_version=None, dynamo=False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     n_features = embedder.n_features  # validates the output rank before exporting
     size = embedder._probe_size()
-    x = torch.from_numpy(embedder.preprocess([_blank(size), _blank(size)])).to(embedder.device)
+    x = torch.from_numpy(embedder.preprocess([blank_image(size), blank_image(size)])).to(embedder.device)
     wrapper = _export_wrapper(embedder)
     kwargs = dict(input_names=["images"], output_names=["embedding"], dynamo=bool(dynamo))
     if opset_version is not None:

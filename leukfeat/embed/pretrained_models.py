@@ -12,7 +12,7 @@ import io as _stdio
 import os
 import re
 
-from .embedders import ImagePreprocess, TorchEmbedder, _import_torch
+from .embedders import ImagePreprocess, TorchEmbedder, import_torch
 
 # (public as leukfeat.embed.PRETRAINED, documented in the package's __init__.py)
 PRETRAINED = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
@@ -28,7 +28,7 @@ MULTISCALE_STAGES = (("stage4", 40), ("stage5", 80), ("stage6", 112), ("stage7",
 
 def _import_efficientnet(name: str = "efficientnet-lite0"):
     """The EfficientNet class and the local weight file of ``name``, or a clear ImportError."""
-    _import_torch()
+    import_torch()
     variant = name.rsplit("-", 1)[-1]              # "lite0", "lite1", "lite2"
     package = _weights_wheel(name).replace("-", "_")
     extra = "cnn" if name == PRETRAINED[0] else "cnn-large"
@@ -56,7 +56,7 @@ def _display(name: str) -> str:
 
 
 def _import_torchvision():
-    _import_torch()
+    import_torch()
     try:
         import torchvision
     except ImportError as exc:
@@ -74,11 +74,11 @@ def _import_torchvision():
 _LAZY_CLASSES: dict = {}
 
 
-def _efficientnet_features_class():
+def efficientnet_features_class():
     """The torch module class ``_EfficientNetFeatures`` (defined on first use: needs torch)."""
     cls = _LAZY_CLASSES.get("_EfficientNetFeatures")
     if cls is None:
-        torch = _import_torch()
+        torch = import_torch()
 
         class _EfficientNetFeatures(torch.nn.Module):
             """EfficientNet without its classifier.
@@ -119,7 +119,7 @@ def _efficientnet_features_class():
 
 
 
-class _PretrainedFactory:
+class PretrainedFactory:
     """Picklable factory building a pretrained model offline (see :func:`pretrained`)."""
 
     multiscale = False  # (the default of factories pickled before the option existed)
@@ -143,13 +143,13 @@ class _PretrainedFactory:
         if self.head:
             return net
         stages = _stage_ends(net) if self.multiscale else None
-        return _efficientnet_features_class()(net, stages).eval()
+        return efficientnet_features_class()(net, stages).eval()
 
     def _key(self):
         return (self.model_name, self.head, self.multiscale)
 
     def __eq__(self, other):
-        return isinstance(other, _PretrainedFactory) and self._key() == other._key()
+        return isinstance(other, PretrainedFactory) and self._key() == other._key()
 
     def __hash__(self):
         return hash(self._key())
@@ -251,7 +251,7 @@ def pretrained(name="efficientnet-lite0", *, head=False, multiscale=False, batch
         raise ValueError("multiscale: pools feature maps, so it cannot be combined with "
                          "head=True (the ImageNet logits)")
     _import_efficientnet(name)
-    factory = _PretrainedFactory(name, head, multiscale)
+    factory = PretrainedFactory(name, head, multiscale)
     size = PRETRAINED_SIZE[name]
     return TorchEmbedder(factory, preprocess=ImagePreprocess(size, mean=127.0, std=128.0),
                          batch_size=batch_size, device=device, num_threads=num_threads,
@@ -262,7 +262,7 @@ _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
 _WEIGHTS_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
-class _TorchvisionFactory:
+class TorchvisionFactory:
     """Picklable factory of a torchvision model (see :func:`torchvision_model`)."""
 
     def __init__(self, arch, weights, allow_download, head, layer, kwargs):
@@ -279,7 +279,7 @@ class _TorchvisionFactory:
             and not os.path.exists(self.weights)
 
     def __call__(self):
-        torch = _import_torch()
+        torch = import_torch()
         tv = _import_torchvision()
         if self.weights == "random":
             model = tv.models.get_model(self.arch, weights=None, **self.kwargs)
@@ -397,7 +397,7 @@ def torchvision_model(name, weights, *, allow_download=False, head=False, layer=
                         f"allow_download=True) a torchvision weights name, got {weights!r}")
     if isinstance(weights, str) and weights.startswith("~"):
         weights = os.path.expanduser(weights)
-    factory = _TorchvisionFactory(name, weights, bool(allow_download), bool(head), layer,
+    factory = TorchvisionFactory(name, weights, bool(allow_download), bool(head), layer,
                                   model_kwargs)
     if weights != "random":
         if factory._is_enum_name():

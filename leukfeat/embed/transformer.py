@@ -13,7 +13,8 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._batch import ImageBatchTransformer
-from .embedders import _check_positive_int, _resize
+from .._validation import check_int
+from .embedders import resize_rgb
 from .pretrained_models import PRETRAINED, pretrained
 
 
@@ -27,14 +28,14 @@ def _resolve_embedder(embedder, batch_size):
         return pretrained(PRETRAINED[0], batch_size=batch_size)
     if isinstance(embedder, str):
         return pretrained(embedder, batch_size=batch_size)
-    _check_embedder_param(embedder)
+    check_embedder_param(embedder)
     if isinstance(embedder, EmbeddingTransformer):
         raise ValueError("embedder: got an EmbeddingTransformer; pass its embedder (or use "
                          "it directly as a transformer)")
     return embedder
 
 
-def _check_embedder_param(embedder) -> None:
+def check_embedder_param(embedder) -> None:
     """Validate an ``embedder`` parameter without building anything (no torch import)."""
     if embedder is None:
         return
@@ -56,7 +57,7 @@ def _check_embedder_param(embedder) -> None:
                          "CallableEmbedder")
 
 
-def _square_box(bbox, shape, pad):
+def square_box(bbox, shape, pad):
     """A square window around ``bbox`` (r0, c0, r1, c1) of side max(h, w) + 2 pad, in the image."""
     r0, c0, r1, c1 = bbox
     H, W = shape
@@ -106,10 +107,10 @@ class _PrepareTask:
                 windows = []
                 for label in labels:
                     cell = seg.crop(label, image, margin=0)
-                    r0, c0, r1, c1 = _square_box(cell.bbox, image.shape[:2], self.pad)
+                    r0, c0, r1, c1 = square_box(cell.bbox, image.shape[:2], self.pad)
                     windows.append(image[r0:r1, c0:c1])
         if self.size is not None:
-            windows = [_resize(w, (self.size, self.size)) for w in windows]
+            windows = [resize_rgb(w, (self.size, self.size)) for w in windows]
         return [np.ascontiguousarray(w) for w in windows], fallback
 
 
@@ -233,7 +234,7 @@ class EmbeddingTransformer(ImageBatchTransformer):
     def _check_params(self) -> None:
         from .._batch import check_choice, check_segmenter
 
-        _check_embedder_param(self.embedder)
+        check_embedder_param(self.embedder)
         if isinstance(self.embedder, EmbeddingTransformer):
             raise ValueError("embedder: got an EmbeddingTransformer; pass its embedder (or "
                              "use it directly as a transformer)")
@@ -241,8 +242,8 @@ class EmbeddingTransformer(ImageBatchTransformer):
         check_segmenter(self.segmenter)
         if not isinstance(self.pad, Integral) or isinstance(self.pad, bool) or self.pad < 0:
             raise ValueError(f"pad: expected a non-negative int, got {self.pad!r}")
-        _check_positive_int(self.size, "size", allow_none=True)
-        _check_positive_int(self.batch_size, "batch_size")
+        check_int(self.size, "size", 1, allow_none=True)
+        check_int(self.batch_size, "batch_size", 1)
         self._check_batch_params()
         if not isinstance(self.tta, (bool, np.bool_)):
             raise ValueError(f"tta: expected a bool, got {self.tta!r}")
@@ -299,7 +300,7 @@ class EmbeddingTransformer(ImageBatchTransformer):
         """
         from tqdm.auto import tqdm
 
-        from .._batch import _map, _reraise, as_batch
+        from .._batch import map_items, reraise, as_batch
 
         check_is_fitted(self, "feature_names_out_")
         self._check_params()
@@ -316,10 +317,10 @@ class EmbeddingTransformer(ImageBatchTransformer):
                   disable=not self.progress) as bar:
             for start in range(0, len(items), step):
                 chunk = items[start:start + step]
-                prepared, fails = _map(task, chunk, n_jobs=self.n_jobs, on_error="collect")
+                prepared, fails = map_items(task, chunk, n_jobs=self.n_jobs, on_error="collect")
                 fails = [replace(f, index=f.index + start) for f in fails]
                 if fails and self.on_error == "raise":
-                    _reraise(fails[0])
+                    reraise(fails[0])
                 failures += fails
                 good = [i for i, p in enumerate(prepared) if p is not None]
                 fallbacks += [start + i for i in good if prepared[i][1]]

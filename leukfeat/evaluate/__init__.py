@@ -39,11 +39,10 @@ from __future__ import annotations
 
 from .._module_path import set_module as _set_module
 from . import confound, metrics
-from ._common import _jsonable  # noqa: F401  (the command line's JSON values)
 from .confound import ConfoundReport, background_features, confound_check
 from .cross_validation import compare, cross_validate
 from .duplicates import DuplicateGroups, find_duplicates, phash
-from .metrics import Comparison, CVReport, _auc_ovr  # noqa: F401
+from .metrics import Comparison, CVReport, auc_ovr  # noqa: F401
 
 __all__ = [
     "phash",

@@ -16,7 +16,9 @@ from joblib import Parallel, delayed
 
 from .._validation import as_uint8_rgb
 from ..io import read_image
-from ._common import _as_items, _check_int, _is_path, _jsonable
+from .._json import jsonable
+from .._batch import as_batch, is_path
+from .._validation import check_int
 from .cross_validation import cross_validate
 from .metrics import CVReport
 
@@ -96,7 +98,7 @@ def background_features(image, *, segmenter=None, dilate: int = 5) -> np.ndarray
     >>> bool(85 < f[15] < 95)  # pale background: high L*
     True
     """
-    dilate = _check_int(dilate, "dilate", low=0)
+    dilate = check_int(dilate, "dilate", low=0)
     rgb = as_uint8_rgb(image, "image")
     if rgb.ndim != 3:
         raise ValueError(f"image: expected an RGB image (H, W, 3), got shape {rgb.shape}")
@@ -120,7 +122,7 @@ def background_features(image, *, segmenter=None, dilate: int = 5) -> np.ndarray
 
 
 def _background_of(item, segmenter, dilate):
-    image = read_image(item) if _is_path(item) else item
+    image = read_image(item) if is_path(item) else item
     return background_features(image, segmenter=segmenter, dilate=dilate)
 
 
@@ -181,7 +183,7 @@ class ConfoundReport:
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict (without the per-image features)."""
-        return _jsonable({"accuracy": self.accuracy,
+        return jsonable({"accuracy": self.accuracy,
                           "balanced_accuracy": self.balanced_accuracy,
                           "chance": self.chance, "margin": self.margin,
                           "confounded": self.confounded, "message": self.message,
@@ -333,17 +335,17 @@ def confound_check(X_images_or_paths, y, *, segmenter=None, estimator=None, cv: 
     """
     import pandas as pd
 
-    items = _as_items(X_images_or_paths, "X_images_or_paths")
+    items = as_batch(X_images_or_paths, "X_images_or_paths", check_items=True, allow_empty=True)
     margin = float(margin)
     if not (0.0 <= margin < 1.0):
         raise ValueError(f"margin: expected a number in [0, 1), got {margin!r}")
-    dilate = _check_int(dilate, "dilate", low=0)
+    dilate = check_int(dilate, "dilate", low=0)
     y_arr = np.asarray(y)
     if y_arr.ndim != 1 or y_arr.size != len(items):
         raise ValueError(f"y: expected one label per image ({len(items)}), "
                          f"got shape {y_arr.shape}")
     if paths is not None:
-        paths = _as_items(paths, "paths")
+        paths = as_batch(paths, "paths", check_items=True, allow_empty=True)
         if len(paths) != len(items):
             raise ValueError(f"paths: expected one per image ({len(items)}), got {len(paths)}")
     if estimator is None:

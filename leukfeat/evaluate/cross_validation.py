@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from joblib import Parallel, delayed
 
-from ._common import _as_items, _check_int, _is_path
-from .duplicates import _components, find_duplicates
-from .metrics import Comparison, CVReport, _auc_ovr, _bootstrap_ci, _cm_scores, _confusion
+from .._batch import as_batch, is_path
+from .._validation import check_int
+from .duplicates import union_components, find_duplicates
+from .metrics import Comparison, CVReport, auc_ovr, bootstrap_ci, cm_scores, confusion_counts
 
 
 def _is_image_array(x) -> bool:
@@ -65,17 +66,17 @@ def _looks_like_items(X):
     if isinstance(X, np.ndarray):
         if X.ndim >= 3:
             return list(X)
-        if X.ndim == 1 and X.dtype == object and X.size and all(_is_path(x) or _is_image_array(x)
+        if X.ndim == 1 and X.dtype == object and X.size and all(is_path(x) or _is_image_array(x)
                                                                  for x in X):
             return list(X)
         if X.ndim == 1 and X.dtype.kind == "U":
             return list(X)
         return None
     if hasattr(X, "iloc"):
-        if getattr(X, "ndim", 2) == 1 and len(X) and all(_is_path(x) for x in X):
+        if getattr(X, "ndim", 2) == 1 and len(X) and all(is_path(x) for x in X):
             return list(X)
         return None
-    if isinstance(X, (list, tuple)) and X and all(_is_path(x) or _is_image_array(x)
+    if isinstance(X, (list, tuple)) and X and all(is_path(x) or _is_image_array(x)
                                                  for x in X):
         return list(X)
     return None
@@ -101,7 +102,7 @@ def _plan(X, y, *, groups, cv, dedupe, paths, random_state, n_jobs) -> _Plan:
     if _n_samples(X) != n:
         raise ValueError(f"X and y: expected the same number of samples, got "
                          f"{_n_samples(X)} and {n}")
-    cv = _check_int(cv, "cv", low=2)
+    cv = check_int(cv, "cv", low=2)
     if cv > n:
         raise ValueError(f"cv: cannot have more folds ({cv}) than samples ({n})")
     if not isinstance(dedupe, (bool, np.bool_)):
@@ -118,7 +119,7 @@ def _plan(X, y, *, groups, cv, dedupe, paths, random_state, n_jobs) -> _Plan:
     # duplicate groups
     items = None
     if paths is not None:
-        items = _as_items(paths)
+        items = as_batch(paths, "paths", check_items=True, allow_empty=True)
         if len(items) != n:
             raise ValueError(f"paths: expected {n} items (one per sample), got {len(items)}")
     elif dedupe:
@@ -195,7 +196,7 @@ def _combine_groups(n: int, id_arrays) -> np.ndarray:
         i.append(np.arange(n))
         j.append(offset + ids)
         offset += int(ids.max()) + 1
-    comp = _components(offset, np.concatenate(i), np.concatenate(j))[:n]
+    comp = union_components(offset, np.concatenate(i), np.concatenate(j))[:n]
     return np.unique(comp, return_inverse=True)[1].ravel()
 
 
@@ -266,12 +267,12 @@ def _report(name: str, plan: _Plan, fold_results, *, n_bootstrap: int,
         pred[test] = p
         if has_proba:
             proba[test] = pr
-        fold_scores.append(_cm_scores(_confusion(plan.y[test], p, k)))
-    cm = _confusion(plan.y, pred, k)
-    s = _cm_scores(cm)
+        fold_scores.append(cm_scores(confusion_counts(plan.y[test], p, k)))
+    cm = confusion_counts(plan.y, pred, k)
+    s = cm_scores(cm)
     per_class = {m: {c: float(v) for c, v in zip(plan.classes, s[m])}
                  for m in ("precision", "recall", "specificity")}
-    ci = _bootstrap_ci(plan.y, pred, proba, k, n_bootstrap, plan.boot_seed)
+    ci = bootstrap_ci(plan.y, pred, proba, k, n_bootstrap, plan.boot_seed)
     y_pred_orig = None
     if return_predictions:
         # map codes back to the original label values
@@ -288,7 +289,7 @@ def _report(name: str, plan: _Plan, fold_results, *, n_bootstrap: int,
         specificity=per_class["specificity"],
         precision_macro=float(np.mean(s["precision"])), recall_macro=float(np.mean(s["recall"])),
         specificity_macro=float(np.mean(s["specificity"])),
-        roc_auc_ovr=float(_auc_ovr(plan.y, proba, k)) if has_proba else float("nan"),
+        roc_auc_ovr=float(auc_ovr(plan.y, proba, k)) if has_proba else float("nan"),
         confusion_matrix=cm,
         fold_accuracy=[float(f["accuracy"]) for f in fold_scores],
         fold_balanced_accuracy=[float(f["balanced_accuracy"]) for f in fold_scores],
@@ -391,7 +392,7 @@ def cross_validate(estimator, X, y, *, groups=None, cv: int = 5, dedupe: bool = 
     >>> print(report.summary().splitlines()[0])  # doctest: +ELLIPSIS
     RandomForestClassifier: 5-fold stratified-group (patients) CV, 120 images, ...
     """
-    n_bootstrap = _check_int(n_bootstrap, "n_bootstrap", low=0)
+    n_bootstrap = check_int(n_bootstrap, "n_bootstrap", low=0)
     _check_estimator(estimator, "estimator")
     plan = _plan(X, y, groups=groups, cv=cv, dedupe=dedupe, paths=paths,
                  random_state=random_state, n_jobs=n_jobs)
@@ -484,7 +485,7 @@ def compare(estimators, X, y, *, groups=None, cv: int = 5, dedupe: bool = True, 
         if not isinstance(name, str):
             raise ValueError(f"estimators: names must be strings, got {name!r}")
         _check_estimator(est, f"estimators[{name!r}]")
-    n_bootstrap = _check_int(n_bootstrap, "n_bootstrap", low=0)
+    n_bootstrap = check_int(n_bootstrap, "n_bootstrap", low=0)
     plan = _plan(X, y, groups=groups, cv=cv, dedupe=dedupe, paths=paths,
                  random_state=random_state, n_jobs=n_jobs)
     names = list(estimators)

@@ -17,7 +17,8 @@ from scipy.sparse.csgraph import connected_components
 
 from .._validation import check_image
 from ..io import ImageReadError, read_image
-from ._common import _as_items, _check_int, _is_path
+from .._batch import as_batch, is_path
+from .._validation import check_int
 
 
 def phash(image, hash_size: int = 8) -> np.ndarray:
@@ -69,7 +70,7 @@ def phash(image, hash_size: int = 8) -> np.ndarray:
     >>> int((phash(brighter) != h).sum()) <= 4
     True
     """
-    hash_size = _check_int(hash_size, "hash_size", low=2)
+    hash_size = check_int(hash_size, "hash_size", low=2)
     arr = check_image(image, "image")
     arr = arr.astype(np.float32)
     if arr.ndim == 3:
@@ -142,7 +143,7 @@ def _close_pairs(packed: np.ndarray, max_distance: int):
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
 
 
-def _components(n: int, i, j) -> np.ndarray:
+def union_components(n: int, i, j) -> np.ndarray:
     """Connected components (union-find) of ``n`` nodes linked by edges (i, j).
 
     Component ids are numbered 0, 1, ... in order of their smallest member.
@@ -226,7 +227,7 @@ class DuplicateGroups:
         if not self.exact_pairs:
             return []
         i, j = np.array(self.exact_pairs).T
-        return _groups_from_ids(_components(len(self), i, j))
+        return _groups_from_ids(union_components(len(self), i, j))
 
     @property
     def n_groups_with_duplicates(self) -> int:
@@ -329,9 +330,9 @@ def find_duplicates(paths, *, near: bool = True, hash_size: int = 8, max_distanc
     >>> dups.groups(), dups.exact_pairs
     ([[1, 4]], [(1, 4)])
     """
-    items = _as_items(paths)
-    hash_size = _check_int(hash_size, "hash_size", low=2)
-    max_distance = _check_int(max_distance, "max_distance", low=0, high=hash_size ** 2)
+    items = as_batch(paths, "paths", check_items=True, allow_empty=True)
+    hash_size = check_int(hash_size, "hash_size", low=2)
+    max_distance = check_int(max_distance, "max_distance", low=0, high=hash_size ** 2)
     if not isinstance(near, (bool, np.bool_)):
         raise ValueError(f"near: expected True or False, got {near!r}")
 
@@ -368,8 +369,8 @@ def find_duplicates(paths, *, near: bool = True, hash_size: int = 8, max_distanc
         ei, ej = np.array(edges, np.intp).T
     else:
         ei = ej = np.empty(0, np.intp)
-    group_ids = _components(n, ei, ej)
+    group_ids = union_components(n, ei, ej)
     return DuplicateGroups(
-        paths=[item if _is_path(item) else None for item in items],
+        paths=[item if is_path(item) else None for item in items],
         group_ids=group_ids, exact_pairs=exact_pairs, near_pairs=near_pairs,
         errors=errors, hash_size=hash_size, max_distance=max_distance, near=bool(near))

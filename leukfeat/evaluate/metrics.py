@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._common import _jsonable
+from .._json import jsonable
 
 
 #: Metrics that get a bootstrap confidence interval (when computable).
@@ -22,11 +22,11 @@ CI_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "roc_a
 _CI_LEVEL = 0.95
 
 
-def _confusion(y, pred, k: int) -> np.ndarray:
+def confusion_counts(y, pred, k: int) -> np.ndarray:
     return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
 
 
-def _cm_scores(cm) -> dict:
+def cm_scores(cm) -> dict:
     """Metrics from confusion matrices of shape (..., K, K) (rows true).
 
     Matches scikit-learn: balanced accuracy averages recall over the classes
@@ -57,7 +57,7 @@ def _cm_scores(cm) -> dict:
             "specificity": specificity}
 
 
-def _auc_ovr(y, proba, k: int, weights=None):
+def auc_ovr(y, proba, k: int, weights=None):
     """Macro one-vs-rest ROC AUC (exact Mann-Whitney, ties count one half).
 
     ``weights`` of shape (b, n) gives b weighted (bootstrap) versions at once;
@@ -88,7 +88,7 @@ def _auc_ovr(y, proba, k: int, weights=None):
     return float(out[0]) if weights is None else out
 
 
-def _bootstrap_ci(y, pred, proba, k: int, n_bootstrap: int, seed) -> dict:
+def bootstrap_ci(y, pred, proba, k: int, n_bootstrap: int, seed) -> dict:
     """Percentile bootstrap intervals over samples for :data:`CI_METRICS`."""
     n = y.size
     if n_bootstrap == 0 or n == 0:
@@ -102,13 +102,13 @@ def _bootstrap_ci(y, pred, proba, k: int, n_bootstrap: int, seed) -> dict:
         idx = rng.integers(0, n, size=(b, n))
         codes = y[idx] * k + pred[idx] + (np.arange(b) * (k * k))[:, None]
         cm = np.bincount(codes.ravel(), minlength=b * k * k).reshape(b, k, k)
-        sc = _cm_scores(cm)
+        sc = cm_scores(cm)
         for m in ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted"):
             values[m].append(sc[m])
         if proba is not None:
             w = np.bincount((idx + (np.arange(b) * n)[:, None]).ravel(),
                             minlength=b * n).reshape(b, n)
-            values["roc_auc_ovr"].append(_auc_ovr(y, proba, k, w))
+            values["roc_auc_ovr"].append(auc_ovr(y, proba, k, w))
         done += b
     alpha = 100 * (1 - _CI_LEVEL) / 2
     ci = {}
@@ -253,7 +253,7 @@ class CVReport:
         -------
         dict
         """
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
 
     def to_json(self, path) -> None:
         """Write :meth:`to_dict` as an indented JSON file at `path`."""

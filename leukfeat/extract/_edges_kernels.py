@@ -182,7 +182,7 @@ def boundary_stats(resp, gx, gy, m, eroded, threshold, out):
 
     ``out[0:2]``: the fraction of the cell's pixels (``m``) and of its ring
     (``m`` and not ``eroded``) that are edge pixels: zero-crossings of
-    ``resp`` (as ``_filters._zero_crossings`` with threshold 0) whose
+    ``resp`` (as ``_filters.zero_crossings_raw`` with threshold 0) whose
     gradient magnitude ``sqrt(gx^2 + gy^2) / 8`` is at least ``threshold``;
     ``out[2:5]`` and ``out[5:8]``: mean, std and 90th percentile of that
     magnitude over the cell and over the ring (numpy's arithmetic).

@@ -25,7 +25,7 @@ from numbers import Real
 import cv2
 import numpy as np
 
-from .._filters import (_check_sigma, _gaussian_kernels, _log,  # noqa: F401
+from .._filters import (check_sigma, gaussian_kernels, log_raw,  # noqa: F401
                         log_response, zero_crossings)
 from .._numba import companion
 from .._validation import as_uint8_rgb, check_image, check_mask
@@ -59,7 +59,7 @@ def _check_params(sigmas, ring_width, edge_threshold, prefix):
         raise ValueError(f"sigmas: expected a sequence of positive numbers, got {sigmas!r}")
     if not sigmas:
         raise ValueError("sigmas: expected at least one scale")
-    sigmas = tuple(_check_sigma(s, "sigmas") for s in sigmas)
+    sigmas = tuple(check_sigma(s, "sigmas") for s in sigmas)
     if len({_sigma_tag(s) for s in sigmas}) != len(sigmas):
         raise ValueError(f"sigmas: expected distinct values, got {sigmas!r}")
     if isinstance(ring_width, bool) or not isinstance(ring_width, Real) \
@@ -220,7 +220,7 @@ def edge_features(image, cell_mask, *, sigmas=(1.0, 2.0), ring_width=3,
     if box is None:
         return dict.fromkeys(names, np.nan)
 
-    margin = max(_gaussian_kernels(s)[2] for s in sigmas) + 2
+    margin = max(gaussian_kernels(s)[2] for s in sigmas) + 2
     h, w = cell.shape
     r0, r1 = max(box[0] - margin, 0), min(box[1] + margin, h)
     c0, c1 = max(box[2] - margin, 0), min(box[3] + margin, w)
@@ -232,7 +232,7 @@ def edge_features(image, cell_mask, *, sigmas=(1.0, 2.0), ring_width=3,
     values = np.empty(4 * len(sigmas) + 8)
     smin = min(sigmas)
     for i, s in enumerate(sigmas):
-        resp = _log(gray, s)
+        resp = log_raw(gray, s)
         if s == smin:
             resp_min = resp
         k.log_stats(resp, m, values[4 * i:4 * i + 4])

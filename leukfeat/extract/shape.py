@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import functools
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import cv2
 import numpy as np
 
 from .._numba import companion
-from .._validation import check_mask
+from .._validation import check_int, check_mask
 
 __all__ = ["shape_features", "shape_feature_names"]
 
@@ -71,15 +71,10 @@ def _warm() -> None:
 # argument checks and names
 # --------------------------------------------------------------------------
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
 
 def _check_params(n_fourier, zernike_degree, lobe_depth, prefix):
-    n_fourier = _check_int(n_fourier, "n_fourier", 0)
-    zernike_degree = _check_int(zernike_degree, "zernike_degree", 0)
+    n_fourier = check_int(n_fourier, "n_fourier", 0)
+    zernike_degree = check_int(zernike_degree, "zernike_degree", 0)
     if (isinstance(lobe_depth, bool) or not isinstance(lobe_depth, Real)
             or not 0.0 < float(lobe_depth) < 1.0):
         raise ValueError(f"lobe_depth: expected a number in (0, 1), got {lobe_depth!r}")

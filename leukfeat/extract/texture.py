@@ -181,7 +181,7 @@ import cv2
 import numpy as np
 
 from .._numba import companion
-from .._validation import as_uint8_rgb, check_image, check_mask
+from .._validation import as_uint8_rgb, check_image, check_int, check_mask
 
 __all__ = [
     "HARALICK_NAMES",
@@ -256,11 +256,6 @@ def _check_mask_arg(mask, shape, name: str = "mask"):
     return check_mask(mask, shape, name)
 
 
-def _check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
 
 def _check_distances(distances, name: str = "distances") -> tuple[int, ...]:
     if isinstance(distances, Integral) and not isinstance(distances, bool):
@@ -272,7 +267,7 @@ def _check_distances(distances, name: str = "distances") -> tuple[int, ...]:
                          f"got {distances!r}") from None
     if not items:
         raise ValueError(f"{name}: expected at least one distance")
-    return tuple(_check_positive_int(d, name) for d in items)
+    return tuple(check_int(d, name, 1) for d in items)
 
 
 def _check_angles(angles, name: str = "angles") -> tuple[int, ...]:
@@ -312,7 +307,7 @@ def _quantize(arr: np.ndarray, mask, levels, quantization: str, name: str = "ima
             raise ValueError(f"{name}: negative grey levels are not supported with "
                              "levels=None; pass levels=... with quantization='minmax'")
         return arr
-    levels = _check_positive_int(levels, "levels", 2)
+    levels = check_int(levels, "levels", 2)
     if quantization == "fixed":
         if levels > 256:
             raise ValueError(f"levels: 'fixed' quantization supports at most 256 levels, "
@@ -672,7 +667,7 @@ def haralick(image, distance: int = 1, mask=None, return_14: bool = False,
     """
     arr = _check_int_image(image)
     m = _check_mask_arg(mask, arr.shape)
-    distance = _check_positive_int(distance, "distance")
+    distance = check_int(distance, "distance", 1)
     q = _quantize(arr, m, levels, quantization)
     return _haralick_q(q, m, distance, bool(return_14))
 
@@ -901,7 +896,7 @@ def _check_radii(radii, name: str = "radii") -> tuple[int, ...]:
     except TypeError:
         raise ValueError(f"{name}: expected a sequence of positive integers, got "
                          f"{radii!r}") from None
-    out = tuple(_check_positive_int(r, name) for r in items)
+    out = tuple(check_int(r, name, 1) for r in items)
     if not out:
         raise ValueError(f"{name}: expected at least one radius")
     return out

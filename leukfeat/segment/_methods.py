@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .._filters import _log, _zero_crossings
+from .._filters import log_raw, zero_crossings_raw
 from .._numba import companion
 from .._validation import as_uint8_rgb, check_image
 from ._container import Segmentation
@@ -564,10 +564,10 @@ def log_edges(image, sigma: float = 2.0, *, threshold: float | None = None) -> t
         gray = img.astype(np.float64) / 255.0
     else:
         gray = img.astype(np.float64)
-    resp = _log(np.ascontiguousarray(gray), float(sigma))
+    resp = log_raw(np.ascontiguousarray(gray), float(sigma))
     if threshold is None:
         threshold = 0.1 * float(resp.std())
-    edges = _zero_crossings(resp, float(threshold))
+    edges = zero_crossings_raw(resp, float(threshold))
     return resp, edges
 
 
