@@ -658,6 +658,36 @@ def _image_batch_base():
 
         _ON_ERROR = ("raise", "nan")
 
+        def fit(self, X, y=None):
+            """Validate the parameters and the batch; fix the output columns.
+
+            Parameters
+            ----------
+            X : sequence of str, os.PathLike or ndarray, or ndarray (n, H, W, 3)
+                Image paths or images (or ``(image, mask)`` pairs where the
+                estimator takes them). Not read by ``fit``.
+            y : ignored
+
+            Returns
+            -------
+            self
+            """
+            self._check_params()
+            as_batch(X)
+            names = np.asarray(self._fit_columns(), dtype=object)
+            self.feature_names_out_ = names
+            self.n_features_out_ = int(names.size)
+            self.errors_ = []
+            return self
+
+        def _check_params(self) -> None:  # pragma: no cover - every subclass defines it
+            """Check every parameter (raise ValueError naming the bad one)."""
+            raise NotImplementedError
+
+        def _fit_columns(self):  # pragma: no cover - every subclass defines it
+            """Set the fitted attributes of the subclass; return the output names."""
+            raise NotImplementedError
+
         def _check_batch_params(self) -> None:
             """Check ``n_jobs``, ``on_error`` and ``progress``."""
             check_n_jobs(self.n_jobs)

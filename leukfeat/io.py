@@ -20,6 +20,7 @@ import struct
 import sys
 import tempfile
 import threading
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "MASK_NAMES",
+    "match_masks",
     "IMAGE_EXTENSIONS",
     "DEFAULT_MAX_PIXELS",
     "ImageReadError",
@@ -748,8 +751,6 @@ def read_image(path, *, max_pixels="default") -> np.ndarray:
 
 
 def _warn_native(path, messages) -> None:
-    import warnings
-
     warnings.warn(f"{_display(path)}: {'; '.join(messages)}", ImageReadWarning, stacklevel=3)
 
 
@@ -896,6 +897,86 @@ def is_image_file(path) -> bool:
     if not name or name.startswith("."):
         return False
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+#: Names a mask of image ``<stem>`` may have, in the order
+#: :func:`match_masks` looks for them: label images first (leukfeat
+#: segment's, Cellpose's), then binary or nucleus/cytoplasm-coded masks.
+MASK_NAMES = ("{}_labels.tif", "{}_labels.png", "{}_cp_masks.png", "{}_cp_masks.tif",
+              "{}_masks.png", "{}_masks.tif", "{}_mask.png", "{}_mask.tif", "{}.png",
+              "{}.tif", "{}.tiff")
+
+
+def match_masks(images, folder, *, name: str = "folder") -> list[tuple]:
+    """Pair image files with their masks in a folder, by file stem.
+
+    The mask of ``path/to/<stem>.<ext>`` is the first of :data:`MASK_NAMES`
+    found in `folder`: ``<stem>_labels.tif`` (``leukfeat segment``),
+    ``<stem>_cp_masks.png`` (Cellpose), ``<stem>_mask.png``, ``<stem>.png``,
+    ... (the image itself is never its own mask). The pairs are the items
+    :class:`~leukfeat.transformers.FeatureExtractor` takes to measure your
+    own masks (binary, 0/1/2 nucleus-cytoplasm coded, or label images; see
+    :func:`leukfeat.segment.from_mask`).
+
+    Parameters
+    ----------
+    images : sequence of str or os.PathLike
+        Image files.
+    folder : str or os.PathLike
+        The folder of the masks.
+    name : str, default "folder"
+        How errors and warnings name `folder` (e.g. ``"--masks"``).
+
+    Returns
+    -------
+    list of (image path, mask path)
+        In the order of `images`. An image without a mask is paired with the
+        first name looked for (``<stem>_labels.tif``), so that measuring it
+        gives an error row naming the missing file instead of dropping it.
+
+    Warns
+    -----
+    ListingWarning
+        When some images have no mask: how many, the names looked for and
+        the first such image.
+
+    Raises
+    ------
+    NotADirectoryError
+        If `folder` is not a folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from leukfeat.io import match_masks
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> for file in ["a.png", "a_cp_masks.png", "b.tif", "b_mask.png"]:
+    ...     _ = (tmp / file).write_bytes(b"")
+    >>> [(p.name, m.name) for p, m in match_masks([tmp / "a.png", tmp / "b.tif"], tmp)]
+    [('a.png', 'a_cp_masks.png'), ('b.tif', 'b_mask.png')]
+    """
+    root = Path(os.fsdecode(_fspath(folder, name)))
+    if not root.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{name}: not a folder", str(root))
+    pairs, missing = [], []
+    for p in images:
+        p = Path(os.fsdecode(_fspath(p, "images")))
+        found = None
+        for pattern in MASK_NAMES:
+            cand = root / pattern.format(p.stem)
+            if cand.is_file() and not (p.exists() and os.path.samefile(cand, p)):
+                found = cand
+                break
+        if found is None:
+            missing.append(p)
+            found = root / MASK_NAMES[0].format(p.stem)
+        pairs.append((p, found))
+    if missing:
+        warnings.warn(f"{name}: no mask in {_display(root)} for {len(missing)} of {len(pairs)} "
+                      "images (looked for <stem>" + ", <stem>".join(n[2:] for n in MASK_NAMES)
+                      + f"); they get error rows, e.g. {_display(missing[0])}",
+                      ListingWarning, stacklevel=2)
+    return pairs
 
 
 def list_images(root) -> list[Path]:

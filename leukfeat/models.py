@@ -577,10 +577,13 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
         member (:func:`make_hybrid_vote`). The whole field holds the
         background, which on a confounded data set carries the class
         (:func:`leukfeat.evaluate.confound_check`).
-    stain : {"reinhard", "macenko"}, optional
-        Add a :class:`~leukfeat.transformers.StainNormalizer` learning its
-        target from the training images. (The normalised images are then
-        passed to the extractor as arrays, so reading is no longer parallel.)
+    stain : {"reinhard", "macenko"} or StainNormalizer, optional
+        Add a :class:`~leukfeat.transformers.StainNormalizer`: a method name
+        learns its target from the training images; an instance is used as
+        it is (e.g. ``StainNormalizer("reinhard", target="smear")``, a fixed
+        target that learns nothing from the training images). (The
+        normalised images are passed to the extractor as arrays, so reading
+        is no longer parallel.)
     recipe : leukfeat.recipe.Recipe or str, optional
         A first ``("recipe", ...)`` step: a :class:`~leukfeat.recipe.Recipe`
         or the name/file of one (:func:`~leukfeat.recipe.load_recipe`). With
@@ -626,8 +629,10 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
     if embedder is not None:
         from .embed import check_embedder_param
         check_embedder_param(embedder)
-    if stain is not None and stain not in ("reinhard", "macenko"):
-        raise ValueError(f"stain: expected None, 'reinhard' or 'macenko', got {stain!r}")
+    if stain is not None and not isinstance(stain, StainNormalizer) \
+            and stain not in ("reinhard", "macenko"):
+        raise ValueError(f"stain: expected None, 'reinhard', 'macenko' or a StainNormalizer, "
+                         f"got {stain!r}")
     if whole_image and embedder is None:
         raise ValueError("whole_image: needs an embedder (it adds a whole-field embedding)")
     if isinstance(classifier, str) and classifier == "vote":
@@ -657,8 +662,9 @@ def make_pipeline(classifier="xgboost", *, segmenter=DEFAULT_METHOD, groups=extr
     if stain is not None:
         # with on_error="nan" a bad file passes the stain step for the
         # feature step to report as its own NaN row
-        steps.append(("stain", StainNormalizer(method=stain, random_state=random_state,
-                                               on_error="pass" if on_error == "nan"
+        norm = (clone(stain) if isinstance(stain, StainNormalizer)
+                else StainNormalizer(method=stain, random_state=random_state))
+        steps.append(("stain", norm.set_params(on_error="pass" if on_error == "nan"
                                                else "raise")))
     features = FeatureExtractor(
         segmenter=segmenter, groups=groups, cell=cell, options=options, n_jobs=n_jobs,

@@ -43,12 +43,19 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import __version__
-from . import extract, preprocess, segment
+from . import __version__, extract, preprocess, segment
 from ._batch import PATH_TYPES as _PATH_TYPES
-from ._batch import map_items, check_choice, check_n_jobs, check_segmenter, image_tags
-from ._batch import as_batch as _as_items
-from ._batch import ImageBatchTransformer, load_item, load_rgb
+from ._batch import (
+    ImageBatchTransformer,
+    as_batch,
+    check_choice,
+    check_n_jobs,
+    check_segmenter,
+    image_tags,
+    load_item,
+    load_rgb,
+    map_items,
+)
 from ._numba import warm_kernels
 from ._validation import as_uint8_rgb, check_image, check_int_pair
 
@@ -366,26 +373,13 @@ class FeatureExtractor(ImageBatchTransformer):
         return folder
 
     # -- estimator API ---------------------------------------------------------
-    def fit(self, X, y=None):
-        """Validate the parameters and the batch; fix the output columns.
+    def _check_params(self) -> None:
+        self._configuration()
 
-        Parameters
-        ----------
-        X : sequence of str, os.PathLike or ndarray, or ndarray (n, H, W, 3)
-            Image paths or images. Not read by ``fit``.
-        y : ignored
-
-        Returns
-        -------
-        self
-        """
+    def _fit_columns(self):
         _, names, key = self._configuration()
-        _as_items(X)
-        self.feature_names_out_ = np.asarray(names, dtype=object)
-        self.n_features_out_ = len(names)
         self.cache_dir_ = self._cache_dir(key)
-        self.errors_ = []
-        return self
+        return names
 
     def transform(self, X):
         """Extract the features of every image.
@@ -414,7 +408,7 @@ class FeatureExtractor(ImageBatchTransformer):
         if names != list(self.feature_names_out_):
             raise ValueError("the feature configuration (groups/options) changed since fit; "
                              "call fit again")
-        items = _as_items(X)
+        items = as_batch(X)
         cache_dir = self._cache_dir(key)
         task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir))
         if self.n_jobs not in (None, 1) and len(items) > 1:
@@ -472,7 +466,7 @@ class FeatureExtractor(ImageBatchTransformer):
         if names != list(self.feature_names_out_):
             raise ValueError("the feature configuration (groups/options) changed since fit; "
                              "call fit again")
-        items = _as_items(X)
+        items = as_batch(X)
         cache_dir = self._cache_dir(dict(key, per_cell=True))
         task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir),
                             per_cell=True)
@@ -535,7 +529,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         """
         self._validate()
         self._check_on_error()
-        _as_items(X)
+        as_batch(X)
         return self
 
     def _transform_one(self, image: np.ndarray) -> np.ndarray:  # pragma: no cover
@@ -570,7 +564,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
             check_is_fitted(self)
         self._validate()
         self._check_on_error()
-        items = _as_items(X)
+        items = as_batch(X)
         results, _ = map_items(self._apply, items, n_jobs=1,
                           on_error="raise" if self.on_error == "raise" else "collect")
         return [res if res is not None else item for res, item in zip(results, items)]
@@ -720,19 +714,28 @@ class Equalize(_ImageTransformer):
 
 
 class StainNormalizer(_ImageTransformer):
-    """Stain (colour) normalisation to a target learnt from the training images.
+    """Stain (colour) normalisation to a fixed target or one learnt from the training images.
 
-    ``fit`` pools the training images (all, or a random subset of
-    ``n_reference``) into one target: Reinhard L*a*b* mean and standard
-    deviation (:func:`leukfeat.preprocess.reinhard_stats`) or the Macenko
-    stain matrix and maximum concentrations
-    (:func:`leukfeat.preprocess.macenko_stains`). ``transform`` maps every
-    image to that target (:func:`~leukfeat.preprocess.reinhard` /
+    With ``target=None``, ``fit`` pools the training images (all, or a
+    random subset of ``n_reference``) into one target: Reinhard L*a*b* mean
+    and standard deviation (:func:`leukfeat.preprocess.reinhard_stats`) or
+    the Macenko stain matrix and maximum concentrations
+    (:func:`leukfeat.preprocess.macenko_stains`). With a fixed ``target``
+    nothing is learnt. ``transform`` maps every image, on its own, to the
+    target (:func:`~leukfeat.preprocess.reinhard` /
     :func:`~leukfeat.preprocess.macenko`).
 
     Parameters
     ----------
     method : {"reinhard", "macenko"}, default "reinhard"
+    target : None, "smear", ReinhardTarget or MacenkoTarget, default None
+        None: learnt in ``fit``. ``"smear"``: the built-in target of the
+        method (:data:`leukfeat.preprocess.SMEAR_REINHARD_TARGET` or
+        ``SMEAR_MACENKO_TARGET``, the colours of leukfeat's synthetic
+        Wright-Giemsa smears). A target object (e.g.
+        ``preprocess.reinhard_stats(reference_image)``) of the method's
+        kind. A fixed target learns nothing from the training images, so
+        no colour statistic crosses cross-validation folds.
     n_reference : int, optional
         Number of training images, drawn at random without replacement, from
         which the target is learnt; None uses all. Macenko pools the optical
@@ -750,9 +753,10 @@ class StainNormalizer(_ImageTransformer):
     Attributes
     ----------
     target_ : leukfeat.preprocess.ReinhardTarget or MacenkoTarget
-        The learnt target.
+        The target (learnt, or the fixed one).
     reference_indices_ : ndarray of int
-        Indices (into the ``X`` given to ``fit``) of the reference images.
+        Indices (into the ``X`` given to ``fit``) of the reference images
+        (empty with a fixed target).
 
     Examples
     --------
@@ -761,12 +765,17 @@ class StainNormalizer(_ImageTransformer):
     >>> norm = StainNormalizer("reinhard").fit(images)
     >>> norm.target_.mean.shape, len(norm.transform(images))
     ((3,), 4)
+    >>> fixed = StainNormalizer("macenko", target="smear").fit(images)
+    >>> fixed.reference_indices_.size
+    0
     """
 
     _requires_fit = True
 
-    def __init__(self, method="reinhard", n_reference=None, random_state=0, on_error="raise"):
+    def __init__(self, method="reinhard", target=None, n_reference=None, random_state=0,
+                 on_error="raise"):
         self.method = method
+        self.target = target
         self.n_reference = n_reference
         self.random_state = random_state
         self.on_error = on_error
@@ -776,6 +785,19 @@ class StainNormalizer(_ImageTransformer):
         n = self.n_reference
         if n is not None and (not isinstance(n, Integral) or isinstance(n, bool) or n < 1):
             raise ValueError(f"n_reference: expected None or a positive int, got {n!r}")
+
+    def _fixed_target(self):
+        """The fixed target, or None when it is to be learnt."""
+        kind = preprocess.ReinhardTarget if self.method == "reinhard" else preprocess.MacenkoTarget
+        if self.target is None:
+            return None
+        if isinstance(self.target, str) and self.target == "smear":
+            return (preprocess.SMEAR_REINHARD_TARGET if self.method == "reinhard"
+                    else preprocess.SMEAR_MACENKO_TARGET)
+        if isinstance(self.target, kind):
+            return self.target
+        raise ValueError(f"target: expected None, 'smear' or a {kind.__name__} for method="
+                         f"{self.method!r}, got {self.target!r}")
 
     def fit(self, X, y=None):
         """Learn the stain target from (a subset of) the images.
@@ -791,7 +813,12 @@ class StainNormalizer(_ImageTransformer):
         """
         self._validate()
         self._check_on_error()
-        items = _as_items(X)
+        items = as_batch(X)
+        fixed = self._fixed_target()
+        if fixed is not None:
+            self.target_ = fixed
+            self.reference_indices_ = np.zeros(0, dtype=np.intp)
+            return self
         n = len(items)
         if self.n_reference is None or self.n_reference >= n:
             idx = np.arange(n)
@@ -892,7 +919,7 @@ class Segmenter(_ImageTransformer):
             One pair per input, in order (failed items as they came).
         """
         self._validate()
-        items = _as_items(X)
+        items = as_batch(X)
         results, _ = map_items(_SegmentItem(self.method), items, n_jobs=self.n_jobs,
                           on_error="collect")
         return [res if res is not None else item for res, item in zip(results, items)]

@@ -870,3 +870,49 @@ def test_extract_per_cell_uses_the_feature_cache(work, data_root):
         tables.append(pd.read_csv(out))
     pd.testing.assert_frame_equal(tables[0], tables[1])
     assert any(cache.rglob("*.npy")) and (tables[0]["cell_label"] >= 1).all()
+
+
+def test_train_and_extract_with_a_fixed_stain_target(work, data_root, bad_image):
+    """--stain on train puts a fixed-target StainNormalizer in the model (predict
+    then normalises each image as training did) and records it; --stain on
+    extract gives the features of the normalised images; a bad file still
+    gets its error row."""
+    from leukfeat import extract, persist, preprocess
+    from leukfeat.io import read_image
+
+    model_path = work / "stain.skops"
+    run("train", data_root, "--classifier", "knn", "--groups", "shape", "colour",
+        "--stain", "reinhard", "--out", model_path, "--n-jobs", "1", "-q", cwd=work)
+    model = persist.load_model(model_path)
+    assert model.steps[0][0] == "stain"
+    norm = model.named_steps["stain"]
+    for fitted in (norm.target, norm.target_):
+        np.testing.assert_array_equal(fitted.mean, preprocess.SMEAR_REINHARD_TARGET.mean)
+        np.testing.assert_array_equal(fitted.std, preprocess.SMEAR_REINHARD_TARGET.std)
+    assert norm.reference_indices_.size == 0
+    meta = persist.read_metadata(model_path)["user"]
+    assert meta["stain"]["method"] == "reinhard" and "built-in" in meta["stain"]["target"]
+    # the model's features are those of the normalised image
+    path = sorted((data_root / "class_0").glob("*.png"))[0]
+    normalised = preprocess.reinhard(read_image(path), preprocess.SMEAR_REINHARD_TARGET)
+    ref = extract.features(normalised, groups=("shape", "colour"))
+    got = model[:-1].transform([str(path)])[0]
+    np.testing.assert_allclose(got, np.fromiter(ref.values(), float), rtol=1e-12)
+
+    target_file = sorted((data_root / "class_1").glob("*.png"))[0]
+    out = work / "stain-features.csv"
+    run("extract", path, bad_image, "--groups", "colour", "--stain", "macenko",
+        "--stain-target", target_file, "--out", out, "--n-jobs", "1", "-q", cwd=work,
+        check=False)
+    table = pd.read_csv(out)
+    target = preprocess.macenko_stains(read_image(target_file))
+    ref = extract.features(preprocess.macenko(read_image(path), target), groups=("colour",))
+    np.testing.assert_allclose(table.loc[0, list(ref)].to_numpy(float),
+                               np.fromiter(ref.values(), float), rtol=1e-9)
+    assert "ImageReadError" in table.loc[1, "error"]
+
+
+def test_stain_target_needs_stain(work, data_root):
+    proc = run("train", data_root, "--stain-target", data_root, "--out", work / "x.skops",
+               cwd=work, check=False)
+    assert_one_line_error(proc, "--stain-target: needs --stain")

@@ -653,10 +653,10 @@ def test_public_api():
     assert set(lio.__all__) == {
         "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageReadError", "ImageReadWarning",
         "ListingWarning", "get_max_pixels", "is_image_file", "iter_images",
-        "list_images", "read_image", "read_mask"}
+        "list_images", "read_image", "read_mask", "MASK_NAMES", "match_masks"}
     for name in lio.__all__:
         assert hasattr(lio, name)
-    for func in (read_image, iter_images, is_image_file, list_images):
+    for func in (read_image, iter_images, is_image_file, list_images, lio.match_masks):
         doc = inspect.getdoc(func)
         for section in ("Parameters", "Returns", "Examples"):
             assert section in doc, (func.__name__, section)

@@ -226,3 +226,56 @@ def test_expert_masks_of_zheng_d1_are_read_as_nucleus_cytoplasm():
         seg = from_mask(image, coded)
         assert seg.info["mask_kind"] == "nucleus_cytoplasm"
         assert np.array_equal(seg.nucleus, coded > 192) and np.array_equal(seg.mask, coded > 64)
+
+
+def test_segmentation_save_round_trips_through_tifffile(field, tmp_path):
+    """Segmentation.save writes 16-bit label TIFFs equal to the labels (read by
+    tifffile, as napari does), PNG masks, and the overlay only with the image;
+    files of a second save replace the first whole."""
+    tifffile = pytest.importorskip("tifffile")
+    image, mask, nucleus = field
+    seg = segment.segment(image)
+    assert seg.n_cells == 3
+    files = seg.save(tmp_path, "f", image)
+    assert set(files) == set(segment.SAVED_FILES)
+    assert {p.name for p in files.values()} == {f"f{s}" for s in segment.SAVED_FILES.values()}
+    labels = tifffile.imread(files["labels"])
+    assert labels.dtype == np.uint16 and np.array_equal(labels, seg.labels)
+    assert np.array_equal(tifffile.imread(files["nucleus_labels"]),
+                          np.where(seg.nucleus, seg.labels, 0))
+    assert np.array_equal(cv2.imread(str(files["mask"]), cv2.IMREAD_UNCHANGED) > 0, seg.mask)
+    assert np.array_equal(cv2.imread(str(files["nucleus"]), cv2.IMREAD_UNCHANGED) > 0,
+                          seg.nucleus)
+    overlay = cv2.imread(str(files["overlay"]))[..., ::-1]
+    assert np.array_equal(overlay, seg.overlay(image))
+    no_image = seg.select(seg.largest()).save(tmp_path / ".." / tmp_path.name, "f")
+    assert "overlay" not in no_image
+    assert int(tifffile.imread(files["labels"]).max()) == seg.largest()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_match_masks_by_stem(tmp_path):
+    """match_masks pairs each image with the first mask name found (label
+    images before binary masks), never with the image itself, keeps the
+    order, and pairs an image without a mask with the first name looked for,
+    warning once with the count."""
+    imgs = tmp_path / "img"
+    masks = tmp_path / "masks"
+    imgs.mkdir()
+    masks.mkdir()
+    for name in ["a.png", "b.tif", "c.jpg"]:
+        (imgs / name).write_bytes(b"x")
+    for name in ["a_mask.png", "a_labels.tif", "b_cp_masks.png", "b.png"]:
+        (masks / name).write_bytes(b"x")
+    with pytest.warns(io.ListingWarning, match=r"--masks: no mask .* for 1 of 3 images.*c\.jpg"):
+        pairs = io.match_masks([imgs / "b.tif", imgs / "a.png", imgs / "c.jpg"], masks,
+                               name="--masks")
+    assert [(p.name, m.name) for p, m in pairs] == [
+        ("b.tif", "b_cp_masks.png"), ("a.png", "a_labels.tif"), ("c.jpg", "c_labels.tif")]
+    # a folder holding the images and their masks: an image is not its own mask
+    (imgs / "a_mask.png").write_bytes(b"x")
+    with pytest.warns(io.ListingWarning):
+        same = io.match_masks([imgs / "a.png", imgs / "b.tif"], imgs)
+    assert [m.name for _, m in same] == ["a_mask.png", "b_labels.tif"]
+    with pytest.raises(NotADirectoryError, match="--masks: not a folder"):
+        io.match_masks([imgs / "a.png"], imgs / "a.png", name="--masks")

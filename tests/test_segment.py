@@ -211,13 +211,13 @@ def test_label_counts_equal_bincount(rng):
     labels = rng.integers(0, 6, (40, 30)).astype(np.int32)
     nucleus = rng.random((40, 30)) < 0.3
     seg = S.Segmentation(labels > 0, nucleus & (labels > 0), labels)
-    areas, nuc = seg._label_counts()
+    areas, nuc = seg.label_counts()
     np.testing.assert_array_equal(areas, np.bincount(labels.ravel(), minlength=6))
     np.testing.assert_array_equal(nuc, np.bincount(labels[seg.nucleus], minlength=6))
     np.testing.assert_array_equal(seg.areas(), areas[1:])
     # the numpy path (int64 labels) agrees
     seg64 = S.Segmentation(seg.mask, seg.nucleus, labels.astype(np.int64))
-    for a, b in zip(seg64._label_counts(), (areas, nuc)):
+    for a, b in zip(seg64.label_counts(), (areas, nuc)):
         np.testing.assert_array_equal(a, b)
     # sparse label numbers and no cell
     sparse = np.where(labels == 3, 1000, 0).astype(np.int32)

@@ -786,3 +786,28 @@ def test_cache_fingerprint_covers_every_module_of_the_values():
     for entry in tr._FINGERPRINT_MODULES:
         assert (root / entry).exists(), entry
     assert (root / "segment" / "_anchored.py").is_file()    # the default segmenter's code
+
+
+def test_stain_normalizer_fixed_target_learns_nothing():
+    """target="smear" or a target object: fit reads no image (a missing file is
+    fine), transform equals preprocess.reinhard/macenko with that target; a
+    target of the other method is refused naming the parameter."""
+    from leukfeat import preprocess
+    from leukfeat.datasets import make_cells
+    from leukfeat.transformers import StainNormalizer
+
+    images = list(make_cells(3, size=64, random_state=1).images)
+    for method, fn, builtin in (("reinhard", preprocess.reinhard,
+                                 preprocess.SMEAR_REINHARD_TARGET),
+                                ("macenko", preprocess.macenko,
+                                 preprocess.SMEAR_MACENKO_TARGET)):
+        norm = StainNormalizer(method, target="smear").fit(["no/such/file.png"])
+        assert norm.target_ is builtin and norm.reference_indices_.size == 0
+        for got, image in zip(norm.transform(images), images):
+            np.testing.assert_array_equal(got, fn(image, builtin))
+    own = preprocess.reinhard_stats(images[0])
+    norm = StainNormalizer("reinhard", target=own).fit(images)
+    np.testing.assert_array_equal(norm.transform(images[1:2])[0],
+                                  preprocess.reinhard(images[1], own))
+    with pytest.raises(ValueError, match="target: expected None, 'smear' or a MacenkoTarget"):
+        StainNormalizer("macenko", target=own).fit(images)

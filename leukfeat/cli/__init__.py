@@ -60,14 +60,23 @@ from __future__ import annotations
 # the names below were module-level names of leukfeat/cli.py; they stay importable
 # from leukfeat.cli
 from ._evaluation import BACKGROUND_ROW, CONFOUND_WARNING_RULE  # noqa: F401
-from ._features import (AUTO_MIN_CV_WORK, AUTO_MIN_IMAGES, CELLS,  # noqa: F401
-                        DEFAULT_FEATURE_GROUPS, DEFAULT_METHOD, FEATURE_GROUPS, METHODS,
-                        NO_CELL, cv_jobs, n_jobs_for)
+from ._features import (  # noqa: F401
+                        AUTO_MIN_CV_WORK,
+                        AUTO_MIN_IMAGES,
+                        CELLS,
+                        DEFAULT_FEATURE_GROUPS,
+                        DEFAULT_METHOD,
+                        FEATURE_GROUPS,
+                        METHODS,
+                        NO_CELL,
+                        cv_jobs,
+                        n_jobs_for,
+)
 from ._inputs import ALL_CLASSIFIERS, CLASSIFIERS, loader_names  # noqa: F401
 from ._output import CommandError, write_table  # noqa: F401
+from ._stain import MACENKO_TARGET, REINHARD_TARGET, STAIN_METHODS, Normalise, stain_target  # noqa: F401
 from .demo import DEMO_CLASSIFIERS  # noqa: F401
-from .evaluate import (MACENKO_TARGET, REINHARD_TARGET, STAIN_METHODS,  # noqa: F401
-                       cmd_evaluate, Normalise, stain_target)
+from .evaluate import cmd_evaluate  # noqa: F401
 from .parser import build_parser, main
 from .segment import SEGMENT_FILES, unique_stems  # noqa: F401
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 from ._features import n_jobs_for
-from ._output import CommandError, format_error, say, one_line, use_agg, utf8_text
+from ._output import CommandError, format_error, one_line, say, use_agg, utf8_text
 
 
 def cross_validate(names, X, y, *, groups, cv, paths, seed, n_bootstrap, n_jobs, progress):

@@ -13,7 +13,6 @@ from .. import extract as _extract
 from .. import segment as _segment
 from ._output import CommandError, utf8_text
 
-
 #: Feature groups, cell choices and segmenters: the library's own tuples
 #: (importing the command line imports leukfeat, and with it these modules).
 FEATURE_GROUPS = _extract.GROUPS

@@ -13,8 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ._output import CommandError, one_line, utf8_text
-
+from ._output import CommandError, one_line
 
 #: Classifier presets (:data:`leukfeat.models.CLASSIFIERS`, repeated here so
 #: that option errors do not wait for scikit-learn to import; a test keeps
@@ -25,7 +24,7 @@ ALL_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
 
 
 @contextlib.contextmanager
-def _listing_warnings():
+def listing_warnings():
     """Print what was skipped while listing folders (each message once, on
     stderr, whatever --quiet says): never silent."""
     from ..io import ListingWarning
@@ -50,7 +49,7 @@ def collect_images(inputs, option: str = "INPUT") -> list:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            with _listing_warnings():
+            with listing_warnings():
                 found = list_images(p)
             if not found:
                 raise CommandError(f"{option}: no image files "
@@ -97,7 +96,7 @@ def load_labelled(root, loader: str, *, limit=None, seed=0):
         raise FileNotFoundError(errno.ENOENT, "ROOT: no such data-set folder", str(root))
     if not root_path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "ROOT: not a folder", str(root))
-    with _listing_warnings():
+    with listing_warnings():
         data = datasets.load_dataset(root, loader=loader)
     if len(data) == 0:
         raise CommandError(f"ROOT: the {loader} loader found no images in {root}")
@@ -122,41 +121,6 @@ def data_summary(data, loader, limit, n_total=None) -> dict:
             "patient_groups": None if data.groups is None
             else int(len(set(map(str, data.groups))))}
 
-
-#: names a mask of image <stem> may have in --masks DIR, in the order looked
-#: for: label images first (leukfeat segment's, Cellpose's), then binary or
-#: coded masks
-_MASK_NAMES = ("{}_labels.tif", "{}_labels.png", "{}_cp_masks.png", "{}_cp_masks.tif",
-               "{}_masks.png", "{}_masks.tif", "{}_mask.png", "{}_mask.tif", "{}.png",
-               "{}.tif", "{}.tiff")
-
-
-def with_masks(paths, folder, option="--masks"):
-    """(image, mask path) pairs, the mask found in `folder` by the image's
-    stem; an image without one is paired with the first name looked for, so
-    that it becomes an error row naming the missing mask."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"{option}: not a folder", str(folder))
-    items, missing = [], []
-    for p in paths:
-        stem = Path(p).stem
-        found = None
-        for pattern in _MASK_NAMES:
-            cand = folder / pattern.format(stem)
-            if cand.is_file() and not (os.path.exists(p) and os.path.samefile(cand, p)):
-                found = cand
-                break
-        if found is None:
-            missing.append(p)
-            found = folder / _MASK_NAMES[0].format(stem)
-        items.append((p, str(found)))
-    if missing:
-        print(f"leukfeat: warning: {option}: no mask in {folder} for {len(missing)} of "
-              f"{len(paths)} images (looked for <stem>" + ", <stem>".join(
-                  n[2:] for n in _MASK_NAMES) + f"); they get error rows, e.g. "
-              f"{utf8_text(missing[0])}", file=sys.stderr)
-    return items
 
 
 def classifier_names(text: str) -> list:

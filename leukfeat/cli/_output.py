@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .._json import jsonable
 
-
 _MAX_LISTED = 20  # failures listed on stderr
 
 

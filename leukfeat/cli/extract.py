@@ -6,11 +6,27 @@ import errno
 import time
 from pathlib import Path
 
-from ._features import (error_column, extract_matrix, make_extractor, failed_items, extractor_failures,
-                        failures_listed)
-from ._inputs import check_loader, collect_images, data_summary, load_labelled, with_masks
-from ._output import (CommandError, fail_if_all_failed, say, out_table, want_progress,
-                      report_failures, report_no_cell, utf8_text, write_table)
+from ._features import (
+    error_column,
+    extract_matrix,
+    extractor_failures,
+    failed_items,
+    failures_listed,
+    make_extractor,
+)
+from ._inputs import check_loader, collect_images, data_summary, listing_warnings, load_labelled
+from ._output import (
+    CommandError,
+    fail_if_all_failed,
+    out_table,
+    report_failures,
+    report_no_cell,
+    say,
+    utf8_text,
+    want_progress,
+    write_table,
+)
+from ._stain import normalise_items, stain_from_args
 
 
 def _extract_inputs(args):
@@ -53,7 +69,19 @@ def cmd_extract(args) -> int:
     if args.per_cell and args.cell is not None:
         raise CommandError("--cell: not allowed with --per-cell (every cell gets a row)")
     paths, labels, groups, _ = _extract_inputs(args)
-    items = paths if args.masks is None else with_masks(paths, args.masks)
+    stain = stain_from_args(args)
+    if args.masks is None:
+        items = paths
+    else:
+        from ..io import match_masks
+
+        with listing_warnings():
+            items = match_masks(paths, args.masks, name="--masks")
+    if stain is not None:
+        say(args, f"normalising every image to a fixed {args.stain} target ...")
+        images, _ = normalise_items(args, paths, stain, want_progress(args))
+        items = images if args.masks is None else [(im, mask) for im, (_, mask)
+                                                    in zip(images, items)]
     progress = want_progress(args)
     t0 = time.perf_counter()
     say(args, f"extracting features of {len(paths)} images ...")

@@ -6,12 +6,20 @@ import argparse
 import os
 import sys
 
-from ._features import (AUTO_MIN_CV_WORK, AUTO_MIN_IMAGES, CELLS, DEFAULT_FEATURE_GROUPS,
-                        DEFAULT_METHOD, FEATURE_GROUPS, METHODS)
+from ._features import (
+    AUTO_MIN_CV_WORK,
+    AUTO_MIN_IMAGES,
+    CELLS,
+    DEFAULT_FEATURE_GROUPS,
+    DEFAULT_METHOD,
+    FEATURE_GROUPS,
+    METHODS,
+)
 from ._inputs import ALL_CLASSIFIERS, loader_names
 from ._output import format_error, one_line
+from ._stain import STAIN_METHODS
 from .demo import cmd_demo
-from .evaluate import STAIN_METHODS, cmd_evaluate
+from .evaluate import cmd_evaluate
 from .extract import cmd_extract
 from .predict import cmd_predict
 from .segment import cmd_segment
@@ -103,6 +111,18 @@ def _recipe_names() -> tuple:
     from ..recipe import SHIPPED
 
     return SHIPPED
+
+
+def _add_stain(p, which: str) -> None:
+    p.add_argument("--stain", choices=STAIN_METHODS, default=None,
+                   help="stain-normalise every image before segmentation and features: "
+                        "Reinhard (L*a*b* mean and spread) or Macenko (stain vectors), "
+                        "each image on its own to a fixed target, so nothing is learnt "
+                        f"from the {which} images (default: none)")
+    p.add_argument("--stain-target", metavar="IMAGE", default=None,
+                   help="reference image whose colours are the --stain target (default: "
+                        "built-in targets from leukfeat's synthetic Wright-Giemsa smears); "
+                        f"best an image outside the {which} set")
 
 
 def _add_features(p, *, cell=True) -> None:
@@ -251,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "<stem>_cp_masks.png (Cellpose) ...; binary, 0/1/2 (or 0/128/255) "
                         "cytoplasm/nucleus coding, or a label image (one label per cell; "
                         "--per-cell rows keep the mask's labels)")
+    _add_stain(e, "extracted")
     _add_overwrite(e)
     _add_n_jobs(e)
     _add_quiet(e)
@@ -268,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  leukfeat train data/ --classifier xgboost --out model.skops\n"
                "  leukfeat train taleghani/ --loader taleghani --cell median "
-               "--classifier svm --out svm.skops")
+               "--classifier svm --out svm.skops\n"
+               "  leukfeat train data/ --stain reinhard --out model.skops   "
+               "# predict normalises with the same fixed target")
     t.add_argument("root", metavar="ROOT", help="labelled data-set folder")
     _add_loader(t)
     t.add_argument("--classifier", default="xgboost", metavar="NAME",
@@ -279,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0,
                    help="seed of the classifier and of --limit (default: %(default)s)")
     _add_features(t)
+    _add_stain(t, "training")
     _add_overwrite(t, "the model file")
     _add_n_jobs(t)
     _add_quiet(t)
@@ -370,15 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the background, the pixels outside the white cells, is "
                         "cross-validated on the same folds and reported beside the "
                         "accuracy, with a warning when it comes close to the model)")
-    h.add_argument("--stain", choices=STAIN_METHODS, default=None,
-                   help="stain-normalise every image before segmentation and features: "
-                        "Reinhard (L*a*b* mean and spread) or Macenko (stain vectors), "
-                        "each image on its own to a fixed target, so nothing is learnt "
-                        "from the evaluated images (default: none)")
-    h.add_argument("--stain-target", metavar="IMAGE", default=None,
-                   help="reference image whose colours are the --stain target (default: "
-                        "built-in targets from leukfeat's synthetic Wright-Giemsa smears); "
-                        "best an image outside the evaluated set")
+    _add_stain(h, "evaluated")
     _add_n_jobs(v, cv=True)
     _add_quiet(v)
     v.set_defaults(func=cmd_evaluate)

@@ -5,55 +5,35 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..segment import SAVED_FILES as SEGMENT_FILES  # the files written per image
 from ._features import n_jobs_for, segmenter_of
 from ._inputs import collect_images
-from ._output import (CommandError, fail_if_all_failed, say, want_progress, report_failures,
-                      utf8_text, write_table)
-
-
-#: the files ``segment`` writes per image: column of segmentation.csv -> name suffix
-SEGMENT_FILES = {"mask": "_mask.png", "nucleus": "_nucleus.png", "overlay": "_overlay.png",
-                 "labels": "_labels.tif", "nucleus_labels": "_nucleus_labels.tif"}
+from ._output import (
+    CommandError,
+    fail_if_all_failed,
+    report_failures,
+    say,
+    utf8_text,
+    want_progress,
+    write_table,
+)
 
 
 class _SegmentTask:
-    """Picklable per-image work of ``segment``: read, segment, write three PNGs
-    (mask, nucleus, overlay) and two 16-bit label TIFFs (cells, nuclei)."""
+    """Picklable per-image work of ``segment``: read, segment, save the masks,
+    the overlay and the label images (:meth:`Segmentation.save`), summarise."""
 
     def __init__(self, out_dir, method):
         self.out_dir = str(out_dir)
         self.method = method
 
     def __call__(self, item):
-        import cv2
-        import numpy as np
-
         from .. import io, segment
-
-        from .._atomic import atomic_path
 
         path, stem = item
         image = io.read_image(path)
         seg = segment.segment(image, self.method)
-        out = Path(self.out_dir)
-        files = {key: out / f"{stem}{suffix}" for key, suffix in SEGMENT_FILES.items()}
-        if seg.n_cells > np.iinfo(np.uint16).max:  # pragma: no cover - 65535 cells
-            raise ValueError(f"{seg.n_cells} cells do not fit a 16-bit label image")
-        labels = seg.labels.astype(np.uint16)
-        arrays = {"mask": seg.mask.astype(np.uint8) * 255,
-                  "nucleus": seg.nucleus.astype(np.uint8) * 255,
-                  "overlay": cv2.cvtColor(seg.overlay(image), cv2.COLOR_RGB2BGR),
-                  "labels": labels,
-                  "nucleus_labels": np.where(seg.nucleus, labels, 0).astype(np.uint16)}
-        for key, file in files.items():
-            # Deflate-compressed TIFF: small, and read by tifffile without
-            # imagecodecs (OpenCV's default LZW is not), napari, QuPath, Fiji
-            params = [cv2.IMWRITE_TIFF_COMPRESSION, 8] if file.suffix == ".tif" else []
-            ok, buf = cv2.imencode(file.suffix, arrays[key], params)
-            if not ok:  # pragma: no cover - encoding a uint8/uint16 array does not fail
-                raise OSError(f"cannot encode {file}")
-            with atomic_path(file) as tmp:
-                tmp.write_bytes(buf.tobytes())
+        files = seg.save(self.out_dir, stem, image)
         areas = seg.areas()
         cell_area = int(seg.mask.sum())
         nucleus_area = int(seg.nucleus.sum())

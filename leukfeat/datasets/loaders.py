@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import IMAGE_EXTENSIONS, ListingWarning, is_image_file, list_images
 from .._validation import check_int
+from ..io import IMAGE_EXTENSIONS, ListingWarning, is_image_file, list_images
 from ._checks import root_seed
-
 
 # =============================================================================
 # Folder loaders

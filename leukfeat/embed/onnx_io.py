@@ -15,9 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedders import (PROBE_SIZE, ImagePreprocess, TorchEmbedder, BaseEmbedder, blank_image,
-                        import_torch, pool)
 from .._validation import check_int
+from .embedders import (
+    PROBE_SIZE,
+    BaseEmbedder,
+    ImagePreprocess,
+    TorchEmbedder,
+    blank_image,
+    import_torch,
+    pool,
+)
 
 _META_PREFIX = "leukfeat."
 

@@ -17,7 +17,6 @@ from .._validation import check_int
 from .embedders import resize_rgb
 from .pretrained_models import PRETRAINED, pretrained
 
-
 # --------------------------------------------------------------------------- #
 # scikit-learn transformer
 # --------------------------------------------------------------------------- #
@@ -248,34 +247,16 @@ class EmbeddingTransformer(ImageBatchTransformer):
         if not isinstance(self.tta, (bool, np.bool_)):
             raise ValueError(f"tta: expected a bool, got {self.tta!r}")
 
-    def fit(self, X, y=None):
-        """Validate the parameters, build the embedder and fix the output columns.
-
-        Parameters
-        ----------
-        X : sequence of str, os.PathLike or ndarray, or ndarray (n, H, W, 3)
-            Image paths or images. Not read by ``fit``.
-        y : ignored
-
-        Returns
-        -------
-        self
-        """
-        from .._batch import as_batch
-
-        self._check_params()
-        as_batch(X)
+    def _fit_columns(self):
+        """Build the embedder (``embedder_``); its names are the output columns."""
         emb = _resolve_embedder(self.embedder, int(self.batch_size))
         names = np.asarray(emb.feature_names_out, dtype=object)
         if names.ndim != 1 or names.size == 0:
             raise ValueError(f"embedder: feature_names_out must be a non-empty 1-D list, "
                              f"got shape {names.shape}")
         self.embedder_ = emb
-        self.feature_names_out_ = names
-        self.n_features_out_ = int(names.size)
-        self.errors_ = []
         self.fallbacks_ = []
-        return self
+        return names
 
     def transform(self, X):
         """Embed every image.
@@ -300,7 +281,7 @@ class EmbeddingTransformer(ImageBatchTransformer):
         """
         from tqdm.auto import tqdm
 
-        from .._batch import map_items, reraise, as_batch
+        from .._batch import as_batch, map_items, reraise
 
         check_is_fitted(self, "feature_names_out_")
         self._check_params()

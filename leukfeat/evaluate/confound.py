@@ -14,14 +14,12 @@ import cv2
 import numpy as np
 from joblib import Parallel, delayed
 
-from .._validation import as_uint8_rgb
-from ..io import read_image
-from .._json import jsonable
 from .._batch import as_batch, is_path
-from .._validation import check_int
+from .._json import jsonable
+from .._validation import as_uint8_rgb, check_int
+from ..io import read_image
 from .cross_validation import cross_validate
 from .metrics import CVReport
-
 
 _BG_CHANNELS = ("R", "G", "B", "L", "a", "b")
 _BG_STATS = ("mean", "std", "p10", "p50", "p90")

@@ -16,7 +16,7 @@ from joblib import Parallel, delayed
 
 from .._batch import as_batch, is_path
 from .._validation import check_int
-from .duplicates import union_components, find_duplicates
+from .duplicates import find_duplicates, union_components
 from .metrics import Comparison, CVReport, auc_ovr, bootstrap_ci, cm_scores, confusion_counts
 
 

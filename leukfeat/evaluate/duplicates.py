@@ -15,10 +15,9 @@ from joblib import Parallel, delayed
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from .._validation import check_image
-from ..io import ImageReadError, read_image
 from .._batch import as_batch, is_path
-from .._validation import check_int
+from .._validation import check_image, check_int
+from ..io import ImageReadError, read_image
 
 
 def phash(image, hash_size: int = 8) -> np.ndarray:

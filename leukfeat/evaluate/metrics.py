@@ -15,7 +15,6 @@ import numpy as np
 
 from .._json import jsonable
 
-
 #: Metrics that get a bootstrap confidence interval (when computable).
 CI_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr")
 

@@ -230,7 +230,7 @@ class FeatureConfig:
 
 def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
     """The label of the cell to measure (0: none); ``counts``: the
-    segmentation's ``_label_counts()``, if already computed."""
+    segmentation's ``label_counts()``, if already computed."""
     if seg.n_cells == 0:
         return 0
     if cell == "largest":
@@ -382,7 +382,7 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
             agg = _AGGREGATES[cell](table, axis=0) if names else []
         return _with_field([dict(zip(names, np.asarray(agg).tolist()))], seg, groups)
     # cell areas (for "largest") and nucleus areas (for the field) in one pass
-    counts = seg._label_counts() if seg.labels.size >= seg.n_cells else None
+    counts = seg.label_counts() if seg.labels.size >= seg.n_cells else None
     lab = _pick_cell(seg, cell, counts)
     if lab == 0:
         return None

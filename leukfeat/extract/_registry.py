@@ -65,7 +65,7 @@ class FeatureGroup:
     measure_field : callable or None
         Field groups (measured once on the whole segmentation, the same in
         every row of a field): ``measure_field(segmentation, counts, cfg) ->
-        dict``; ``counts`` is ``Segmentation._label_counts()`` or None.
+        dict``; ``counts`` is ``Segmentation.label_counts()`` or None.
     prefixes : tuple of str
         The prefixes of the group's names.
     module : str

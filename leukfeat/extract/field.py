@@ -106,7 +106,7 @@ def field_features(segmentation, prefix: str = "field") -> "OrderedDict[str, flo
 
 def _field_features(segmentation, names, counts=None):
     """:func:`field_features` with the names given and, optionally, the
-    segmentation's ``_label_counts()`` already computed."""
+    segmentation's ``label_counts()`` already computed."""
     seg = segmentation
     labels = np.asarray(seg.labels)
     n = seg.n_cells
@@ -118,7 +118,7 @@ def _field_features(segmentation, names, counts=None):
         seg = Segmentation(seg.mask, seg.nucleus, labels)
         n = seg.n_cells
         counts = None
-    area_counts, nuc_counts = seg._label_counts() if counts is None else counts
+    area_counts, nuc_counts = seg.label_counts() if counts is None else counts
     areas = area_counts[1:].astype(np.float64)
     present = areas > 0                      # labels may skip numbers
     areas = areas[present]

@@ -66,6 +66,7 @@ __all__ = [
     "segment",
     "from_mask",
     "MASK_KINDS",
+    "SAVED_FILES",
     "cells",
     "kmeans_histogram",
     "otsu_threshold",
@@ -80,6 +81,9 @@ __all__ = [
     "METHODS",
     "DEFAULT_METHOD",
 ]
+
+#: The files :meth:`Segmentation.save` writes: ``{key: suffix}`` (see there).
+SAVED_FILES = _container.SAVED_FILES
 
 #: How :func:`from_mask` reads a mask (see there).
 MASK_KINDS = _container.MASK_KINDS

@@ -17,6 +17,14 @@ from .._validation import as_uint8_rgb, check_image, check_mask
 from . import _morphology, _threshold
 
 _OUTLINE_CELL = (0, 255, 0)
+
+#: The files :meth:`Segmentation.save` writes, by key: ``<stem><suffix>``.
+#: PNGs (8-bit, 255 = inside) of the cells, the nuclei and the outlines drawn
+#: on the image; 16-bit TIFF label images of the cells and of their nuclei
+#: (the nucleus of cell *k* labelled *k*), which napari, QuPath, Fiji and
+#: CellProfiler open as labels.
+SAVED_FILES = {"mask": "_mask.png", "nucleus": "_nucleus.png", "overlay": "_overlay.png",
+               "labels": "_labels.tif", "nucleus_labels": "_nucleus_labels.tif"}
 _OUTLINE_NUCLEUS = (255, 255, 0)
 
 
@@ -197,11 +205,19 @@ class Segmentation:
 
     def areas(self) -> np.ndarray:
         """Area in pixels of cells ``1..n_cells`` (index 0 is cell 1)."""
-        return self._label_counts()[0][1:]
+        return self.label_counts()[0][1:]
 
-    def _label_counts(self):
-        """Pixels of each label ``0..n_cells`` and of the nucleus inside it
-        (two int64 arrays), in one compiled pass when the labels allow."""
+    def label_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels of every label and of the nucleus inside it.
+
+        Returns
+        -------
+        areas, nucleus_areas : ndarray of int64, shape (n_cells + 1,)
+            ``areas[k]`` is the number of pixels labelled ``k`` and
+            ``nucleus_areas[k]`` the number of those in :attr:`nucleus`;
+            index 0 is the background. Computed in one compiled pass when
+            the labels are ``int32`` (as :func:`segment` makes them).
+        """
         lab = self.labels
         n = self.n_cells
         if lab.ndim == 2 and lab.dtype == np.int32 and n <= lab.size and \
@@ -338,6 +354,81 @@ class Segmentation:
         out = np.array(image, copy=True)
         out[~self.mask] = fill
         return out
+
+    def save(self, folder, stem: str, image=None) -> dict:
+        """Write the masks, the label images and the outlines as files.
+
+        Parameters
+        ----------
+        folder : str or os.PathLike
+            An existing folder.
+        stem : str
+            The file name before the suffixes of :data:`SAVED_FILES`.
+        image : array_like, optional
+            The segmented RGB image; the overlay (``<stem>_overlay.png``) is
+            written only when it is given.
+
+        Returns
+        -------
+        dict
+            ``{key: pathlib.Path}`` of the files written.
+
+        Raises
+        ------
+        ValueError
+            If there are more than 65,535 cells (a 16-bit label image).
+        OSError
+            If a file cannot be written. Each file is written whole or not at
+            all (a temporary file renamed into place); existing files of the
+            same names are replaced.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import cv2, numpy as np
+        >>> from leukfeat import segment
+        >>> image = np.full((64, 64, 3), 230, np.uint8)
+        >>> mask = np.zeros((64, 64), np.uint8)
+        >>> mask[8:24, 8:24] = 1; mask[36:60, 30:50] = 1
+        >>> seg = segment.from_mask(image, mask)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     files = seg.save(tmp, "field", image)
+        ...     labels = cv2.imread(str(files["labels"]), cv2.IMREAD_UNCHANGED)
+        ...     names = sorted(f.name for f in files.values())
+        >>> labels.dtype, int(labels.max()), bool((labels == seg.labels).all())
+        (dtype('uint16'), 2, True)
+        >>> names[:2]
+        ['field_labels.tif', 'field_mask.png']
+        """
+        from pathlib import Path
+
+        from .._atomic import atomic_path
+
+        if self.n_cells > np.iinfo(np.uint16).max:  # pragma: no cover - 65535 cells
+            raise ValueError(f"{self.n_cells} cells do not fit a 16-bit label image")
+        labels = self.labels.astype(np.uint16)
+        arrays = {"mask": self.mask.astype(np.uint8) * 255,
+                  "nucleus": self.nucleus.astype(np.uint8) * 255,
+                  "labels": labels,
+                  "nucleus_labels": np.where(self.nucleus, labels, 0).astype(np.uint16)}
+        if image is not None:
+            arrays["overlay"] = cv2.cvtColor(self.overlay(image), cv2.COLOR_RGB2BGR)
+        folder = Path(folder)
+        files = {}
+        for key, suffix in SAVED_FILES.items():
+            if key not in arrays:
+                continue
+            file = folder / f"{stem}{suffix}"
+            # Deflate-compressed TIFF: small, and read by tifffile without
+            # imagecodecs (OpenCV's default LZW is not), napari, QuPath, Fiji
+            params = [cv2.IMWRITE_TIFF_COMPRESSION, 8] if suffix.endswith(".tif") else []
+            ok, buf = cv2.imencode(suffix[suffix.rindex("."):], arrays[key], params)
+            if not ok:  # pragma: no cover - encoding a uint8/uint16 array does not fail
+                raise OSError(f"cannot encode {file}")
+            with atomic_path(file) as tmp:
+                tmp.write_bytes(buf.tobytes())
+            files[key] = file
+        return files
 
     def overlay(self, image, *, cell_colour=_OUTLINE_CELL,
                 nucleus_colour=_OUTLINE_NUCLEUS, thickness: int = 1) -> np.ndarray:
