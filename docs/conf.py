@@ -26,6 +26,8 @@ REPO_ROOT = DOCS_DIR.parent
 # ``import leukfeat`` works when building from a source tree.
 if (REPO_ROOT / "leukfeat" / "__init__.py").is_file():
     sys.path.insert(0, str(REPO_ROOT))
+# docs/_leukfeat_scraper.py, the gallery's scraper of leukfeat.plot's figures
+sys.path.insert(0, str(DOCS_DIR))
 
 import leukfeat  # noqa: E402
 from leukfeat.extract._registry import catalogue_rst  # noqa: E402
@@ -73,7 +75,9 @@ sphinx_gallery_conf = {
     # Execute every plot_*.py example (matched against the full path).
     "filename_pattern": re.escape(os.sep) + r"plot_.*\.py$",
     "ignore_pattern": r"__init__\.py",
-    "image_scrapers": ("matplotlib",),
+    # pyplot's figures, and the Figure objects leukfeat.plot returns (which
+    # pyplot does not manage): docs/_leukfeat_scraper.py
+    "image_scrapers": ("matplotlib", "_leukfeat_scraper"),
     "matplotlib_animations": False,
     "abort_on_example_error": True,
     "only_warn_on_example_error": False,

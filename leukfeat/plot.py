@@ -55,6 +55,7 @@ __all__ = [
     "feature_distributions",
     "save_figure",
     "cv_report",
+    "recipe_steps",
 ]
 
 _CELL_COLOUR = "#00ff00"     # as Segmentation.overlay
@@ -167,6 +168,61 @@ def segmentation_overlay(image, segmentation, ax=None, title=None):
     handles = [Line2D([], [], color=_CELL_COLOUR, lw=2, label="cell"),
                Line2D([], [], color=_NUCLEUS_COLOUR, lw=2, label="nucleus")]
     ax.legend(handles=handles, loc="lower right", fontsize="small", framealpha=0.7)
+    return fig
+
+
+def recipe_steps(recipe, image, *, title=None, input_title="input"):
+    """Draw an image after each step of a recipe, one panel per step.
+
+    Parameters
+    ----------
+    recipe : leukfeat.recipe.Recipe or str
+        A recipe, or the name or file of one (:func:`leukfeat.recipe.load_recipe`).
+    image : ndarray or path
+        The input image (a path is read with :func:`leukfeat.io.read_image`).
+    title : str, optional
+        Figure title; default: the recipe's name.
+    input_title : str, default "input"
+        Title of the first panel (the input); its size is added below.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The input, then per step its number, name (and key when it differs)
+        and the size of its result. A step that changes only the mask
+        (``kmeans``, ``threshold``, ``fill_holes``, ...) is drawn as the mask
+        (white: kept); any other step as its image (grey images from their
+        darkest to their brightest value).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukfeat import plot
+    >>> fig = plot.recipe_steps("chowdhury-lab-kmeans", np.full((32, 32, 3), 200, np.uint8))
+    >>> len(fig.axes)
+    7
+    """
+    from .recipe import Recipe, load_recipe
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    rgb = _as_rgb(image)
+    states = list(recipe.iter_states(rgb))
+    fig = _figure((2.4 * (len(states) + 1), 2.9))
+    axes = fig.subplots(1, len(states) + 1, squeeze=False)[0]
+    axes[0].imshow(rgb)
+    axes[0].set_title(f"{input_title}\n{rgb.shape[1]}x{rgb.shape[0]}", fontsize=9)
+    before = rgb
+    for k, (ax, (key, step, state)) in enumerate(zip(axes[1:], states), start=1):
+        only_mask = state.mask is not None and np.array_equal(state.image, before)
+        picture, before = (state.mask if only_mask else state.image), state.image
+        ax.imshow(picture, cmap="gray", vmin=0 if only_mask else None,
+                  vmax=1 if only_mask else None, interpolation="nearest")
+        ax.set_title(f"{k}. {step.name}" + ("" if key == step.name else f" ({key})")
+                     + f"\n{picture.shape[1]}x{picture.shape[0]}", fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.suptitle(recipe.name if title is None else title, fontsize=11)
     return fig
 
 

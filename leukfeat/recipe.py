@@ -23,9 +23,15 @@ step (YAML name)        what it does
 ``closing``             binary closing of the mask
 ``watershed_split``     split touching objects of the mask
 ``mask_and``            the original image outside the mask set to ``fill``
+``crop_to_cell``        crop everything to the largest object of the mask
 ======================  ===========================================================
 
-Every step works on arrays (``step(state)``), and a recipe is a scikit-learn
+Every step works on arrays (``step(state)``) and is also a scikit-learn
+transformer on its own (``Threshold("otsu").fit_transform(images)``: images
+in; the image, or the mask for a step that makes or changes one, out; a mask
+step such as ``FillHoles()`` takes masks), through one adapter, the base
+class of the steps, which runs the step as a recipe of one. A recipe is a
+scikit-learn
 transformer (images in; images, ``(image, Segmentation)`` pairs or
 segmentations out): ``get_params``/``set_params`` reach every step's
 parameters as ``<step name>__<parameter>``, so :class:`GridSearchCV
@@ -49,7 +55,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 __all__ = ["Recipe", "RecipeError", "STEPS", "SHIPPED", "load_recipe", "recipe_names",
            "Gray", "ColourSpace", "Channel", "Equalize", "Resize", "Normalize", "LogSharpen",
            "StainNormalize", "KMeans", "Threshold", "FillHoles", "RemoveSmall",
-           "RemoveSmallHoles", "Opening", "Closing", "WatershedSplit", "MaskAnd"]
+           "RemoveSmallHoles", "Opening", "Closing", "WatershedSplit", "MaskAnd", "CropToCell"]
 
 _RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -70,15 +76,99 @@ class _State:
         self.image = image
         self.mask = mask
 
+    @classmethod
+    def of(cls, item) -> "_State":
+        """The state of an image item (path or array) before any step."""
+        from ._batch import load_rgb
 
-class _Step(BaseEstimator):
-    """Base of the steps: parameters in ``__init__``, work in :meth:`apply`."""
+        rgb = load_rgb(item)
+        return cls(rgb, rgb.copy())
+
+
+class _Step(TransformerMixin, BaseEstimator):
+    """Base of the steps: parameters in ``__init__``, work in :meth:`apply`.
+
+    It is also the one adapter that makes every step a scikit-learn
+    transformer on its own (:meth:`transform`).
+    """
 
     #: YAML/JSON name of the step
     name = ""
+    #: what :meth:`transform` returns of the state: "image" or "mask"
+    changes = "image"
+    #: whether the step works on the mask an earlier step made
+    needs_mask = False
 
     def __call__(self, state: _State) -> _State:
         return self.apply(state)
+
+    def fit(self, X, y=None):
+        """Check the batch (a step learns nothing)."""
+        from ._batch import as_batch
+
+        as_batch(X)
+        return self
+
+    def transform(self, X):
+        """Apply this step alone to every item.
+
+        Parameters
+        ----------
+        X : sequence of images or image paths; of masks for a mask step
+            Paths are read as RGB; arrays are taken as they are (the output
+            of another step alone: grey, one channel, LAB, float). A step
+            that works on a mask (``fill_holes``, ``remove_small``,
+            ``opening``, ...) takes 2-D masks (bool or 0/1 arrays).
+
+        Returns
+        -------
+        list
+            Per item, the image after the step, or the mask (bool) for a
+            step that makes or changes a mask.
+
+        Raises
+        ------
+        RecipeError
+            Naming the item, when the step cannot work on it (e.g. ``kmeans``
+            on an RGB image), or for ``mask_and`` and ``crop_to_cell``, which
+            need the image and the mask of a :class:`Recipe`.
+        """
+        from ._batch import as_batch
+
+        out = []
+        for k, item in enumerate(as_batch(X)):
+            try:
+                state = self(self._alone_state(item))
+            except RecipeError as exc:
+                raise RecipeError(f"X[{k}]: {exc}") from None
+            out.append(state.mask if self.changes == "mask" else state.image)
+        return out
+
+    def _alone_state(self, item) -> _State:
+        if not self.needs_mask:
+            if isinstance(item, np.ndarray):
+                # an array as it is: the grey, one-channel or LAB output of
+                # another step alone goes on to the next
+                return _State(np.dstack([item] * 3) if item.ndim == 2 else item, item.copy())
+            return _State.of(item)
+        if self.changes != "mask":
+            raise RecipeError(f"step {self.name!r} needs the image and the mask of a recipe: "
+                              "use it inside a Recipe, after a thresholding step")
+        mask = np.asarray(item)
+        if mask.ndim != 2 or mask.dtype.kind not in "biu" or (mask.dtype.kind != "b"
+                                                               and mask.max(initial=0) > 1):
+            raise RecipeError(f"step {self.name!r} alone takes masks (2-D bool or 0/1 "
+                              f"arrays), got {mask.dtype} of shape {mask.shape}")
+        mask = mask.astype(bool)
+        grey = mask.astype(np.uint8) * 255
+        return _State(np.dstack([grey] * 3), grey, mask)
+
+    def __sklearn_tags__(self):
+        from ._batch import image_tags
+
+        tags = image_tags(super().__sklearn_tags__(), requires_fit=False)
+        tags.transformer_tags.preserves_dtype = []
+        return tags
 
     def apply(self, state: _State) -> _State:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -283,6 +373,7 @@ class KMeans(_Step):
     cluster with the highest centre (``keep="highest"``) or the lowest."""
 
     name = "kmeans"
+    changes = "mask"
 
     def __init__(self, k=3, keep="highest"):
         self.k = k
@@ -313,6 +404,7 @@ class Threshold(_Step):
     keeps the dark side."""
 
     name = "threshold"
+    changes = "mask"
 
     def __init__(self, method="otsu", value=None, lower=None, upper=None, invert=False):
         self.method = method
@@ -355,6 +447,8 @@ class FillHoles(_Step):
     """Fill every hole of the mask (:func:`leukfeat.segment.fill_holes`)."""
 
     name = "fill_holes"
+    changes = "mask"
+    needs_mask = True
 
     def apply(self, state):
         from . import segment
@@ -367,6 +461,8 @@ class RemoveSmall(_Step):
     """Drop mask objects smaller than ``min_size`` pixels (8-connected)."""
 
     name = "remove_small"
+    changes = "mask"
+    needs_mask = True
 
     def __init__(self, min_size=64):
         self.min_size = min_size
@@ -382,6 +478,8 @@ class RemoveSmallHoles(_Step):
     """Fill holes of the mask smaller than ``area`` pixels."""
 
     name = "remove_small_holes"
+    changes = "mask"
+    needs_mask = True
 
     def __init__(self, area=64):
         self.area = area
@@ -397,6 +495,8 @@ class Opening(_Step):
     """Binary opening of the mask with a disk of ``radius``."""
 
     name = "opening"
+    changes = "mask"
+    needs_mask = True
 
     def __init__(self, radius=1):
         self.radius = radius
@@ -412,6 +512,8 @@ class Closing(_Step):
     """Binary closing of the mask with a disk of ``radius``."""
 
     name = "closing"
+    changes = "mask"
+    needs_mask = True
 
     def __init__(self, radius=1):
         self.radius = radius
@@ -429,6 +531,8 @@ class WatershedSplit(_Step):
     is its own 8-connected object."""
 
     name = "watershed_split"
+    changes = "mask"
+    needs_mask = True
 
     def __init__(self, min_distance=None):
         self.min_distance = min_distance
@@ -454,6 +558,7 @@ class MaskAnd(_Step):
     (the last step of the LAB K-means papers)."""
 
     name = "mask_and"
+    needs_mask = True
 
     def __init__(self, fill=0):
         self.fill = fill
@@ -466,11 +571,48 @@ class MaskAnd(_Step):
         return state
 
 
+class CropToCell(_Step):
+    """Crop the image, the original and the mask to the largest object of the
+    mask (8-connected) plus ``margin`` pixels on each side (clipped to the
+    image), keeping only that object in the mask: one white cell per image,
+    as single-cell sets such as C-NMC are cut from smear fields. An image
+    whose mask is empty is left whole."""
+
+    name = "crop_to_cell"
+    needs_mask = True
+
+    def __init__(self, margin=4):
+        self.margin = margin
+
+    def apply(self, state):
+        from . import segment
+        from ._validation import check_int
+
+        mask = self._need_mask(state)
+        margin = check_int(self.margin, "crop_to_cell: margin", 0)
+        image = np.asarray(state.image)
+        if image.shape[:2] != mask.shape:
+            raise RecipeError(f"crop_to_cell: the image ({image.shape[:2]}) and the mask "
+                              f"({mask.shape}) differ in size")
+        seg = segment.Segmentation.from_masks(mask)
+        if seg.n_cells == 0:
+            return state
+        label = seg.largest()
+        r0, r1, c0, c1 = seg.boxes[label]
+        h, w = mask.shape
+        r0, c0 = max(r0 - margin, 0), max(c0 - margin, 0)
+        r1, c1 = min(r1 + margin, h), min(c1 + margin, w)
+        state.original = np.ascontiguousarray(state.original[r0:r1, c0:c1])
+        state.image = np.ascontiguousarray(image[r0:r1, c0:c1])
+        state.mask = seg.labels[r0:r1, c0:c1] == label
+        return state
+
+
 #: Every step, by its name in recipe files.
 STEPS = {cls.name: cls for cls in (
     Gray, ColourSpace, Channel, Equalize, Resize, Normalize, LogSharpen, StainNormalize,
     KMeans, Threshold, FillHoles, RemoveSmall, RemoveSmallHoles, Opening, Closing,
-    WatershedSplit, MaskAnd)}
+    WatershedSplit, MaskAnd, CropToCell)}
 
 _OUTPUTS = ("image", "segmentation", "pair")
 #: Recipe's own parameters: not allowed as step names (set_params would be ambiguous)
@@ -568,17 +710,31 @@ class Recipe(TransformerMixin, BaseEstimator):
             ``mask`` (bool, or None when no step made one) and ``original``
             (the input as RGB uint8, resized along with the image).
         """
-        from ._batch import load_rgb
+        state = None
+        for _, _, state in self.iter_states(image):
+            pass
+        return state
 
+    def iter_states(self, image):
+        """Apply the steps to one image, yielding the state after each.
+
+        Yields
+        ------
+        key : str
+            The step's name in the recipe.
+        step : step
+        state
+            A snapshot of the state after the step (as :meth:`run` returns
+            after the last one).
+        """
         self._check()
-        rgb = load_rgb(image)
-        state = _State(rgb, rgb.copy())
+        state = _State.of(image)
         for key, step in self.steps:
             try:
                 state = step(state)
             except RecipeError as exc:
                 raise RecipeError(f"step {key!r}: {exc}") from None
-        return state
+            yield key, step, _State(state.original, state.image, state.mask)
 
     @property
     def makes_mask(self) -> bool:

@@ -339,3 +339,57 @@ def test_cli_segment_and_extract_with_a_recipe(tmp_path):
     for bad, message in (("leuknet-resize", "makes no mask"), ("nope", "no shipped recipe")):
         proc = cli("segment", tmp_path / "imgs", "--recipe", bad, "--out", tmp_path / "x")
         assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_steps_alone_are_transformers_equal_to_the_recipe(images):
+    """Every step is an sklearn transformer through the one adapter: a Pipeline
+    of steps gives the recipe's masks bit for bit; a mask step takes masks;
+    the steps that need image and mask refuse to run alone, naming the item."""
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+
+    steps = [ColourSpace("lab"), Channel(1), KMeans(k=3), FillHoles(), RemoveSmall(64)]
+    recipe = Recipe([(s.name, s) for s in steps], output="segmentation")
+    masks = make_pipeline(*map(clone, steps)).fit_transform(images)
+    for got, seg in zip(masks, recipe.fit_transform(images)):
+        assert got.dtype == bool and np.array_equal(got, seg.mask)
+    # an image step returns the image, a mask step the mask
+    lab = ColourSpace("lab").fit_transform(images[:1])[0]
+    np.testing.assert_array_equal(lab, cv2.cvtColor(images[0], cv2.COLOR_RGB2LAB))
+    holes = np.zeros((20, 20), np.uint8)
+    holes[4:16, 4:16] = 1
+    holes[9, 9] = 0
+    np.testing.assert_array_equal(FillHoles().fit_transform([holes])[0],
+                                  ndi.binary_fill_holes(holes))
+    with pytest.raises(RecipeError, match=r"X\[0\]: step 'fill_holes' alone takes masks"):
+        FillHoles().fit_transform(images[:1])
+    with pytest.raises(RecipeError, match=r"X\[0\]: step 'mask_and' needs the image and"):
+        MaskAnd().fit_transform([holes])
+    with pytest.raises(RecipeError, match=r"X\[1\]: kmeans: needs a one-channel image"):
+        KMeans().fit_transform([masks[0].astype(np.uint8), images[0]])
+
+
+def test_crop_to_cell_cuts_the_largest_object():
+    """crop_to_cell: the box of the largest 8-connected object plus the margin,
+    clipped to the image; only that object stays in the mask; YAML round
+    trip; an empty mask leaves the image whole."""
+    from leukfeat.recipe import CropToCell, Threshold
+
+    image = np.full((60, 80, 3), 220, np.uint8)
+    image[10:30, 12:40] = 60      # the largest object: 20 x 28
+    image[45:52, 60:70] = 60      # a smaller one
+    image[0:5, 75:80] = 60        # a small one at the corner
+    recipe = Recipe([("gray", STEPS["gray"]()), ("thr", Threshold("otsu", invert=True)),
+                     ("crop", CropToCell(margin=3))], output="pair")
+    (rgb, seg), = recipe.fit_transform([image])
+    np.testing.assert_array_equal(rgb, image[7:33, 9:43])
+    assert seg.n_cells == 1 and seg.mask.shape == (26, 34)
+    assert seg.mask.sum() == 20 * 28 and seg.mask[3:23, 3:31].all()
+    again = Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())))
+    np.testing.assert_array_equal(again.fit_transform([image])[0][0], rgb)
+    # clipped at the border: margin 50 keeps the whole image
+    (big, _), = recipe.set_params(crop__margin=50).fit_transform([image])
+    np.testing.assert_array_equal(big, image)
+    blank = np.full((30, 30, 3), 200, np.uint8)
+    empty = Recipe([("thr", Threshold("hsv")), ("crop", CropToCell())]).fit_transform([blank])
+    np.testing.assert_array_equal(empty[0], blank)
