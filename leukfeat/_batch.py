@@ -164,7 +164,7 @@ _WORKER_READY = False
 _PASSED_ENV = ("LEUKFEAT_MAX_PIXELS",)
 
 
-def _prepare_worker(parent_pid: int) -> None:
+def prepare_worker(parent_pid: int) -> None:
     """Once per worker process: one thread per thread pool, and a watchdog
     that ends the worker when the process that started it has died."""
     global _WORKER_READY
@@ -209,7 +209,7 @@ class _Task:
     def __call__(self, item):
         remote = os.getpid() != self.parent_pid
         if remote:
-            _prepare_worker(self.parent_pid)
+            prepare_worker(self.parent_pid)
             for key, value in self.env.items():
                 if os.environ.get(key) != value:
                     if value is None:

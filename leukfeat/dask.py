@@ -35,31 +35,12 @@ are bit-identical to ``FeatureExtractor(n_jobs=1)``.
 
 from __future__ import annotations
 
-import uuid
+from ._chunks import require_dask_dataframe, require_distributed
 
 __all__ = ["extract_features", "connect", "DEFAULT_CHUNK_SIZE"]
 
 #: Images per partition of :func:`extract_features` (a few seconds of work).
 DEFAULT_CHUNK_SIZE = 256
-
-_EXTRA = ("leukfeat.dask needs dask[dataframe] and distributed: "
-          "pip install 'leukfeat[dask]'")
-
-
-def _require_dataframe():
-    try:
-        import dask.dataframe as dd
-    except ImportError as exc:
-        raise ImportError(f"{_EXTRA} ({exc})") from exc
-    return dd
-
-
-def _require_distributed():
-    try:
-        import distributed
-    except ImportError as exc:
-        raise ImportError(f"{_EXTRA} ({exc})") from exc
-    return distributed
 
 
 def connect(address=None, **kwargs):
@@ -85,7 +66,7 @@ def connect(address=None, **kwargs):
     OSError
         When no scheduler answers at ``address`` (the message names it).
     """
-    distributed = _require_distributed()
+    distributed = require_distributed()
     if address is not None and not isinstance(address, str):
         raise TypeError(f"address: expected None or a scheduler address string, got "
                         f"{type(address).__name__}")
@@ -139,86 +120,31 @@ def extract_features(paths, *, extractor=None, chunk_size=DEFAULT_CHUNK_SIZE,
     >>> ddf = extract_features(paths, chunk_size=500)        # doctest: +SKIP
     >>> ddf.to_parquet("features.parquet")                     # doctest: +SKIP
     """
-    dd = _require_dataframe()
+    dd = require_dask_dataframe()
     import pandas as pd
 
     from ._batch import as_batch
-    from .stream import (ERROR_COLUMN, PATH_COLUMN, ChunkJob, _check_bool,
-                         _check_chunk_size, _check_extractor, _check_item_columns, _chunks,
-                         _slice)
+    from ._chunks import (check_bool, check_chunk_size, check_extractor, check_item_columns,
+                          chunk_bounds, column_slice)
+    from .stream import ERROR_COLUMN, ChunkJob
     from .transformers import CELL_COLUMNS
 
     items = as_batch(paths, "paths")
-    chunk_size = _check_chunk_size(chunk_size)
-    per_cell = _check_bool(per_cell, "per_cell")
-    fx = _check_extractor(extractor).set_params(n_jobs=1)
+    chunk_size = check_chunk_size(chunk_size)
+    per_cell = check_bool(per_cell, "per_cell")
+    fx = check_extractor(extractor).set_params(n_jobs=1)
     job = ChunkJob(fx, per_cell).fit(items)
-    reserved = {PATH_COLUMN, ERROR_COLUMN, *job.names, *(CELL_COLUMNS if per_cell else ())}
-    extra = _check_item_columns(item_columns, len(items), reserved)
+    reserved = {ERROR_COLUMN, *job.names, *(CELL_COLUMNS if per_cell else ())}
+    extra = check_item_columns(item_columns, len(items), reserved)
     job.item_columns = {k: v.iloc[:0] for k, v in extra.items()}
     meta = job.meta()
     meta.index = pd.Index([], dtype="int64", name="item")
 
-    chunks = _chunks(len(items), chunk_size)
+    chunks = chunk_bounds(len(items), chunk_size)
     starts = [start for _, start, _ in chunks]
     return dd.from_map(job, starts, [items[s:e] for _, s, e in chunks],
-                       [_slice(extra, s, e) for _, s, e in chunks],
+                       [column_slice(extra, s, e) for _, s, e in chunks],
                        meta=meta, divisions=(*starts, len(items) - 1),
                        label="leukfeat-features", enforce_metadata=False)
 
 
-def _run_chunks(client, job, items, extra, todo, done) -> None:
-    """Run the chunks of ``todo`` (``(info, path)``, info with ``start`` and
-    ``stop``) as tasks on ``client``; ``done(info, path, frame)`` in this
-    process as each completes. At most two chunks per worker thread are in
-    flight (flat memory here); a failed task cancels the rest and raises,
-    naming the chunk, after the parts already completed were handed to
-    ``done``."""
-    distributed = _require_distributed()
-    if not isinstance(client, distributed.Client):
-        raise TypeError(f"client: expected None or a dask.distributed.Client, got "
-                        f"{type(client).__name__}")
-    from .stream import _slice
-
-    if not todo:
-        return
-    limit = max(1, 2 * sum(client.nthreads().values()))
-    queue = iter(todo)
-    where = {}
-    pending = distributed.as_completed()
-    run = uuid.uuid4().hex[:8]
-
-    def submit() -> None:
-        entry = next(queue, None)
-        if entry is None:
-            return
-        info, _ = entry
-        start, stop = info["start"], info["stop"]
-        fut = client.submit(job, start, items[start:stop], _slice(extra, start, stop),
-                            key=f"leukfeat-chunk-{info['part']}-{run}", pure=False)
-        where[fut] = entry
-        pending.add(fut)
-
-    for _ in range(limit):
-        submit()
-    try:
-        for fut in pending:
-            info, path = where.pop(fut)
-            try:
-                frame = fut.result()
-            except Exception as exc:
-                raise RuntimeError(
-                    f"chunk {info['part']} (items {info['start']} to {info['stop'] - 1}) "
-                    f"failed on the Dask cluster: {type(exc).__name__}: {exc} (with "
-                    "KilledWorker: workers died, by a crash in native code or the "
-                    "out-of-memory killer, while this chunk was running or queued on "
-                    "them); the parts written so far are kept: run again with the same "
-                    "arguments to resume") from exc
-            finally:
-                fut.release()
-            done(info, path, frame)
-            del frame
-            submit()
-    finally:
-        for fut in list(where):
-            fut.cancel()

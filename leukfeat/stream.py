@@ -59,7 +59,6 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -68,6 +67,8 @@ import numpy as np
 from . import __version__
 from ._atomic import atomic_path
 from ._batch import PATH_TYPES, as_batch, describe_item
+from ._chunks import (check_bool, check_chunk_size, check_extractor, check_item_columns,
+                      chunk_bounds, column_slice)
 
 __all__ = [
     "extract_to_parquet",
@@ -151,9 +152,9 @@ def _item_token(item) -> bytes:
         return b"p:" + os.fsencode(item)
     if isinstance(item, tuple):
         return b"(" + b",".join(_item_token(part) for part in item) + b")"
-    from .transformers import _content_key
+    from ._fingerprint import content_key
 
-    key = _content_key(item)
+    key = content_key(item)
     if key is None:
         return b"r:" + repr(item).encode("utf-8", "backslashreplace")
     return b"c:" + key.encode()
@@ -165,71 +166,6 @@ def _sha(tokens) -> str:
         h.update(len(t).to_bytes(8, "little"))
         h.update(t)
     return h.hexdigest()
-
-
-def _chunks(n: int, chunk_size: int) -> list:
-    """``(index, start, stop)`` of every chunk of `n` items."""
-    return [(k, start, min(start + chunk_size, n))
-            for k, start in enumerate(range(0, n, chunk_size))]
-
-
-def _check_chunk_size(chunk_size) -> int:
-    if (not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool)
-            or chunk_size < 1):
-        raise ValueError(f"chunk_size: expected a positive int, got {chunk_size!r}")
-    return int(chunk_size)
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: expected a bool, got {value!r}")
-    return bool(value)
-
-
-def _check_extractor(extractor):
-    """A fitted-free copy of the caller's extractor (or the default one)."""
-    from sklearn.base import clone
-
-    from .transformers import FeatureExtractor
-
-    if extractor is None:
-        return FeatureExtractor()
-    if not isinstance(extractor, FeatureExtractor):
-        raise TypeError("extractor: expected None or a leukfeat.FeatureExtractor, got "
-                        f"{type(extractor).__name__}")
-    return clone(extractor)
-
-
-def _check_item_columns(item_columns, n_items: int, reserved) -> dict:
-    """``{name: pandas.Series}`` of the caller's per-item columns."""
-    import pandas as pd
-
-    if item_columns is None:
-        return {}
-    if not isinstance(item_columns, Mapping):
-        raise TypeError("item_columns: expected None or a mapping of column name to "
-                        f"values, got {type(item_columns).__name__}")
-    out = {}
-    for name, values in item_columns.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"item_columns: column names must be non-empty strings, got "
-                             f"{name!r}")
-        if name in reserved:
-            raise ValueError(f"item_columns: {name!r} is a column of the feature table "
-                             "already; choose another name")
-        if isinstance(values, (str, bytes)):
-            raise TypeError(f"item_columns[{name!r}]: expected a sequence of values, one "
-                            "per item, got a string")
-        if isinstance(values, pd.Series):
-            series = values.rename(name)
-        else:
-            series = pd.Series(values if isinstance(values, np.ndarray) else list(values),
-                               name=name)
-        if len(series) != n_items:
-            raise ValueError(f"item_columns[{name!r}]: expected {n_items} values (one per "
-                             f"item), got {len(series)}")
-        out[name] = series.reset_index(drop=True)
-    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -244,7 +180,8 @@ def _empty_frame(names, per_cell: bool, item_columns: dict):
 
     cols = {PATH_COLUMN: pd.Series([], dtype="string")}
     for name, series in item_columns.items():
-        cols[name] = series.iloc[:0]
+        if name != PATH_COLUMN:
+            cols[name] = series.iloc[:0]
     if per_cell:
         for c in CELL_COLUMNS:
             cols[c] = pd.Series([], dtype="Int64" if c.startswith(("cell_", "bbox_"))
@@ -308,9 +245,9 @@ class ChunkJob:
         import pandas as pd
 
         if self.single_thread_workers and os.getpid() != self.pid:
-            from ._batch import _prepare_worker
+            from ._batch import prepare_worker
 
-            _prepare_worker(self.pid)
+            prepare_worker(self.pid)
         fx = self.extractor
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*images failed and gave NaN rows",
@@ -332,6 +269,8 @@ class ChunkJob:
         head = {PATH_COLUMN: [_item_path(items[i]) for i in owner]}
         for name in self.item_columns:
             head[name] = np.asarray(extra[name], dtype=object)[owner]
+        if PATH_COLUMN in self.item_columns:   # the caller's names of the items
+            head[PATH_COLUMN] = [_utf8(str(v)) for v in head[PATH_COLUMN]]
         if self.per_cell:
             from .transformers import CELL_COLUMNS
 
@@ -533,7 +472,9 @@ def extract_to_parquet(items, out, *, extractor=None, chunk_size=DEFAULT_CHUNK_S
     item_columns : mapping of str to sequence, optional
         Extra per-item columns written after ``path`` (e.g. ``{"label":
         labels, "group": groups}``), one value per item; part of the
-        manifest.
+        manifest. A ``"path"`` entry replaces the ``path`` column's values
+        (e.g. the file names of images given as arrays after stain
+        normalisation).
     overwrite : bool, default False
         Replace an existing output of *another* extraction (other items or
         settings) or an existing file at ``out``, instead of raising. An
@@ -593,32 +534,33 @@ def extract_to_parquet(items, out, *, extractor=None, chunk_size=DEFAULT_CHUNK_S
     """
     _require_pyarrow()
     items = as_batch(items, "items")
-    chunk_size = _check_chunk_size(chunk_size)
-    per_cell = _check_bool(per_cell, "per_cell")
-    overwrite = _check_bool(overwrite, "overwrite")
-    progress = _check_bool(progress, "progress")
+    chunk_size = check_chunk_size(chunk_size)
+    per_cell = check_bool(per_cell, "per_cell")
+    overwrite = check_bool(overwrite, "overwrite")
+    progress = check_bool(progress, "progress")
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out: expected a directory path, got {type(out).__name__}")
     out = Path(out)
-    fx = _check_extractor(extractor)
+    fx = check_extractor(extractor)
     if client is not None:
         fx.set_params(n_jobs=1)
-    from .transformers import CELL_COLUMNS, _code_fingerprint
+    from ._fingerprint import code_fingerprint
+    from .transformers import CELL_COLUMNS
 
     job = ChunkJob(fx, per_cell).fit(items)
-    reserved = {PATH_COLUMN, ERROR_COLUMN, *job.names, *(CELL_COLUMNS if per_cell else ())}
-    extra = _check_item_columns(item_columns, len(items), reserved)
+    reserved = {ERROR_COLUMN, *job.names, *(CELL_COLUMNS if per_cell else ())}
+    extra = check_item_columns(item_columns, len(items), reserved)
     job.item_columns = {k: v.iloc[:0] for k, v in extra.items()}
     meta = job.meta()
 
     tokens = [_item_token(it) for it in items]
-    chunks = _chunks(len(items), chunk_size)
+    chunks = chunk_bounds(len(items), chunk_size)
     key = fx._configuration()[2]
     manifest = {
         "format": _FORMAT,
         "format_version": _FORMAT_VERSION,
         "leukfeat_version": __version__,
-        "code": _code_fingerprint(),
+        "code": code_fingerprint(),
         "features": json.loads(json.dumps(key, sort_keys=True, default=repr)),
         "extractor_params": json.loads(json.dumps(
             {k: v for k, v in fx.get_params().items()}, sort_keys=True, default=repr)),
@@ -672,28 +614,23 @@ def extract_to_parquet(items, out, *, extractor=None, chunk_size=DEFAULT_CHUNK_S
             if client is None:
                 for info, path in todo:
                     start, stop = info["start"], info["stop"]
-                    frame = job(start, items[start:stop], _slice(extra, start, stop))
+                    frame = job(start, items[start:stop], column_slice(extra, start, stop))
                     write(info, path, frame)
                     bar.update(info["stop"] - info["start"])
                     del frame
             else:
-                from .dask import _run_chunks
+                from ._chunks import run_on_client
 
                 def done(info, path, frame):
                     write(info, path, frame)
                     bar.update(info["stop"] - info["start"])
 
-                _run_chunks(client, job, items, extra, todo, done)
+                run_on_client(client, job, items, extra, todo, done)
     if n_failed[0]:
         warnings.warn(f"{n_failed[0]} of the {sum(i['stop'] - i['start'] for i, _ in todo)} "
                       f"items extracted now could not be read or measured (NaN rows kept, "
                       f"see the {ERROR_COLUMN!r} column of {out})", UserWarning, stacklevel=2)
     return out
-
-
-def _slice(extra: dict, start: int, stop: int) -> dict:
-    """The values of the item columns for items ``start:stop``."""
-    return {name: s.iloc[start:stop].to_numpy(dtype=object) for name, s in extra.items()}
 
 
 def _parts(out: Path, manifest: dict) -> list:

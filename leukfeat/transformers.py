@@ -45,17 +45,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__, extract, preprocess, segment
 from ._batch import PATH_TYPES as _PATH_TYPES
-from ._batch import (
-    ImageBatchTransformer,
-    as_batch,
-    check_choice,
-    check_n_jobs,
-    check_segmenter,
-    image_tags,
-    load_item,
-    load_rgb,
-    map_items,
-)
+from ._batch import (ImageBatchTransformer, as_batch, check_choice, check_n_jobs, check_segmenter,
+                     image_tags, load_item, load_rgb, map_items)
+from ._fingerprint import code_fingerprint, content_key
 from ._numba import warm_kernels
 from ._validation import as_uint8_rgb, check_image, check_int_pair
 
@@ -92,66 +84,6 @@ def _callable_id(fn) -> dict:
         return {"name": name, "state": joblib.hash(fn)}
     except Exception:
         return {"name": name}
-
-
-_FINGERPRINT_MODULES = ("io.py", "preprocess.py", "segment", "_filters.py",
-                        "_validation.py", "extract")
-
-
-def _code_fingerprint() -> str:
-    """sha256 of the source of the modules that determine feature values.
-
-    Part of the cache key, so that a cache written by other code (another
-    version, or the same version number during development) is never reused.
-    """
-    root = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for entry in _FINGERPRINT_MODULES:
-        p = root / entry
-        files = sorted(p.glob("*.py")) if p.is_dir() else [p]
-        for f in files:
-            try:
-                h.update(f.relative_to(root).as_posix().encode())
-                h.update(f.read_bytes())
-            except OSError:  # pragma: no cover - e.g. zipped installs
-                h.update(b"?")
-    return h.hexdigest()
-
-
-def _content_key(item):
-    """sha256 of a file's bytes, of an array's dtype, shape and bytes, of a
-    Segmentation's arrays, or of both parts of an (image, mask) pair; None if
-    unreadable."""
-    if isinstance(item, segment.Segmentation):
-        h = hashlib.sha256(b"segmentation:")
-        for arr in (item.mask, item.nucleus, item.labels):
-            arr = np.ascontiguousarray(arr)
-            h.update(f"{arr.dtype.str}:{arr.shape}:".encode())
-            h.update(memoryview(arr).cast("B"))
-        return h.hexdigest()
-    if isinstance(item, tuple):
-        parts = [_content_key(part) for part in item]
-        if len(parts) != 2 or None in parts:
-            return None
-        return hashlib.sha256(("pair:" + ":".join(parts)).encode()).hexdigest()
-    h = hashlib.sha256()
-    if isinstance(item, _PATH_TYPES):
-        try:
-            with open(item, "rb") as fh:
-                h.update(b"file:")
-                h.update(fh.read())
-        except (OSError, TypeError, ValueError):
-            return None  # the reader reports the error
-        return h.hexdigest()
-    try:
-        arr = np.ascontiguousarray(np.asarray(item))
-    except Exception:
-        return None
-    if arr.dtype == object:
-        return None
-    h.update(f"array:{arr.dtype.str}:{arr.shape}:".encode())
-    h.update(memoryview(arr).cast("B"))
-    return h.hexdigest()
 
 
 
@@ -191,7 +123,7 @@ class _ExtractTask:
     def __call__(self, item) -> np.ndarray:
         cached = None
         if self.cache_dir is not None:
-            key = _content_key(item)
+            key = content_key(item)
             if key is not None:
                 cached = Path(self.cache_dir) / key[:2] / f"{key}.npy"
                 row = self._read(cached)
@@ -356,7 +288,7 @@ class FeatureExtractor(ImageBatchTransformer):
     def _cache_dir(self, key: dict):
         if self.cache is None:
             return None
-        key = dict(key, code=_code_fingerprint())
+        key = dict(key, code=code_fingerprint())
         text = json.dumps(key, sort_keys=True, default=repr)
         digest = hashlib.sha256(text.encode()).hexdigest()[:32]
         folder = Path(self.cache) / f"features-{digest}"

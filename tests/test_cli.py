@@ -916,3 +916,39 @@ def test_stain_target_needs_stain(work, data_root):
     proc = run("train", data_root, "--stain-target", data_root, "--out", work / "x.skops",
                cwd=work, check=False)
     assert_one_line_error(proc, "--stain-target: needs --stain")
+
+
+def test_extract_parquet_is_streamed_and_resumes(work, data_root):
+    """--out DIR.parquet: one part per --chunk-size images with the CSV's
+    columns and values; a rerun after a lost part rewrites only that part;
+    other settings on the same folder are refused naming --out;
+    --scheduler needs Parquet."""
+    pytest.importorskip("pyarrow")
+    out = work / "streamed.parquet"
+    args = ("extract", data_root, "--groups", "shape", "--chunk-size", "10", "--out", out,
+            "--n-jobs", "1", "-q")
+    run(*args, cwd=work)
+    parts = sorted(out.glob("part-*.parquet"))
+    assert len(parts) == 3
+    table = pd.read_parquet(out)
+    csv = work / "streamed.csv"
+    run("extract", data_root, "--groups", "shape", "--out", csv, "--n-jobs", "1", "-q",
+        cwd=work)
+    ref = pd.read_csv(csv)
+    assert list(table.columns) == list(ref.columns) and len(table) == 24
+    assert list(table["path"]) == list(ref["path"]) and list(table["label"]) == list(ref["label"])
+    names = [c for c in ref.columns if c.startswith("shape_")]
+    np.testing.assert_allclose(table[names].to_numpy(float), ref[names].to_numpy(float),
+                               rtol=1e-12, equal_nan=True)
+    before = {p.name: p.stat().st_mtime_ns for p in parts}
+    parts[1].unlink()
+    proc = run(*args[:-1], cwd=work)
+    assert "wrote" in proc.stdout and "3 parts" not in proc.stderr
+    assert parts[0].stat().st_mtime_ns == before[parts[0].name] and parts[1].is_file()
+    pd.testing.assert_frame_equal(pd.read_parquet(out), table)
+    proc = run("extract", data_root, "--groups", "colour", "--chunk-size", "10", "--out", out,
+               "-q", cwd=work, check=False)
+    assert_one_line_error(proc, "--out:")
+    proc = run("extract", data_root, "--out", work / "x.csv", "--scheduler", "tcp://x:1",
+               cwd=work, check=False)
+    assert_one_line_error(proc, "--scheduler: needs a Parquet output")

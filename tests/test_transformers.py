@@ -781,9 +781,9 @@ def test_cache_fingerprint_covers_every_module_of_the_values():
     module would silently drop out of the key)."""
     from pathlib import Path
 
-    from leukfeat import transformers as tr
-    root = Path(tr.__file__).resolve().parent
-    for entry in tr._FINGERPRINT_MODULES:
+    from leukfeat import _fingerprint as fp
+    root = Path(fp.__file__).resolve().parent
+    for entry in fp.FINGERPRINT_MODULES:
         assert (root / entry).exists(), entry
     assert (root / "segment" / "_anchored.py").is_file()    # the default segmenter's code
 

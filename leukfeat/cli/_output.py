@@ -110,11 +110,11 @@ def out_table(path, option: str, overwrite: bool = False) -> Path:
     """:func:`out_file` for a table, .csv or .parquet (Parquet needs pyarrow: checked now)."""
     path = out_file(path, (".csv", ".parquet"), option, overwrite)
     if path.suffix.lower() == ".parquet":
-        _check_parquet()
+        check_parquet()
     return path
 
 
-def _check_parquet() -> None:
+def check_parquet() -> None:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -141,7 +141,7 @@ def write_table(df, path: Path) -> None:
 
     parquet = path.suffix.lower() == ".parquet"
     if parquet:
-        _check_parquet()
+        check_parquet()
     with atomic_path(path) as tmp:
         if parquet:
             df.to_parquet(tmp, index=False)

@@ -7,15 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from ._evaluation import (
-    command_line,
-    comparison_json,
-    cross_validate,
-    md_code,
-    print_summary,
-    run_confound_check,
-    write_cv_report,
-)
+from ._evaluation import (command_line, comparison_json, cross_validate, md_code, print_summary,
+                          run_confound_check, write_cv_report)
 from ._features import DEFAULT_FEATURE_GROUPS, cv_jobs, extract_matrix, make_extractor
 from ._output import CommandError, say, want_progress, write_json, write_table
 

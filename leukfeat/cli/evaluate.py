@@ -10,29 +10,12 @@ import os
 import time
 from pathlib import Path
 
-from ._evaluation import (
-    command_line,
-    comparison_json,
-    cross_validate,
-    md_code,
-    predictions_table,
-    print_summary,
-    run_confound_check,
-    write_cv_report,
-)
+from ._evaluation import (command_line, comparison_json, cross_validate, md_code,
+                          predictions_table, print_summary, run_confound_check, write_cv_report)
 from ._features import cv_jobs, extract_matrix, failed_items, kept_indices, make_extractor
 from ._inputs import classifier_names, count_classes, data_summary, load_labelled
-from ._output import (
-    CommandError,
-    out_file,
-    out_table,
-    report_failures,
-    report_no_cell,
-    say,
-    want_progress,
-    write_json,
-    write_table,
-)
+from ._output import (CommandError, out_file, out_table, report_failures, report_no_cell, say,
+                      want_progress, write_json, write_table)
 from ._stain import normalise_items, stain_from_args
 
 # --------------------------------------------------------------------------- #

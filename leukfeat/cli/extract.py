@@ -6,26 +6,12 @@ import errno
 import time
 from pathlib import Path
 
-from ._features import (
-    error_column,
-    extract_matrix,
-    extractor_failures,
-    failed_items,
-    failures_listed,
-    make_extractor,
-)
+from ._features import (error_column, extract_matrix, extractor_failures, failed_items,
+                        failures_listed, make_extractor)
 from ._inputs import check_loader, collect_images, data_summary, listing_warnings, load_labelled
-from ._output import (
-    CommandError,
-    fail_if_all_failed,
-    out_table,
-    report_failures,
-    report_no_cell,
-    say,
-    utf8_text,
-    want_progress,
-    write_table,
-)
+from ._output import (CommandError, check_parquet, fail_if_all_failed, out_table,
+                      report_failures, report_no_cell, say, utf8_text, want_progress,
+                      write_table)
 from ._stain import normalise_items, stain_from_args
 
 
@@ -65,7 +51,15 @@ def _extract_inputs(args):
 def cmd_extract(args) -> int:
     import pandas as pd
 
-    out = out_table(args.out, "--out", args.overwrite)
+    streamed = Path(args.out).suffix.lower() == ".parquet"
+    if streamed:
+        out = Path(args.out)
+        check_parquet()
+    else:
+        if args.scheduler is not None:
+            raise CommandError("--scheduler: needs a Parquet output (--out DIR.parquet), "
+                               "written part by part as the cluster finishes chunks")
+        out = out_table(args.out, "--out", args.overwrite)
     if args.per_cell and args.cell is not None:
         raise CommandError("--cell: not allowed with --per-cell (every cell gets a row)")
     paths, labels, groups, _ = _extract_inputs(args)
@@ -85,6 +79,8 @@ def cmd_extract(args) -> int:
     progress = want_progress(args)
     t0 = time.perf_counter()
     say(args, f"extracting features of {len(paths)} images ...")
+    if streamed:
+        return _extract_streamed(args, out, items, paths, labels, groups, progress, t0)
     head = {"path": [utf8_text(p) for p in paths]}
     if labels is not None:
         head["label"] = [str(v) for v in labels]
@@ -124,4 +120,54 @@ def cmd_extract(args) -> int:
     print(f"wrote {out}: {n_rows} {unit} x {len(names)} features "
           f"({len(paths)} images, {len(failed)} failed, {len(no_cell)} without a white cell) "
           f"in {elapsed:.1f} s")
+    return 0
+
+
+def _extract_streamed(args, out, items, paths, labels, groups, progress, t0) -> int:
+    """``--out DIR.parquet``: one part per chunk (leukfeat.stream), resumable,
+    optionally on a Dask cluster (``--scheduler``)."""
+    from ..stream import NO_CELL, FeatureTableError, extract_to_parquet, read_parquet
+
+    columns = {"path": [utf8_text(p) for p in paths]}
+    if labels is not None:
+        columns["label"] = [str(v) for v in labels]
+    if groups is not None:
+        columns["group"] = [str(v) for v in groups]
+    client = None
+    if args.scheduler is not None:
+        from ..dask import connect
+
+        try:
+            client = connect(args.scheduler)
+        except (ImportError, OSError) as exc:
+            raise CommandError(f"--scheduler: {exc}") from None
+        say(args, f"running chunks of {args.chunk_size} images on the Dask cluster at "
+                  f"{args.scheduler} ...")
+    fx = make_extractor(args, len(paths), progress=False)
+    try:
+        with failures_listed():
+            extract_to_parquet(items, out, extractor=fx, chunk_size=args.chunk_size,
+                               per_cell=args.per_cell, item_columns=columns,
+                               overwrite=args.overwrite, progress=progress, client=client)
+    except FeatureTableError as exc:
+        raise CommandError(f"--out: {exc}") from None
+    finally:
+        if client is not None:
+            client.close()
+    table = read_parquet(out, columns=["path", "error"])
+    first = ~table.index.duplicated()            # per-cell: one row per image is enough
+    per_image = table[first]
+    errors = per_image["error"].astype(object).where(per_image["error"].notna(), None)
+    failed = [(p, e) for p, e in zip(per_image["path"], errors) if e and e != NO_CELL]
+    no_cell = [i for i, e in enumerate(errors) if e == NO_CELL]
+    elapsed = time.perf_counter() - t0
+    report_failures("images could not be read or measured (NaN rows kept, see the "
+                    "error column)", failed, len(paths), out)
+    fail_if_all_failed(failed, len(paths), out)
+    report_no_cell(no_cell, len(paths), "NaN rows kept, see the error column")
+    unit = "cell rows" if args.per_cell else "rows"
+    n_features = fx.fit(items[:1]).n_features_out_
+    print(f"wrote {out}: {len(table)} {unit} x {n_features} features in parts of "
+          f"{args.chunk_size} images ({len(paths)} images, {len(failed)} failed, "
+          f"{len(no_cell)} without a white cell) in {elapsed:.1f} s")
     return 0

@@ -254,11 +254,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  leukfeat extract data/ --out features.parquet --n-jobs 2\n"
                "  leukfeat extract taleghani/ --loader taleghani --cell median --out f.csv\n"
-               "  leukfeat extract a.jpg b.jpg --groups shape colour --per-cell --out cells.csv")
+               "  leukfeat extract a.jpg b.jpg --groups shape colour --per-cell --out cells.csv\n"
+               "  leukfeat extract archive/ --out features.parquet --scheduler "
+               "tcp://10.0.0.5:8786")
     e.add_argument("inputs", nargs="+", metavar="ROOT|FILE",
                    help="a data-set folder, or image files / folders")
     e.add_argument("--out", required=True, metavar="FILE",
-                   help="output table, .csv or .parquet")
+                   help="output table: FILE.csv, or DIR.parquet, a folder of Parquet parts "
+                        "written one chunk of images at a time (memory stays flat; "
+                        "rerunning the same command after a crash resumes, skipping the "
+                        "parts already written; pandas.read_parquet(DIR.parquet) reads it)")
+    e.add_argument("--chunk-size", type=_positive_int, default=1000, metavar="N",
+                   help="images per Parquet part (default: %(default)s)")
+    e.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the chunks on a Dask cluster, e.g. tcp://10.0.0.5:8786 "
+                        "(needs leukfeat[dask] here and on the workers, and a .parquet "
+                        "--out); each worker measures whole chunks")
     _add_loader(e, default=None)
     _add_features(e)
     e.add_argument("--per-cell", action="store_true",

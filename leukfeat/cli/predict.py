@@ -6,27 +6,11 @@ import errno
 import time
 from pathlib import Path
 
-from ._features import (
-    error_column,
-    extractor_failures,
-    failed_items,
-    failures_listed,
-    n_jobs_for,
-    no_cell_rows,
-)
+from ._features import (error_column, extractor_failures, failed_items, failures_listed,
+                        n_jobs_for, no_cell_rows)
 from ._inputs import collect_images
-from ._output import (
-    CommandError,
-    fail_if_all_failed,
-    one_line,
-    out_table,
-    report_failures,
-    report_no_cell,
-    say,
-    utf8_text,
-    want_progress,
-    write_table,
-)
+from ._output import (CommandError, fail_if_all_failed, one_line, out_table, report_failures,
+                      report_no_cell, say, utf8_text, want_progress, write_table)
 
 
 def cmd_predict(args) -> int:

@@ -8,15 +8,8 @@ from pathlib import Path
 from ..segment import SAVED_FILES as SEGMENT_FILES  # the files written per image
 from ._features import n_jobs_for, segmenter_of
 from ._inputs import collect_images
-from ._output import (
-    CommandError,
-    fail_if_all_failed,
-    report_failures,
-    say,
-    utf8_text,
-    want_progress,
-    write_table,
-)
+from ._output import (CommandError, fail_if_all_failed, report_failures, say, utf8_text,
+                      want_progress, write_table)
 
 
 class _SegmentTask:

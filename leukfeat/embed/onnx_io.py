@@ -16,15 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int
-from .embedders import (
-    PROBE_SIZE,
-    BaseEmbedder,
-    ImagePreprocess,
-    TorchEmbedder,
-    blank_image,
-    import_torch,
-    pool,
-)
+from .embedders import (PROBE_SIZE, BaseEmbedder, ImagePreprocess, TorchEmbedder, blank_image,
+                        import_torch, pool)
 
 _META_PREFIX = "leukfeat."
 
