@@ -6,7 +6,7 @@ raises the same clear, typed error naming the offending argument.
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 
@@ -107,15 +107,157 @@ def check_mask(mask, shape=None, name: str = "mask") -> np.ndarray:
     return arr.astype(bool, copy=False)
 
 
-def as_uint8_rgb(image, name: str = "image") -> np.ndarray:
+#: the named values of the ``scale`` argument (the third form is a (lo, hi) pair)
+SCALES = ("image", "dtype")
+
+
+def check_scale(scale, name: str = "scale"):
+    """The ``scale`` argument of the uint8 conversions, checked.
+
+    Parameters
+    ----------
+    scale : {"image", "dtype"} or (lo, hi)
+        See :func:`as_uint8_rgb`.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    str or tuple of (float, float)
+        ``"image"`` or ``"dtype"``, or the range as two finite floats,
+        ``lo < hi``.
+
+    Raises
+    ------
+    ValueError
+        If `scale` is none of those, naming `name`.
+    """
+    what = "'image', 'dtype' or a (lo, hi) pair of finite numbers with lo < hi"
+    if isinstance(scale, str):
+        if scale in SCALES:
+            return scale
+        raise ValueError(f"{name}: expected {what}, got {scale!r}")
+    try:
+        pair = tuple(scale)
+    except TypeError:
+        raise ValueError(f"{name}: expected {what}, got {scale!r}") from None
+    if len(pair) != 2 or not all(isinstance(v, (Real, np.integer, np.floating))
+                                 and not isinstance(v, (bool, np.bool_)) for v in pair):
+        raise ValueError(f"{name}: expected {what}, got {scale!r}")
+    lo, hi = float(pair[0]), float(pair[1])
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"{name}: expected {what}, got {scale!r}")
+    return lo, hi
+
+
+__all__.append("check_scale")
+
+
+def scale_to_uint8(arr: np.ndarray, scale) -> np.ndarray:
+    """Map an array onto ``uint8`` by a range that does not depend on its values.
+
+    Parameters
+    ----------
+    arr : numpy.ndarray
+        Numeric array of any shape (not complex).
+    scale : "dtype" or (lo, hi)
+        A value checked by :func:`check_scale` (not ``"image"``, whose
+        rules differ between :func:`as_uint8_rgb` and
+        :func:`leukfeat.io.read_image`). ``"dtype"``: integers map
+        ``0..numpy.iinfo(dtype).max`` onto 0..255 (``uint8`` unchanged,
+        ``uint16`` divided by 257, negative values clip to 0), floats are
+        taken as 0..1; ``(lo, hi)``: ``lo`` maps to 0, ``hi`` to 255, values
+        outside clip, whatever the dtype. Booleans give 0 and 255 in both
+        cases. Non-finite values give 0.
+
+    Returns
+    -------
+    numpy.ndarray of uint8
+        Same shape; rounded to the nearest integer (halves to even).
+
+    Raises
+    ------
+    ValueError
+        With ``"dtype"``, for floats with finite values outside [0, 1] (the
+        message suggests a fixed range; the caller prefixes the argument).
+    """
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * np.uint8(255)
+    if isinstance(scale, str):
+        if scale != "dtype":
+            raise ValueError(f"scale: expected 'dtype' or a (lo, hi) pair, got {scale!r}")
+        if arr.dtype == np.uint8:
+            return np.array(arr, np.uint8)
+        if arr.dtype.kind in "iu":
+            lo, hi = 0.0, float(np.iinfo(arr.dtype).max)
+        else:
+            lo, hi = 0.0, 1.0
+            values = arr[np.isfinite(arr)]
+            if values.size and (values.min() < 0.0 or values.max() > 1.0):
+                raise ValueError(
+                    f"scale='dtype' takes float values in [0, 1], got values in "
+                    f"[{float(values.min()):g}, {float(values.max()):g}]; give their range "
+                    f"as scale=(lo, hi)")
+    else:
+        lo, hi = scale
+    values = arr.astype(np.float64)
+    # multiply before dividing, as the per-image rescale does: exact halves stay exact
+    out = np.rint((values - lo) * 255.0 / (hi - lo))
+    if arr.dtype.kind == "f":
+        out[~np.isfinite(values)] = 0
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+__all__.append("scale_to_uint8")
+
+
+def as_uint8_rgb(image, name: str = "image", *, scale="image") -> np.ndarray:
     """Return an RGB uint8 copy-or-view of a validated image.
 
-    Grayscale is stacked to 3 channels; floats in [0, 1] are scaled by 255;
-    other integer types are rescaled by their real range.
+    Grayscale is stacked to 3 channels; an alpha channel is dropped.
+
+    Parameters
+    ----------
+    image : array_like
+        Image accepted by :func:`check_image` (2-D grey or RGB(A)).
+    name : str
+        Argument name used in error messages.
+    scale : {"image", "dtype"} or (lo, hi), default "image"
+        How values become 0..255:
+
+        * ``"image"``: ``uint8`` as it is, booleans 0/255, floats in [0, 1]
+          times 255 and floats in [0, 255] as they are (others refused),
+          integers within 0..255 as they are, other integers (e.g. 16-bit)
+          rescaled by their own min..max, so intensities of different
+          images are not comparable.
+        * ``"dtype"``: integers by their dtype's range (``uint16`` divided
+          by 257: comparable across images), floats taken as [0, 1] (others
+          refused).
+        * ``(lo, hi)``: a fixed range, the same for every image and dtype:
+          ``lo`` maps to 0, ``hi`` to 255, values outside clip.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8``, shape ``(H, W, 3)``.
+
+    Raises
+    ------
+    ValueError
+        If the image is invalid, `scale` is invalid, or float values lie
+        outside the range the chosen `scale` takes.
     """
+    scale = check_scale(scale)
     arr = check_image(image, name)
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, axis=-1)
+    if scale != "image":
+        if scale == "dtype" and arr.dtype == np.uint8:
+            return np.ascontiguousarray(arr)
+        try:
+            return scale_to_uint8(arr, scale)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
     if arr.dtype == np.uint8:
         return np.ascontiguousarray(arr)
     if arr.dtype == bool:

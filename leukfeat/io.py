@@ -1,8 +1,10 @@
 """Reading blood-cell images from disk.
 
 Every reader returns the same thing whatever the file held: an RGB ``uint8``
-array of shape ``(H, W, 3)``, C-contiguous and writeable. Files that cannot be
-read raise :class:`ImageReadError`, never return ``None``.
+array of shape ``(H, W, 3)``, C-contiguous and writeable (or, with
+``read_image(path, dtype="native")``, the same shape in the file's own dtype,
+e.g. ``uint16``). Files that cannot be read raise :class:`ImageReadError`,
+never return ``None``.
 
 Decoding uses OpenCV (``cv2.imdecode`` on bytes read with :func:`open`, so
 paths with non-ASCII characters work on every platform) and falls back to
@@ -27,6 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ._validation import check_scale, scale_to_uint8
+
 __all__ = [
     "MASK_NAMES",
     "match_masks",
@@ -48,6 +52,8 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 
 _ON_ERROR = ("raise", "skip", "return")
+#: the values of read_image's ``dtype`` argument
+_DTYPES = ("uint8", "native")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 
@@ -448,8 +454,9 @@ def _rescale_to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _to_rgb_uint8(arr: np.ndarray, *, bgr: bool, path) -> np.ndarray:
-    """Drop alpha, rescale the depth, and stack/reorder channels to RGB."""
+def _rgb_order(arr: np.ndarray, *, bgr: bool, path) -> np.ndarray:
+    """Drop alpha and reorder colour channels to RGB, keeping the dtype; grey
+    (also grey + alpha, or one channel) comes back 2-D."""
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3:
@@ -468,13 +475,46 @@ def _to_rgb_uint8(arr: np.ndarray, *, bgr: bool, path) -> np.ndarray:
         raise ImageReadError(path, f"unsupported decoded array shape {arr.shape}")
     if arr.size == 0:
         raise ImageReadError(path, "decoded image is empty")
-    arr = _rescale_to_uint8(arr)
+    return arr
+
+
+def _owned_rgb(arr: np.ndarray) -> np.ndarray:
+    """Grey stacked to three channels; C-contiguous, writeable, owning its
+    data, in native byte order."""
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
+    if not arr.dtype.isnative:   # e.g. Pillow's big-endian 16-bit modes
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     out = np.ascontiguousarray(arr)
     if not out.flags.writeable or out.base is not None:
         out = out.copy()
     return out
+
+
+def _to_rgb_uint8(arr: np.ndarray, *, bgr: bool, path, scale="image") -> np.ndarray:
+    """Drop alpha, convert the depth to 8 bits as `scale` says (``"image"``:
+    by the real range) and stack/reorder channels to RGB."""
+    arr = _rgb_order(arr, bgr=bgr, path=path)
+    if scale == "image":
+        arr = _rescale_to_uint8(arr)
+    else:
+        arr = _scaled(arr, scale, path)
+    return _owned_rgb(arr)
+
+
+def _scaled(arr: np.ndarray, scale, path) -> np.ndarray:
+    """:func:`scale_to_uint8` with its refusals as ImageReadError of `path`."""
+    if scale == "dtype" and arr.dtype == np.uint8:
+        return arr
+    try:
+        return scale_to_uint8(arr, scale)
+    except ValueError as exc:
+        raise ImageReadError(path, str(exc)) from None
+
+
+def _to_rgb_native(arr: np.ndarray, *, bgr: bool, path) -> np.ndarray:
+    """Drop alpha and stack/reorder channels to RGB, keeping the stored dtype."""
+    return _owned_rgb(_rgb_order(arr, bgr=bgr, path=path))
 
 
 #: imdecode flags of the direct JPEG -> RGB decoding (OpenCV >= 4.10; None before)
@@ -509,6 +549,13 @@ def _decode_cv2(data: bytes):
     return decoded
 
 
+def _png_bit_depth(data: bytes):
+    """Bit depth (per sample) in a PNG's IHDR chunk, or None for other data."""
+    if data.startswith(_PNG_SIGNATURE) and len(data) >= 25 and data[12:16] == b"IHDR":
+        return data[24]
+    return None
+
+
 def _decode_pil(data: bytes):
     """Decode the first frame with Pillow; return (array, reason)."""
     try:
@@ -522,6 +569,11 @@ def _decode_pil(data: bytes):
             mode = im.mode
             if mode in ("I", "F") or mode.startswith("I;16"):
                 arr = np.array(im)
+                if mode == "I" and _png_bit_depth(data) == 16:
+                    # older Pillow opens 16-bit grey PNGs as 32-bit "I": give
+                    # back the stored dtype (what dtype="native" and
+                    # scale="dtype" go by)
+                    arr = arr.astype(np.uint16)
             else:
                 if mode not in ("L", "LA", "RGB", "RGBA"):
                     im = im.convert("RGB")
@@ -645,8 +697,9 @@ def _read_mask(path, max_pixels) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def read_image(path, *, max_pixels="default") -> np.ndarray:
-    """Read an image file as an RGB ``uint8`` array.
+def read_image(path, *, dtype="uint8", scale="image",
+               max_pixels="default") -> np.ndarray:
+    """Read an image file as an RGB ``uint8`` array (or in its stored dtype).
 
     Parameters
     ----------
@@ -654,6 +707,30 @@ def read_image(path, *, max_pixels="default") -> np.ndarray:
         The image file. BMP, TIFF, JPEG and PNG are the supported formats;
         anything else OpenCV or Pillow can decode is read too. The format is
         detected from the file content, not the extension.
+    dtype : {"uint8", "native"}, default "uint8"
+        ``"uint8"``: 8-bit RGB, what leukfeat's features are computed on,
+        with images of other depths converted as `scale` says.
+        ``"native"``: the stored values in the file's own dtype (``uint16``
+        for a 16-bit PNG or TIFF, ``float32`` for a float TIFF, ...),
+        unscaled; for an 8-bit file the same array as ``"uint8"``.
+    scale : {"image", "dtype"} or (lo, hi), default "image"
+        How an image is brought to 0..255 with ``dtype="uint8"`` (with
+        ``dtype="native"`` only ``"image"``, the default, is accepted):
+
+        * ``"image"``: 8-bit files as stored; other depths rescaled per
+          image by their own min..max (see Returns), so the same intensity
+          in two 16-bit files can give different values.
+        * ``"dtype"``: by the full range of the stored dtype, the same for
+          every file: 8-bit files as stored, 16-bit values divided by 257
+          (65535 -> 255), other integers ``0..max`` of their dtype (negative
+          values clip to 0), floats taken as 0..1 (a float file with values
+          outside [0, 1] raises :class:`ImageReadError`). Data of a lower
+          depth stored in 16 bits (e.g. a 12-bit camera's 0..4095) comes out
+          dark: give its range instead.
+        * ``(lo, hi)``: a fixed intensity range, the same for every file
+          whatever its depth (8-bit files too): ``lo`` maps to 0, ``hi`` to
+          255, values in between linearly (rounded to the nearest integer),
+          values outside clip, e.g. ``scale=(0, 4095)`` for 12-bit data.
     max_pixels : int, None or "default", default "default"
         Largest image (``width * height``) to decode. The size is read from
         the file's header before any pixel is decoded, so a small file that
@@ -668,21 +745,25 @@ def read_image(path, *, max_pixels="default") -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Array of shape ``(H, W, 3)`` and dtype ``uint8``, RGB channel order,
+        Array of shape ``(H, W, 3)`` and dtype ``uint8`` (with
+        ``dtype="native"``: the stored dtype), RGB channel order,
         C-contiguous, writeable and owning its data.
 
         * Grayscale images are repeated into three equal channels.
         * An alpha channel is dropped, not composited: the stored colour
           values are returned as they are, whatever their transparency.
         * Palette images are expanded to RGB through their palette.
-        * Images with a depth other than 8 bits (16-bit integer, 32-bit
-          float, signed integer, ...) are rescaled linearly by their real
-          range: the smallest finite value in the image (over all colour
-          channels together) maps to 0 and the largest to 255, e.g. a 16-bit
-          image holding 1000..3000 maps 1000 to 0, 2000 to 128 and 3000 to
-          255. A constant image gives zeros; NaN and infinite values give 0.
+        * With the default ``scale="image"``, images with a depth other
+          than 8 bits (16-bit integer, 32-bit float, signed integer, ...)
+          are rescaled linearly by their real range: the smallest finite
+          value in the image (over all colour channels together) maps to 0
+          and the largest to 255, e.g. a 16-bit image holding 1000..3000
+          maps 1000 to 0, 2000 to 128 and 3000 to 255. A constant image
+          gives zeros; NaN and infinite values give 0 with every `scale`
+          (``dtype="native"`` keeps them).
           The rescale is per image, so intensities of different 16-bit files
-          are not comparable afterwards.
+          are not comparable afterwards: use ``scale="dtype"`` or a fixed
+          ``(lo, hi)`` for that, or ``dtype="native"`` to keep the values.
         * Multi-page / multi-frame files: only the first page is read.
         * EXIF orientation tags are ignored: pixels come in stored order.
 
@@ -696,12 +777,16 @@ def read_image(path, *, max_pixels="default") -> np.ndarray:
         truncated or corrupt (including errors the decoder reports while
         decoding: a message of libpng, libtiff or OpenCV containing
         "error"), is not an image, or is larger than `max_pixels`. The
-        message contains the path and the reason.
+        message contains the path and the reason. With ``scale="dtype"``,
+        also for a float image with values outside [0, 1].
     TypeError
         If `path` is not a str or os.PathLike, or `max_pixels` is not an
         int, None or "default".
     ValueError
-        If `max_pixels` is an int below 1.
+        If `max_pixels` is an int below 1, `dtype` is not "uint8" or
+        "native", or `scale` is not "image", "dtype" or a pair of finite
+        numbers ``lo < hi`` (or is not "image" with ``dtype="native"``).
+        These argument errors are raised before the file is opened.
 
     Warns
     -----
@@ -726,7 +811,35 @@ def read_image(path, *, max_pixels="default") -> np.ndarray:
     Traceback (most recent call last):
     ...
     leukfeat.io.ImageReadError: cannot read image '...cell.png': image of 5 x 4 = 20 pixels exceeds max_pixels=10 ...
+
+    A 16-bit file: its stored values, the per-image rescale, and scales that
+    give the same 8-bit value for the same intensity in every file:
+
+    >>> deep = os.path.join(tmp, "deep.png")
+    >>> cv2.imwrite(deep, np.array([[1000, 2000, 3000]], np.uint16))
+    True
+    >>> read_image(deep, dtype="native")[0, :, 0].tolist()
+    [1000, 2000, 3000]
+    >>> read_image(deep)[0, :, 0].tolist()
+    [0, 128, 255]
+    >>> read_image(deep, scale="dtype")[0, :, 0].tolist()
+    [4, 8, 12]
+    >>> read_image(deep, scale=(0, 4095))[0, :, 0].tolist()
+    [62, 125, 187]
     """
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise ValueError(f"dtype: expected one of {_DTYPES}, got {dtype!r}")
+    scale = check_scale(scale)
+    if dtype == "native" and scale != "image":
+        raise ValueError(f"scale: applies to dtype='uint8' only (dtype='native' returns the "
+                         f"stored values, unscaled), got scale={scale!r}")
+    if dtype == "native":
+        convert = _to_rgb_native
+    elif scale == "image":
+        convert = _to_rgb_uint8
+    else:
+        def convert(arr, *, bgr, path):
+            return _to_rgb_uint8(arr, bgr=bgr, path=path, scale=scale)
     data, precision = _checked_bytes(path, max_pixels)
     with _native_messages() as messages:
         decoded = _decode_jpeg_rgb(data) if precision == 8 else None  # 8-bit JPEG: to RGB
@@ -739,7 +852,11 @@ def read_image(path, *, max_pixels="default") -> np.ndarray:
             raise ImageReadError(path, f"corrupt image data (decoder: {'; '.join(problems)})")
         if messages:
             _warn_native(path, messages)
-        return decoded if rgb else _to_rgb_uint8(decoded, bgr=True, path=path)
+        if not rgb:
+            return convert(decoded, bgr=True, path=path)
+        if dtype == "uint8" and scale not in ("image", "dtype"):
+            return _scaled(decoded, scale, path)   # a fixed range: 8-bit values mapped too
+        return decoded
     decoded, reason = _decode_pil(data)   # formats or variants OpenCV cannot decode
     if decoded is None:
         if problems:
@@ -747,7 +864,7 @@ def read_image(path, *, max_pixels="default") -> np.ndarray:
         raise ImageReadError(path, reason)
     if messages:
         _warn_native(path, messages)
-    return _to_rgb_uint8(decoded, bgr=False, path=path)
+    return convert(decoded, bgr=False, path=path)
 
 
 def _warn_native(path, messages) -> None:

@@ -349,6 +349,19 @@ def features(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
         If ``image`` is not an RGB image, an option is invalid or ``cell`` is
         not a label of the segmentation.
 
+    Notes
+    -----
+    Bit depth: features are computed on 8-bit RGB (``uint8``, 0..255);
+    colour and texture values assume that range. Images of another depth are
+    converted first: a ``uint16`` (or other integer) array with values above
+    255 is rescaled per image by its own min..max, as
+    :func:`leukfeat.io.read_image` does by default, so the same intensity in
+    two 16-bit images can give different features. For intensities
+    comparable across files, read them with
+    ``read_image(path, scale="dtype")`` (65535 -> 255) or a fixed range
+    ``scale=(lo, hi)`` (e.g. ``(0, 4095)`` for 12-bit data), or pass arrays
+    already scaled to floats in [0, 1], e.g. ``image / 65535``.
+
     Examples
     --------
     >>> from leukfeat.datasets import make_cells
