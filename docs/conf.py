@@ -26,7 +26,8 @@ REPO_ROOT = DOCS_DIR.parent
 # ``import leukfeat`` works when building from a source tree.
 if (REPO_ROOT / "leukfeat" / "__init__.py").is_file():
     sys.path.insert(0, str(REPO_ROOT))
-# docs/_leukfeat_scraper.py, the gallery's scraper of leukfeat.plot's figures
+# docs/_leukfeat_scraper.py, the gallery's scraper of leukfeat.plot's figures, and
+# docs/_leukfeat_docs.py, the directives of the install and changelog pages
 sys.path.insert(0, str(DOCS_DIR))
 
 import leukfeat  # noqa: E402
@@ -39,13 +40,20 @@ if not _catalogue.is_file() or _catalogue.read_text(encoding="utf-8") != _text:
     _catalogue.write_text(_text, encoding="utf-8")
 
 project = "leukfeat"
+author = "leukfeat developers"
+copyright = "leukfeat developers, BSD-3-Clause licence"
 release = leukfeat.__version__
 version = release
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+    # MathJax 3 from the pip package (extra ``docs``), copied into the build's
+    # _static/mathjax/: the formulas render without a network connection.
+    "sphinx-mathjax-offline",
     "sphinx_gallery.gen_gallery",
+    "_leukfeat_docs",
 ]
 napoleon_numpy_docstring = True
 # Render numpy "Attributes" sections as :ivar: fields: with ``.. attribute::``
@@ -57,14 +65,34 @@ napoleon_use_ivar = True
 # as types rather than as reST, where a trailing underscore is a hyperlink.
 napoleon_preprocess_types = True
 autodoc_member_order = "bysource"
-html_theme = "alabaster"
+
+# The theme of the scientific Python projects (NumPy, SciPy, scikit-image,
+# scikit-learn). Everything it needs ships with it: no web fonts or scripts
+# are fetched when a page is read.
+html_theme = "pydata_sphinx_theme"
+html_title = f"leukfeat {release}"
+html_theme_options = {
+    "navbar_align": "left",
+    "header_links_before_dropdown": 7,
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "show_prev_next": True,
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version", "theme-version"],
+}
+# The front page, the install page, the changelog and the citation have no
+# pages below them: no left sidebar.
+html_sidebars = {page: [] for page in ("index", "install", "changelog", "citation")}
 
 # Numpy-style "References" sections list works that the text cites by name
 # ("(Hu 1962)") rather than with ``[n]_``; an uncited entry is harmless.
 suppress_warnings = ["ref.footnote"]
 
-# Never read the build output back in as sources.
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+# Never read the build output back in as sources, nor sphinx-gallery's tables of
+# execution times (they load their table scripts from the web; they are not
+# written any more, but a checkout may hold old ones).
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "sg_execution_times.rst",
+                    "auto_examples/sg_execution_times.rst"]
 
 sphinx_gallery_conf = {
     # Relative to this file (sphinx-gallery resolves them against the
@@ -84,6 +112,9 @@ sphinx_gallery_conf = {
     "download_all_examples": True,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
+    # No sg_execution_times pages: they load jQuery and DataTables from the
+    # web, and the site must work offline.
+    "write_computation_times": False,
 }
 
 

@@ -15,7 +15,15 @@ def test_example_runs(path, tmp_path, monkeypatch, capsys):
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", [str(path)])
-    runpy.run_path(str(path), run_name="__main__")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    plt.close("all")
+    namespace = runpy.run_path(str(path), run_name="__main__")
+    # every example draws a figure: pyplot's, or one that leukfeat.plot returns
+    drawn = plt.get_fignums() or [v for v in namespace.values() if isinstance(v, Figure)]
+    plt.close("all")
+    assert drawn, f"{path.name} draws no figure"
     out = capsys.readouterr().out
     expected = {"plot_segment_smear.py": "IoU with the ground truth",
                 "plot_cell_features.py": "428 features",
