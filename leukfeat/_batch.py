@@ -252,6 +252,14 @@ def _iter_results(task: _Task, items: list, n_jobs, batch_size, stop: threading.
     fresh worker; an item whose worker dies again becomes an error
     (:class:`WorkerDiedError`) and the batch goes on after it.
     """
+    # under joblib.parallel_config(backend="dask") every n_jobs but 1 means
+    # the cluster, whatever its size (joblib would run a one-thread cluster's
+    # work here)
+    client = None if n_jobs == 1 else _dask_client()
+    if client is not None:
+        check_n_jobs(n_jobs)
+        yield from _iter_dask(task, items, client, stop)
+        return
     if _effective_n_jobs(n_jobs, len(items)) == 1:
         for item in items:
             if stop.is_set():
@@ -292,6 +300,58 @@ def _iter_results(task: _Task, items: list, n_jobs, batch_size, stop: threading.
                 return
             yield _alone(task, items[i], n_jobs, died)
         start = handed[0]
+
+
+def _dask_client():
+    """The ``dask.distributed.Client`` of an active ``joblib.parallel_config(
+    backend="dask")``, or None."""
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if type(backend).__name__ != "DaskDistributedBackend":
+        return None
+    return getattr(backend, "client", None)
+
+
+def _iter_dask(task: _Task, items: list, client, stop: threading.Event):
+    """:func:`_iter_results` on a Dask cluster, without ``joblib.Parallel``.
+
+    joblib's Dask backend never completes a batch whose task was lost (a
+    worker killed, or a task that cannot be unpickled there), so a run waits
+    forever. Here every item is its own task, at most two per worker thread
+    in flight, and results are read in input order; a task that fails on the
+    cluster rather than in ``fn`` (``KilledWorker``, a cancelled or
+    unpicklable task) becomes a :class:`WorkerDiedError` of its item, and the
+    batch goes on.
+    """
+    import uuid
+
+    limit = max(2, 2 * sum(client.nthreads().values()))
+    run = uuid.uuid4().hex[:8]
+    futures: dict = {}
+    submitted = 0
+    try:
+        for i in range(len(items)):
+            while submitted < len(items) and submitted < i + limit and not stop.is_set():
+                futures[submitted] = client.submit(task, items[submitted], pure=False,
+                                                   key=f"leukfeat-item-{submitted}-{run}")
+                submitted += 1
+            fut = futures.pop(i, None)
+            if fut is None:          # stopped before this item was sent
+                return
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - lost on the cluster, not in fn
+                err = WorkerDiedError(f"the Dask task of this item failed on the cluster: "
+                                      f"{type(exc).__name__}: {exc}")
+                err.__cause__ = exc
+                res = _Raised(err, remote=False)
+            finally:
+                fut.release()
+            yield res
+    finally:
+        for fut in futures.values():
+            fut.cancel()
 
 
 def _alone(task: _Task, item, n_jobs, first_death: BaseException):

@@ -164,3 +164,39 @@ def test_argument_errors(paths):
         extract_features(paths, extractor=object())
     with pytest.raises(TypeError, match="wrap it in a list"):
         extract_features(paths[0])
+
+
+@needs_dask
+def test_joblib_dask_backend_survives_a_killed_worker(tmp_path):
+    """An item whose Dask worker dies (os._exit in native-like fashion) becomes
+    a WorkerDiedError row; the batch neither hangs (joblib's own Dask backend
+    would wait forever) nor loses the other rows."""
+    import dask
+    import joblib
+    from dask.distributed import Client, LocalCluster
+
+    from leukfeat import segment
+
+    images = list(make_cells(3, size=64, random_state=2).images)
+    images.insert(1, np.full((77, 64, 3), 200, np.uint8))     # the item that kills
+
+    def killer(image):
+        import os
+
+        if image.shape[0] == 77:
+            os._exit(1)
+        return segment.segment(image)
+
+    fx = FeatureExtractor(groups=("shape",), segmenter=killer, n_jobs=2, on_error="nan")
+    reference = FeatureExtractor(groups=("shape",), n_jobs=1).fit_transform(
+        [images[0], images[2], images[3]])
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
+                         dashboard_address=":0") as cluster, Client(cluster), \
+            joblib.parallel_config(backend="dask"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        out = fx.fit_transform(images)
+    assert [e["index"] for e in fx.errors_] == [1]
+    assert fx.errors_[0]["error_type"] == "WorkerDiedError"
+    assert np.isnan(out[1]).all()
+    np.testing.assert_array_equal(out[[0, 2, 3]], reference)
