@@ -28,7 +28,7 @@ import numpy as np
 
 from .._numba import companion
 from ._morphology import fill_holes_u8
-from ._threshold import contrasted_otsu, otsu_from_hist, otsu_threshold
+from ._threshold import otsu_from_hist, otsu_threshold
 
 __all__ = ["anchored_labels", "blue_ratio", "nucleus_channel", "MIN_BLUE"]
 
@@ -49,6 +49,7 @@ _BG_SPREAD = 0.5     # the cytoplasm model is at least this broad, of the backgr
 _CLIP = 6.0          # cap of the per-pixel log-likelihood ratio (nats)
 _REG = 4.0           # ridge added to each colour covariance (CIELAB units^2)
 _MAX_FIT = 1000      # pixels clustered at most for the models of other objects
+_EXACT_F32 = 1 << 24  # OpenCV's float32 histograms count exactly below this many pixels
 
 
 # ---------------------------------------------------------------- colour models
@@ -76,9 +77,9 @@ def _kmeans_models(x, k):
         crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
         lab = cv2.kmeans(x, k, lab.reshape(-1, 1), crit, 1,
                          cv2.KMEANS_USE_INITIAL_LABELS)[1].ravel()
-    xs = x[:, None, :]
-    models = [_fit(xs, (lab == j)[:, None]) for j in range(k)]
-    return [m for m in models if m is not None]
+    ns, mus, cis, lds = _kernels().gauss_fit_groups(x, np.ascontiguousarray(lab, np.int32).ravel(),
+                                                    k, _REG)
+    return [(mus[j], cis[j], lds[j]) for j in range(k) if ns[j] >= 20]
 
 
 def _stack(models):
@@ -110,7 +111,8 @@ def _hull_geometries(labels, mask, n):
             cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
         else:
             cx, cy = (float(v) for v in hull.reshape(-1, 2).mean(0))
-        rmax = max(math.hypot(px - cx, py - cy) for px, py in hull.reshape(-1, 2).tolist())
+        hp = hull.reshape(-1, 2)
+        rmax = max(map(math.hypot, (hp[:, 0] - cx).tolist(), (hp[:, 1] - cy).tolist()))
         geo[i] = (float(cx), float(cy), math.sqrt(area / math.pi), rmax)
     return geo
 
@@ -176,15 +178,13 @@ class _Field:
         # (the contour turns at most 45 degrees from a circle), at a cost of
         # one nat per pixel
         delta = max(1, int(math.ceil(2.0 * math.pi * (rmax + 0.5 * rh) / self.n_rays)))
-        rho, touching = _kernels().cell_contour(
+        # the polygon through the last pixel inside on each ray
+        pts, touching = _kernels().cell_polygon(
             self.lab, self.groups, cx, cy, self.cos, self.sin, j, i, not neutral,
             *self.models, max(2, int(round(0.3 * rh))), delta, 1.0, _CLIP, _REG,
-            1 if neutral else 2, self.has_bg, _BG_SPREAD)
-        # the polygon through the last pixel inside on each ray
-        r = rho - 1.0
-        poly = np.stack([cx - win[1].start + self.cos * r, cy - win[0].start + self.sin * r], 1)
+            1 if neutral else 2, self.has_bg, _BG_SPREAD, cx - win[1].start, cy - win[0].start)
         m = np.zeros(own.shape, np.uint8)
-        cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32)], 1, shift=4)
+        cv2.fillPoly(m, [pts], 1, shift=4)
         return win, m.view(bool) | own, touching.tolist()
 
 
@@ -195,7 +195,10 @@ def _prepare(rgb, sigma):
     lighter class is the background."""
     blur = cv2.GaussianBlur(rgb, (0, 0), sigma)
     lab8 = cv2.cvtColor(blur, cv2.COLOR_RGB2LAB)
-    return blur, lab8, otsu_threshold(lab8[..., 0])
+    if lab8.shape[0] * lab8.shape[1] >= _EXACT_F32:
+        return blur, lab8, otsu_threshold(lab8[..., 0])
+    hist = cv2.calcHist([lab8], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+    return blur, lab8, otsu_from_hist(hist)
 
 
 def blue_ratio(rgb, sigma=1.0):
@@ -213,6 +216,10 @@ def nucleus_channel(rgb_blur, light):
     channels plus one divided by the median of the ``light`` (background)
     pixels plus one: the scale means the same in every image. Also returns
     its histograms over all pixels and over the stained (not light) ones."""
+    if light.shape[0] * light.shape[1] < _EXACT_F32:
+        # the same medians from exact integer counts, in one pass
+        return _kernels().blue_ratio_u8(rgb_blur, *(v + 1.0 for v in _kernels().light_medians(
+            rgb_blur, light)), light)
     ref = []
     for c in (1, 2):
         hist = cv2.calcHist([rgb_blur], [c], light.view(np.uint8), [256], [0, 256]).ravel()
@@ -281,7 +288,7 @@ def anchored_labels(rgb, *, min_blue=MIN_BLUE, min_nucleus=0.2, max_extent=1.2, 
     kept = kept[np.argsort(-garea[kept], kind="stable")]
     new_id = np.zeros(n + 1, np.int32)
     new_id[kept] = np.arange(1, kept.size + 1)
-    groups = new_id[roots][pieces]
+    groups = _kernels().apply_lut(new_id[roots], pieces)
     info["n_nucleus_pieces"] = n
     n_pieces = np.bincount(roots[1:], minlength=n + 1)
     regrouped = bool((n_pieces[kept] > 1).any())
@@ -303,7 +310,7 @@ def anchored_labels(rgb, *, min_blue=MIN_BLUE, min_nucleus=0.2, max_extent=1.2, 
     order = np.argsort(-area, kind="stable")
     new_id = np.zeros(len(kept) + 1, np.int32)
     new_id[order + 1] = np.arange(1, len(kept) + 1)
-    return new_id[labels], nuc, info
+    return _kernels().apply_lut(new_id, labels), nuc, info
 
 
 def _darker_part(lightness, labels, nuc, min_contrast=12.0):
@@ -316,11 +323,7 @@ def _darker_part(lightness, labels, nuc, min_contrast=12.0):
     a nucleus, it never removes one."""
     n = int(labels.max())
     hists = _kernels().label_histograms(labels, lightness, n)
-    cut = np.full(n + 1, 255, np.int64)
-    for g in range(1, n + 1):
-        t = contrasted_otsu(hists[g], min_contrast)
-        if t is not None:
-            cut[g] = t
+    cut = _kernels().contrasted_cuts(hists, float(min_contrast))
     dark = _kernels().darker_part(lightness, labels, nuc, cut)
     lost = (np.bincount(labels[dark], minlength=n + 1) == 0) & (cut < 255)
     lost[0] = False
@@ -368,21 +371,19 @@ def _hysteresis_pieces(q, t_lo, t_hi, min_blue):
     ``1..n``."""
     n, comp = cv2.connectedComponents(cv2.compare(q, t_lo, cv2.CMP_GT), connectivity=8,
                                       ltype=cv2.CV_32S)
-    seeded = np.bincount(comp[q > t_hi], minlength=n) > 0
-    seeded[0] = False
-    nuc = fill_holes_u8(seeded[comp].view(np.uint8))
+    nuc = fill_holes_u8(_kernels().seeded_mask(comp, q, t_hi, n))
     n, pieces = cv2.connectedComponents(nuc, connectivity=8, ltype=cv2.CV_32S)
     if n <= 1:
         return np.zeros(q.shape, np.int32)
-    area = np.bincount(pieces.ravel(), minlength=n).astype(np.float64)
-    blue = _kernels().label_means(pieces, q, n - 1) / 127.5 - 1.0
+    area, blue = _kernels().label_areas_means(pieces, q, n - 1)
+    blue = blue / 127.5 - 1.0
     area[0] = 0
     area[blue < min_blue] = 0
     keep = area >= max(0.05 * area.max(), 4)
     keep[0] = False
     lut = np.zeros(n, np.int32)
     lut[keep] = np.arange(1, int(keep.sum()) + 1)
-    return lut[pieces]
+    return _kernels().apply_lut(lut, pieces)
 
 
 def _red_cell_radius(light, nuc):
@@ -400,7 +401,8 @@ def _red_cell_radius(light, nuc):
     n, lab = cv2.connectedComponents(stained, connectivity=8, ltype=cv2.CV_32S)
     ok = np.ones(n, bool)
     ok[0] = False
-    ok[np.unique(lab[cv2.dilate(nuc.view(np.uint8), np.ones((3, 3), np.uint8)) > 0])] = False
+    ok[np.bincount(lab[cv2.dilate(nuc.view(np.uint8), np.ones((3, 3), np.uint8)) > 0],
+                   minlength=n) > 0] = False
     if ok.sum() < _MIN_REDS:
         return math.nan
     dist = cv2.distanceTransform(stained, cv2.DIST_L2, 5)

@@ -29,7 +29,9 @@ import numpy as np
 __all__ = ["lloyd_on_histogram", "otsu_from_hist", "drop_specks", "channel_histogram",
            "split_by_threshold", "label_counts", "label_boxes", "ray_bounds", "ring",
            "closed_contour", "gauss_fit", "gauss_loglik_max", "polar_grid", "cell_contour",
-           "blue_ratio_u8", "label_means", "label_max", "label_histograms", "darker_part"]
+           "blue_ratio_u8", "label_means", "label_max", "label_histograms", "darker_part",
+           "cell_polygon", "gauss_fit_groups", "seeded_mask", "label_areas_means", "apply_lut",
+           "light_medians", "contrasted_cuts"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -345,13 +347,14 @@ def closed_contour(score, lo, hi, delta, beta):
         acc[0, j] = reward[0, j]
     for t in range(1, n):
         k = t % k_rays
+        kp = (t - 1) % k_rays
         for j in range(lo[k], hi[k] + 1):
             best = neg
             arg = -1
-            for d in range(-delta, delta + 1):
-                jj = j + d
-                if 0 <= jj < j_max and acc[t - 1, jj] > neg:
-                    v = acc[t - 1, jj] - beta * abs(d)
+            # only radii lo..hi of the previous ray can hold a value
+            for jj in range(max(j - delta, lo[kp], 0), min(j + delta, hi[kp], j_max - 1) + 1):
+                if acc[t - 1, jj] > neg:
+                    v = acc[t - 1, jj] - beta * abs(jj - j)
                     if v > best:
                         best = v
                         arg = jj
@@ -590,10 +593,16 @@ def blue_ratio_u8(rgb, ref_g, ref_b, light):
     out = np.empty((h, w), np.uint8)
     hist_all = np.zeros(256)
     hist_stained = np.zeros(256)
+    # g and b of each 8-bit level, computed once (the same divisions)
+    lut_g = np.empty(256)
+    lut_b = np.empty(256)
+    for v in range(256):
+        lut_g[v] = (v + 1.0) / ref_g
+        lut_b[v] = (v + 1.0) / ref_b
     for y in range(h):
         for x in range(w):
-            g = (rgb[y, x, 1] + 1.0) / ref_g
-            b = (rgb[y, x, 2] + 1.0) / ref_b
+            g = lut_g[rgb[y, x, 1]]
+            b = lut_b[rgb[y, x, 2]]
             v = int(min(max(((b - g) / (b + g) + 1.0) * 127.5, 0.0), 255.0))
             out[y, x] = v
             hist_all[v] += 1.0
@@ -655,3 +664,168 @@ def darker_part(lightness, labels, nucleus, cut):
             g = labels[y, x]
             out[y, x] = g > 0 and nucleus[y, x] and lightness[y, x] <= cut[g]
     return out
+
+
+# --------------------------------------------------------------------------
+# fused passes of the nucleus-anchored segmenter: each gives exactly the
+# values of the numpy/OpenCV steps it replaces (see _anchored)
+# --------------------------------------------------------------------------
+@numba.njit(**_OPTS)
+def cell_polygon(lab, labels, cx, cy, cos, sin, j_max, own, nuclei_stop, mus, cis, lds,
+                 width, delta, beta, clip, ridge, iters, has_bg, bg_spread, x0, y0):
+    """:func:`cell_contour`, with the contour as the int32 points of
+    ``cv2.fillPoly(..., shift=4)``: ``np.round(16 * (x0 + cos * (rho - 1),
+    y0 + sin * (rho - 1)))`` (the last pixel inside on each ray, in the
+    window whose corner is ``(cx - x0, cy - y0)``). Returns the points and
+    the nuclei pressed against."""
+    rho, touching = cell_contour(lab, labels, cx, cy, cos, sin, j_max, own, nuclei_stop, mus,
+                                 cis, lds, width, delta, beta, clip, ridge, iters, has_bg,
+                                 bg_spread)
+    k_rays = rho.size
+    pts = np.empty((k_rays, 2), np.int32)
+    for k in range(k_rays):
+        r = rho[k] - 1.0
+        px = x0 + cos[k] * r
+        py = y0 + sin[k] * r
+        pts[k, 0] = np.int32(np.rint(px * 16.0))
+        pts[k, 1] = np.int32(np.rint(py * 16.0))
+    return pts, touching
+
+
+@numba.njit(**_OPTS)
+def gauss_fit_groups(x, groups, k, ridge):
+    """:func:`gauss_fit` (no extra covariance) of the float32 colours
+    ``x`` (N, 3) of each group ``groups == j``, ``j < k``. Returns the pixel
+    counts, means, inverse covariances and log-determinants."""
+    n_px = x.shape[0]
+    xs = x.reshape((n_px, 1, 3))
+    sel = np.empty((n_px, 1), np.bool_)
+    extra = np.zeros((3, 3))
+    ns = np.zeros(k, np.int64)
+    mus = np.zeros((k, 3))
+    cis = np.zeros((k, 3, 3))
+    lds = np.zeros(k)
+    for j in range(k):
+        for i in range(n_px):
+            sel[i, 0] = groups[i] == j
+        n, mu, ci, ld = gauss_fit(xs, sel, ridge, extra)
+        ns[j] = n
+        mus[j] = mu
+        cis[j] = ci
+        lds[j] = ld
+    return ns, mus, cis, lds
+
+
+@numba.njit(**_OPTS)
+def seeded_mask(comp, q, t_hi, n):
+    """uint8 mask (0/1) of the components ``1..n-1`` of ``comp`` that hold a
+    pixel with ``q > t_hi``."""
+    h, w = comp.shape
+    seeded = np.zeros(n, np.bool_)
+    for y in range(h):
+        for x in range(w):
+            if q[y, x] > t_hi:
+                seeded[comp[y, x]] = True
+    seeded[0] = False
+    out = np.empty((h, w), np.uint8)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = 1 if seeded[comp[y, x]] else 0
+    return out
+
+
+@numba.njit(**_OPTS)
+def label_areas_means(labels, values, n):
+    """Pixel count (float64) and mean of ``values`` (as :func:`label_means`)
+    of each label ``0..n``."""
+    s = np.zeros(n + 1)
+    c = np.zeros(n + 1)
+    h, w = labels.shape
+    for y in range(h):
+        for x in range(w):
+            lab = labels[y, x]
+            s[lab] += values[y, x]
+            c[lab] += 1.0
+    for i in range(n + 1):
+        if c[i] > 0:
+            s[i] /= c[i]
+    return c, s
+
+
+@numba.njit(**_OPTS)
+def apply_lut(lut, labels):
+    """``lut[labels]`` (int32) of a 2-D label image."""
+    h, w = labels.shape
+    out = np.empty((h, w), np.int32)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = lut[labels[y, x]]
+    return out
+
+
+@numba.njit(inline="always")
+def _median_level(hist, total):
+    """First level whose cumulative count reaches ``total / 2``."""
+    half = total / 2.0
+    cum = 0
+    for v in range(hist.size):
+        cum += hist[v]
+        if cum >= half:
+            return v
+    return hist.size
+
+
+@numba.njit(**_OPTS)
+def light_medians(rgb, light):
+    """Median level (the first whose cumulative count reaches half the
+    pixels) of the green and of the blue channel of an RGB uint8 image over
+    the ``light`` pixels, or over all pixels when none is light."""
+    h, w = light.shape
+    hg = np.zeros(256, np.int64)
+    hb = np.zeros(256, np.int64)
+    n = 0
+    for y in range(h):
+        for x in range(w):
+            if light[y, x]:
+                hg[rgb[y, x, 1]] += 1
+                hb[rgb[y, x, 2]] += 1
+                n += 1
+    if n == 0:
+        for y in range(h):
+            for x in range(w):
+                hg[rgb[y, x, 1]] += 1
+                hb[rgb[y, x, 2]] += 1
+                n += 1
+    return float(_median_level(hg, n)), float(_median_level(hb, n))
+
+
+@numba.njit(**_OPTS)
+def contrasted_cuts(hists, min_contrast):
+    """Per row ``g >= 1`` of 256-bin float64 histograms (integer counts),
+    :func:`leukfeat.segment._threshold.contrasted_otsu`, 255 where it gives
+    None (row 0 too). Sums of integer counts are exact in any order."""
+    n = hists.shape[0]
+    cut = np.full(n, 255, np.int64)
+    for g in range(1, n):
+        hist = hists[g]
+        t = otsu_from_hist(hist)
+        if np.isnan(t):
+            continue
+        ti = int(t)
+        w_lo = 0.0
+        w_hi = 0.0
+        s_lo = 0.0
+        s_hi = 0.0
+        for v in range(hist.size):
+            if v <= ti:
+                w_lo += hist[v]
+                s_lo += hist[v] * float(v)
+            else:
+                w_hi += hist[v]
+                s_hi += hist[v] * float(v)
+        if w_lo == 0 or w_hi == 0:
+            continue
+        if s_hi / w_hi - s_lo / w_lo < min_contrast:
+            continue
+        cut[g] = ti
+    return cut
