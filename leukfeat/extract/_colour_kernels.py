@@ -22,7 +22,8 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["row_moments", "count_moments", "count_stats", "sorted_row_stats"]
+__all__ = ["row_moments", "count_moments", "count_stats", "sorted_row_stats", "rgb_to_hsv",
+           "split_compartments"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -160,3 +161,67 @@ def sorted_row_stats(x, xs, percentiles, out):
             lo = int(math.floor(pos))
             hi = min(lo + 1, n - 1)
             out[r, 4 + i] = _lerp(xs[r, lo], xs[r, hi], pos - lo)
+
+
+@numba.njit(**_OPTS)
+def rgb_to_hsv(rgb_t, vmax, h, s):
+    """Hue (degrees), saturation and ``vmax = max(R, G, B)`` of (3, n) uint8
+    RGB, pixel by pixel, with the formulas, tie-breaking and float
+    operations of :func:`leukfeat.extract.colour._rgb_to_hs` (blue wins over
+    green over red; grey pixels get H = S = 0)."""
+    for p in range(rgb_t.shape[1]):
+        r = np.int16(rgb_t[0, p])
+        g = np.int16(rgb_t[1, p])
+        b = np.int16(rgb_t[2, p])
+        v = max(r, g, b)
+        delta = v - min(r, g, b)
+        vmax[p] = v
+        if delta == 0:
+            h[p] = 0.0
+            s[p] = 0.0
+            continue
+        if b == v:
+            num = r - g
+            sector = 4.0
+        elif g == v:
+            num = b - r
+            sector = 2.0
+        else:
+            num = g - b
+            sector = 0.0
+        hp = sector + np.float64(num) / np.float64(delta)
+        if hp < 0:
+            hp = hp + 6.0
+        h[p] = hp * 60.0
+        s[p] = np.float64(delta) / np.float64(v)
+
+
+@numba.njit(**_OPTS)
+def split_compartments(codes, floats, in_nuc, counts, f_nuc, f_cyto):
+    """The nucleus and cytoplasm of a cell's pixel rows in one pass.
+
+    ``codes`` (k, n) uint8 and ``floats`` (f, n) are the cell's channel
+    rows, ``in_nuc`` (n,) marks the nucleus pixels. ``counts`` (3, k, 256)
+    receives the 256-bin counts of the codes of the nucleus, the cytoplasm
+    and the cell; ``f_nuc`` (f, n_nuc) and ``f_cyto`` (f, n - n_nuc) the
+    float rows of the nucleus and cytoplasm pixels, in raster order (as
+    ``floats[:, in_nuc]`` and ``floats[:, ~in_nuc]``).
+    """
+    counts[:] = 0
+    a = 0
+    c = 0
+    for p in range(in_nuc.size):
+        part = 0 if in_nuc[p] else 1
+        for j in range(codes.shape[0]):
+            counts[part, j, codes[j, p]] += 1
+        if part == 0:
+            for j in range(floats.shape[0]):
+                f_nuc[j, a] = floats[j, p]
+            a += 1
+        else:
+            for j in range(floats.shape[0]):
+                f_cyto[j, c] = floats[j, p]
+            c += 1
+    for j in range(codes.shape[0]):
+        for v in range(256):
+            counts[2, j, v] = counts[0, j, v] + counts[1, j, v]

@@ -64,6 +64,9 @@ def _warm() -> None:
     k.row_moments(np.ones((2, 3)), np.zeros(2, bool), np.empty((2, 4)))
     k.count_stats(np.ones((1, 2, 4)), np.ones((2, 4)), np.array([50.0]), np.empty((1, 2, 5)))
     k.sorted_row_stats(np.ones((2, 3)), np.ones((2, 3)), np.array([50.0]), np.empty((2, 5)))
+    k.rgb_to_hsv(np.ones((3, 2), np.uint8), np.empty(2, np.uint8), np.empty(2), np.empty(2))
+    k.split_compartments(np.ones((4, 2), np.uint8), np.ones((5, 2)), np.array([True, False]),
+                         np.empty((3, 4, 256), np.int64), np.empty((5, 1)), np.empty((5, 1)))
 
 
 # --------------------------------------------------------------------------
@@ -239,8 +242,11 @@ def _channel_rows(rgb_t, spaces):
         elif sp == "lab":
             floats.extend(_rgb_to_lab(rgb_t))
         else:
-            vmax = rgb_t.max(axis=0)
-            floats.extend(_rgb_to_hs(rgb_t, vmax))
+            # _rgb_to_hs, pixel by pixel in one compiled pass
+            n = rgb_t.shape[1]
+            vmax, h, s = np.empty(n, np.uint8), np.empty(n), np.empty(n)
+            _kernels().rgb_to_hsv(rgb_t, vmax, h, s)
+            floats.extend((h, s))
             codes.append(vmax)
     n = rgb_t.shape[1]
     codes = np.stack(codes) if codes else np.empty((0, n), np.uint8)
@@ -450,13 +456,17 @@ def colour_features(image, cell_mask, nucleus_mask=None, *, spaces=("rgb", "lab"
         counts = counts_of(codes)[None]
     else:
         in_nuc = nucleus[r0:r1, c0:c1][cell_c]
-        parts = [(floats[:, sel], trig_of(sel)) for sel in (in_nuc, ~in_nuc)]
+        n_nuc = int(np.count_nonzero(in_nuc))
+        f_nuc = np.empty((floats.shape[0], n_nuc))
+        f_cyto = np.empty((floats.shape[0], in_nuc.size - n_nuc))
+        # the codes' counts of nucleus, cytoplasm and cell, and the float
+        # rows of nucleus and cytoplasm, in one pass
+        counts = np.empty((3, n_int, 256), np.int64)
+        _kernels().split_compartments(codes, floats, in_nuc, counts, f_nuc, f_cyto)
+        parts = [(f, trig_of(sel)) for f, sel in ((f_nuc, in_nuc), (f_cyto, ~in_nuc))]
         # the cell = nucleus + cytoplasm (the hue sums add up)
         (_, ta), (_, tb) = parts
         parts.append((floats, (ta[0] + tb[0], ta[1] + tb[1])))
-        cn = counts_of(codes[:, in_nuc])
-        cc = counts_of(codes[:, ~in_nuc])
-        counts = np.stack([cn, cc, cn + cc])
 
     blocks = np.empty((len(parts), len(layout), n_stats))
     blocks[:, int_pos] = _int_stats(counts, int_values, percentiles, int_ranges,
