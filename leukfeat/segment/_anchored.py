@@ -244,11 +244,12 @@ def anchored_labels(rgb, *, min_blue=MIN_BLUE, min_nucleus=0.2, max_extent=1.2, 
     if np.isnan(light_cut):
         return empty
     light = lab8[..., 0] > light_cut
-    pieces = _nucleus_pieces(blur, light, min_blue, info)
-    n = int(pieces.max())
+    pieces, area = _nucleus_pieces(blur, light, min_blue, info)
+    n = area.size - 1
     if n == 0:
         return empty
-    lab = lab8.astype(np.float32)
+    # the kernels read the 8-bit CIELAB values as the float32 ones (exactly)
+    lab = lab8
     field = _Field(lab, light, pieces, n_rays, max_extent)
     # one cell per nucleus: a piece joins another when the other's cell
     # contour presses against it and, free to pass over it, holds at least
@@ -256,8 +257,6 @@ def anchored_labels(rgb, *, min_blue=MIN_BLUE, min_nucleus=0.2, max_extent=1.2, 
     # have background or red cells between them
     cells = [None] * (n + 1)
     parent = np.arange(n + 1)
-    area = np.bincount(pieces.ravel(), minlength=n + 1).astype(np.float64)
-    area[0] = 0
     # only pieces of a fair size can hold others (small ones are joined to
     # them or get their cell at the end if kept)
     for i in np.flatnonzero(area >= _ANCHOR * area.max()):
@@ -342,7 +341,7 @@ def _root(parent, a):
 
 
 def _nucleus_pieces(blur, light, min_blue, info):
-    """Label image of the nucleus pieces.
+    """Label image of the nucleus pieces and their areas (float64, 0 first).
 
     The blue ratio (:func:`nucleus_channel`) is split by two Otsu
     thresholds: over the stained (not ``light``) pixels, which seeds the
@@ -356,26 +355,27 @@ def _nucleus_pieces(blur, light, min_blue, info):
     t_all = otsu_from_hist(hist_all)
     t_stained = otsu_from_hist(hist_stained)
     if np.isnan(t_all) or np.isnan(t_stained):
-        return np.zeros(q.shape, np.int32)
+        return np.zeros(q.shape, np.int32), np.zeros(1)
     t_hi = int(t_stained)
     t_lo = int((min(t_all, t_stained) + t_stained) / 2.0)
-    pieces = _hysteresis_pieces(q, t_lo, t_hi, min_blue)
+    pieces, area = _hysteresis_pieces(q, t_lo, t_hi, min_blue)
     info["nucleus_thresholds"] = (t_lo / 127.5 - 1.0, t_hi / 127.5 - 1.0)
-    return pieces
+    return pieces, area
 
 
 def _hysteresis_pieces(q, t_lo, t_hi, min_blue):
     """The filled 8-connected components of ``q > t_lo`` that hold a pixel
     ``> t_hi``, without those of mean below ``min_blue`` (on the ratio's
     scale) and then those under 5 % of the largest (or 4 pixels), labelled
-    ``1..n``."""
+    ``1..n``, with their areas (float64, ``n + 1`` values, 0 first)."""
     n, comp = cv2.connectedComponents(cv2.compare(q, t_lo, cv2.CMP_GT), connectivity=8,
                                       ltype=cv2.CV_32S)
     nuc = fill_holes_u8(_kernels().seeded_mask(comp, q, t_hi, n))
     n, pieces = cv2.connectedComponents(nuc, connectivity=8, ltype=cv2.CV_32S)
     if n <= 1:
-        return np.zeros(q.shape, np.int32)
+        return np.zeros(q.shape, np.int32), np.zeros(1)
     area, blue = _kernels().label_areas_means(pieces, q, n - 1)
+    sizes = area.copy()
     blue = blue / 127.5 - 1.0
     area[0] = 0
     area[blue < min_blue] = 0
@@ -383,7 +383,8 @@ def _hysteresis_pieces(q, t_lo, t_hi, min_blue):
     keep[0] = False
     lut = np.zeros(n, np.int32)
     lut[keep] = np.arange(1, int(keep.sum()) + 1)
-    return _kernels().apply_lut(lut, pieces)
+    sizes[0] = 0.0
+    return _kernels().apply_lut(lut, pieces), np.concatenate([sizes[:1], sizes[keep]])
 
 
 def _red_cell_radius(light, nuc):

@@ -464,7 +464,8 @@ def gauss_loglik_max(x, mus, cis, lds, lo, hi, out):
 
 @numba.njit(**_OPTS)
 def polar_grid(lab, labels, cx, cy, cos, sin, j_max):
-    """Sample a float32 CIELAB image (bilinear, border replicated) and its
+    """Sample a CIELAB image (float32, or uint8 read as the same values;
+    bilinear, border replicated) and its
     nucleus labels (nearest; -1 outside the image) on a polar grid of
     ``cos.size`` rays x ``j_max`` radii (one pixel apart) around ``(cx, cy)``."""
     h, w = labels.shape
@@ -593,17 +594,25 @@ def blue_ratio_u8(rgb, ref_g, ref_b, light):
     out = np.empty((h, w), np.uint8)
     hist_all = np.zeros(256)
     hist_stained = np.zeros(256)
-    # g and b of each 8-bit level, computed once (the same divisions)
+    # g and b of each 8-bit level, computed once (the same divisions), and
+    # the ratio of each (G, B) pair the first time it occurs
     lut_g = np.empty(256)
     lut_b = np.empty(256)
     for v in range(256):
         lut_g[v] = (v + 1.0) / ref_g
         lut_b[v] = (v + 1.0) / ref_b
+    pair = np.full(65536, -1, np.int16)
     for y in range(h):
         for x in range(w):
-            g = lut_g[rgb[y, x, 1]]
-            b = lut_b[rgb[y, x, 2]]
-            v = int(min(max(((b - g) / (b + g) + 1.0) * 127.5, 0.0), 255.0))
+            gi = rgb[y, x, 1]
+            bi = rgb[y, x, 2]
+            key = np.int64(gi) * 256 + np.int64(bi)
+            v = np.int64(pair[key])
+            if v < 0:
+                g = lut_g[gi]
+                b = lut_b[bi]
+                v = int(min(max(((b - g) / (b + g) + 1.0) * 127.5, 0.0), 255.0))
+                pair[key] = v
             out[y, x] = v
             hist_all[v] += 1.0
             if not light[y, x]:
@@ -736,17 +745,35 @@ def seeded_mask(comp, q, t_hi, n):
 
 @numba.njit(**_OPTS)
 def label_areas_means(labels, values, n):
-    """Pixel count (float64) and mean of ``values`` (as :func:`label_means`)
-    of each label ``0..n``."""
-    s = np.zeros(n + 1)
+    """Pixel count (float64) and mean of the integer ``values`` (as
+    :func:`label_means`: the sums are exact integers) of each label
+    ``0..n`` of a C-contiguous label image, accumulated along runs of equal
+    labels."""
+    lab = labels.ravel()
+    val = values.ravel()
+    si = np.zeros(n + 1, np.int64)
+    ci = np.zeros(n + 1, np.int64)
+    prev = lab[0] if lab.size else 0
+    run = 0
+    run_sum = 0
+    for p in range(lab.size):
+        v = lab[p]
+        if v != prev:
+            si[prev] += run_sum
+            ci[prev] += run
+            prev = v
+            run = 0
+            run_sum = 0
+        run += 1
+        run_sum += np.int64(val[p])
+    if lab.size:
+        si[prev] += run_sum
+        ci[prev] += run
     c = np.zeros(n + 1)
-    h, w = labels.shape
-    for y in range(h):
-        for x in range(w):
-            lab = labels[y, x]
-            s[lab] += values[y, x]
-            c[lab] += 1.0
+    s = np.zeros(n + 1)
     for i in range(n + 1):
+        c[i] = float(ci[i])
+        s[i] = float(si[i])
         if c[i] > 0:
             s[i] /= c[i]
     return c, s
