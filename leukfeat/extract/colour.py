@@ -64,6 +64,7 @@ def _warm() -> None:
     k.row_moments(np.ones((2, 3)), np.zeros(2, bool), np.empty((2, 4)))
     k.count_stats(np.ones((1, 2, 4)), np.ones((2, 4)), np.array([50.0]), np.empty((1, 2, 5)))
     k.sorted_row_stats(np.ones((2, 3)), np.ones((2, 3)), np.array([50.0]), np.empty((2, 5)))
+    k.partitioned_row_stats(np.ones((2, 3)), np.ones((2, 3)), np.array([50.0]), np.empty((2, 5)))
     k.rgb_to_hsv(np.ones((3, 2), np.uint8), np.empty(2, np.uint8), np.empty(2), np.empty(2))
     k.split_compartments(np.ones((4, 2), np.uint8), np.ones((5, 2)), np.array([True, False]),
                          np.empty((3, 4, 256), np.int64), np.empty((5, 1)), np.empty((5, 1)))
@@ -326,9 +327,11 @@ def _float_stats(x, percentiles, hist_ranges, bins, n_stats):
         return out
     k = 4 + len(percentiles)
     if percentiles:
-        xs = _order_statistics(x, percentiles)
-        _kernels().sorted_row_stats(np.ascontiguousarray(x), xs,
-                                    np.asarray(percentiles, dtype=np.float64), out[:, :k])
+        # partitioned at the lower rank of each percentile only: the kernel
+        # finds the next ranks and the extremes by scanning
+        kth = sorted({int(math.floor(p / 100.0 * (n - 1))) for p in percentiles})
+        _kernels().partitioned_row_stats(np.ascontiguousarray(x), np.partition(x, kth, axis=1),
+                                         np.asarray(percentiles, dtype=np.float64), out[:, :k])
     else:
         moments = np.empty((x.shape[0], 4))
         _kernels().row_moments(np.ascontiguousarray(x), x.min(axis=1) == x.max(axis=1), moments)
