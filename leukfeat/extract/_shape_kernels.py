@@ -25,7 +25,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["lobe_count", "region_geometry"]
+__all__ = ["lobe_count", "region_geometry", "perimeter_counts", "snap_distances"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -269,3 +269,53 @@ def region_geometry(u, contour, hull, dhull, cy, cx, n_fourier, degree, scalars,
                 for a in range(degree + 1):
                     geo[b, a] += yb * rows[a]
                 yb *= yr
+
+
+# --------------------------------------------------------------------------- #
+# Shape: perimeter codes and distance snapping (used by leukfeat.extract.shape)
+# --------------------------------------------------------------------------- #
+
+@numba.njit(**_OPTS)
+def perimeter_counts(u, counts):
+    """``counts[c]`` = number of border pixels of code ``c`` (0..49) of the
+    zero-padded uint8 {0, 1} crop ``u``: what ``shape._perimeter`` computed
+    with OpenCV (a border pixel is a pixel of the region with a 4-neighbour
+    outside it, the crop's outside counting as background; its code is the
+    sum over its 3 x 3 neighbourhood of border pixels weighted 1 (itself),
+    2 (4-neighbours) and 10 (diagonals), as ``filter2D`` with
+    ``shape._PERIM_KERNEL``)."""
+    h, w = u.shape
+    border = np.zeros((h + 2, w + 2), np.uint8)
+    for r in range(h):
+        for c in range(w):
+            if u[r, c] != 0:
+                inner = (r > 0 and c > 0 and r < h - 1 and c < w - 1
+                         and u[r - 1, c] != 0 and u[r + 1, c] != 0
+                         and u[r, c - 1] != 0 and u[r, c + 1] != 0)
+                if not inner:
+                    border[r + 1, c + 1] = 1
+    counts[:] = 0
+    for r in range(1, h + 1):
+        for c in range(1, w + 1):
+            if border[r, c]:
+                code = (1 + 2 * (border[r - 1, c] + border[r + 1, c]
+                                 + border[r, c - 1] + border[r, c + 1])
+                        + 10 * (border[r - 1, c - 1] + border[r - 1, c + 1]
+                                + border[r + 1, c - 1] + border[r + 1, c + 1]))
+                counts[code] += 1
+
+
+@numba.njit(**_OPTS)
+def snap_distances(dist):
+    """Replace each float32 distance ``d`` by the float32 of
+    ``sqrt(rint(float64(d) ** 2))`` in place (``shape._lobe_count``) and
+    return the largest (0.0 for an empty array)."""
+    flat = dist.ravel()
+    dmax = np.float32(0.0)
+    for i in range(flat.size):
+        d = np.float64(flat[i])
+        v = np.float32(np.sqrt(np.rint(d * d)))
+        flat[i] = v
+        if i == 0 or v > dmax:
+            dmax = v
+    return np.float64(dmax)

@@ -62,6 +62,8 @@ def _warm() -> None:
     """Call every shape kernel once (see :func:`leukfeat._numba.warm_kernels`)."""
     k = _kernels()
     k.lobe_count(np.ones((2, 2), np.float32), 1.0, 0.25, 10)
+    k.perimeter_counts(np.ones((3, 3), np.uint8), np.empty(50, np.int64))
+    k.snap_distances(np.ones((2, 2), np.float32))
     sq = np.array([[0, 0], [0, 1], [1, 1], [1, 0]], np.int32)
     k.region_geometry(np.ones((2, 2), np.uint8), sq, sq, 2 * sq, 0.5, 0.5, 10, 8,
                       np.empty(5), np.empty(10), np.empty((9, 9)))
@@ -86,6 +88,16 @@ def _check_params(n_fourier, zernike_degree, lobe_depth, prefix):
 def _zernike_indices(degree):
     """(n, m) pairs in mahotas' order: n = 0..degree, m = 0..n, n - m even."""
     return [(n, m) for n in range(degree + 1) for m in range(n + 1) if (n - m) % 2 == 0]
+
+
+@functools.lru_cache(maxsize=8)
+def _n_zernike(degree):
+    """``len(_zernike_indices(degree))``."""
+    return len(_zernike_indices(degree))
+
+
+#: (p, q, OpenCV key) of the normalised central moments nu[p, q], p + q in 2..3
+_NU_KEYS = tuple((p, q, f"nu{q}{p}") for p in range(4) for q in range(4 - p) if p + q >= 2)
 
 
 def _region_names(n_fourier, zernike_degree):
@@ -180,11 +192,11 @@ def _largest_component(u):
 
 def _perimeter(u):
     """skimage.measure.perimeter(neighborhood=4) of a zero-padded crop."""
-    eroded = cv2.erode(u, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    border = (u - eroded).astype(np.float32)
-    code = cv2.filter2D(border, -1, _PERIM_KERNEL, borderType=cv2.BORDER_CONSTANT)
-    codes = code[border > 0].astype(np.intp)
-    return float(np.bincount(codes, minlength=50)[:50] @ _PERIM_WEIGHTS)
+    # the codes of the border pixels (erosion by _CROSS, filter2D with
+    # _PERIM_KERNEL) counted in one compiled pass
+    counts = np.empty(50, np.int64)
+    _kernels().perimeter_counts(u, counts)
+    return float(counts @ _PERIM_WEIGHTS)
 
 
 def _hu(nu):
@@ -248,8 +260,7 @@ def _lobe_count(u, depth, levels=10):
     # float32 result can differ in its last bit between calls on the same mask,
     # and the lobe levels are fractions of the maximum: snap every distance to
     # the float32 of sqrt(its integer square), so the count is deterministic.
-    dist = np.sqrt(np.rint(dist.astype(np.float64) ** 2)).astype(np.float32)
-    dmax = float(dist.max())
+    dmax = float(_kernels().snap_distances(dist))    # in place, in one pass
     if not dmax > 0:
         return np.nan
     return float(_kernels().lobe_count(dist, dmax, float(depth), int(levels)))
@@ -257,7 +268,7 @@ def _lobe_count(u, depth, levels=10):
 
 def _region_features(mask, n_fourier, zernike_degree):
     """Feature vector (ordered like ``_region_names``) of one compartment."""
-    out = np.full(12 + 7 + n_fourier + len(_zernike_indices(zernike_degree)), np.nan)
+    out = np.full(12 + 7 + n_fourier + _n_zernike(zernike_degree), np.nan)
     box = _bbox(mask)
     if box is None:
         return out
@@ -287,10 +298,8 @@ def _region_features(mask, n_fourier, zernike_degree):
     ecc = math.sqrt(max(1.0 - l2 / l1, 0.0)) if l1 > 0 else np.nan
 
     nu = np.zeros((4, 4))
-    for p in range(4):
-        for q in range(4 - p):
-            if p + q >= 2:
-                nu[p, q] = m[f"nu{q}{p}"]    # OpenCV: x = column (q), y = row (p)
+    for p, q, key in _NU_KEYS:
+        nu[p, q] = m[key]                     # OpenCV: x = column (q), y = row (p)
 
     bbox_area = float((u.shape[0] - 2) * (u.shape[1] - 2))   # u is padded by 1
 
