@@ -294,6 +294,16 @@ def _region_values(arr: np.ndarray, mask) -> np.ndarray:
     return arr if mask is None else arr[mask]
 
 
+@functools.lru_cache(maxsize=4096)
+def _minmax_lut(lo, width, levels):
+    """The min-max binning of the 256 uint8 values (read-only), for
+    :func:`_quantize`: uint8 up to 256 levels, else int64."""
+    lut = ((np.arange(256, dtype=np.int64) - lo).clip(0, width - 1) * levels) // width
+    lut = lut.astype(np.uint8 if levels <= 256 else np.int64)
+    lut.setflags(write=False)
+    return lut
+
+
 def _quantize(arr: np.ndarray, mask, levels, quantization: str, name: str = "image"):
     """Return the grey-level image actually analysed (non-negative integers).
 
@@ -330,8 +340,7 @@ def _quantize(arr: np.ndarray, mask, levels, quantization: str, name: str = "ima
     lo, hi = int(vals.min()), int(vals.max())
     width = hi - lo + 1
     if arr.dtype == np.uint8:
-        lut = ((np.arange(256, dtype=np.int64) - lo).clip(0, width - 1) * levels) // width
-        return lut.astype(out_dtype)[arr]
+        return _minmax_lut(lo, width, levels)[arr]
     q = ((arr.astype(np.int64) - lo).clip(0, width - 1) * levels) // width
     return q.astype(out_dtype)
 
