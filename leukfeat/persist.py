@@ -50,9 +50,10 @@ Checks on load
   ``trusted``: :class:`UntrustedModelError`, listing the types.
 
 Native-code model internals that skops cannot vet (the node arrays of
-decision trees, KD/ball trees, libsvm support vectors) are checked for
-consistent shapes and in-range indices before the model is returned, since
-scikit-learn indexes into them without bounds checks; a crafted file fails
+decision trees and of histogram gradient boosting, KD/ball trees, libsvm
+support vectors) are checked for consistent shapes and in-range indices
+before the model is returned, since scikit-learn indexes into them without
+bounds checks; a crafted file fails
 with :class:`ModelFileError` instead of crashing the process at predict
 time. XGBoost boosters are parsed by XGBoost's own (checked) model loader.
 
@@ -128,6 +129,8 @@ TRUSTED_TYPES = (
     "sklearn.calibration._SigmoidCalibration",
     # "rf": the trees' node storage (checked on load)
     "sklearn.tree._tree.Tree",
+    # "hgb": HistGradientBoostingClassifier's trees (checked on load)
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     # "xgboost"
     "xgboost.sklearn.XGBClassifier",
     "xgboost.core.Booster",
@@ -724,6 +727,36 @@ def _check_tree(tree, p, n_features_expected) -> None:
         _fail(p, "decision tree (values)")
 
 
+def _check_hist_tree(tree, p, n_features_expected) -> None:
+    """HistGradientBoosting's TreePredictor: the node record type, child links
+    and split features in range, no categorical splits (the leukfeat presets
+    make none; their bitset lookups cannot be checked here)."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    nodes = getattr(tree, "nodes", None)
+    if not isinstance(nodes, np.ndarray) or nodes.dtype != PREDICTOR_RECORD_DTYPE \
+            or nodes.ndim != 1 or nodes.shape[0] < 1:
+        _fail(p, "gradient-boosting tree (node array)")
+    n = nodes.shape[0]
+    leaf = nodes["is_leaf"] != 0
+    internal = ~leaf
+    idx = np.arange(n)
+    left = nodes["left"].astype(np.int64)
+    right = nodes["right"].astype(np.int64)
+    feat = nodes["feature_idx"].astype(np.int64)
+    # children are numbered after their parent (depth first): no cycles
+    ok = (np.all((left[internal] > idx[internal]) & (left[internal] < n))
+          and np.all((right[internal] > idx[internal]) & (right[internal] < n))
+          and np.all(feat[internal] >= 0)
+          and (n_features_expected is None
+               or np.all(feat[internal] < int(n_features_expected))))
+    if not ok:
+        _fail(p, "gradient-boosting tree (child or feature index out of range)")
+    if np.any(nodes["is_categorical"][internal] != 0):
+        _fail(p, "gradient-boosting tree (categorical splits are not supported in "
+                 "model files)")
+
+
 def _check_binary_tree(tree, p, n_features_expected) -> None:
     """KDTree / BallTree: array shapes and index ranges used by the C query code."""
     try:
@@ -776,6 +809,7 @@ def _check_libsvm(est, p) -> None:
 
 def _validate_internals(model, p) -> None:
     """Walk the loaded object graph and check every native-code structure in it."""
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
     from sklearn.neighbors._ball_tree import BallTree
     from sklearn.neighbors._kd_tree import KDTree
     from sklearn.svm._base import BaseSVC
@@ -792,6 +826,9 @@ def _validate_internals(model, p) -> None:
         n_in = getattr(owner, "n_features_in_", None) if owner is not None else None
         if isinstance(obj, Tree):
             _check_tree(obj, p, n_in)
+            continue
+        if isinstance(obj, TreePredictor):
+            _check_hist_tree(obj, p, n_in)
             continue
         if isinstance(obj, (KDTree, BallTree)):
             _check_binary_tree(obj, p, n_in)

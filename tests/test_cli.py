@@ -81,7 +81,7 @@ def bad_image(work):
 
 @pytest.fixture(scope="module")
 def trained(work, data_root):
-    """A model trained with the command line (xgboost, the default)."""
+    """A model trained with the command line (hgb, the default: no extra needed)."""
     model = work / "models" / "model.skops"
     proc = run("train", data_root, "--out", model, "--n-jobs", "1", cwd=work)
     return model, proc
@@ -90,6 +90,7 @@ def trained(work, data_root):
 @pytest.fixture(scope="module")
 def evaluated(work, data_root):
     """evaluate --classifier xgboost with --json (single-model JSON)."""
+    pytest.importorskip("xgboost", reason="the xgboost extra is not installed")
     out = work / "eval" / "xgb.json"
     proc = run("evaluate", data_root, "--classifier", "xgboost", "--cv", "3", "--json", out,
                "--bootstrap", "200", "--n-jobs", "1", cwd=work)
@@ -100,6 +101,8 @@ def evaluated(work, data_root):
 def evaluated_all(work, data_root):
     """evaluate --classifier all with --json and --report (without the confound
     check, which the other evaluate runs and the demo keep on)."""
+    pytest.importorskip("xgboost", reason="the xgboost extra is not installed")
+    pytest.importorskip("matplotlib", reason="the plot extra (the report) is not installed")
     out = work / "eval" / "all.json"
     report = work / "eval" / "report"
     proc = run("evaluate", data_root, "--classifier", "all", "--cv", "3", "--json", out,
@@ -245,9 +248,9 @@ def test_train_writes_a_model_file(trained):
 
     model_path, proc = trained
     assert model_path.is_file()
-    assert "trained xgboost on 24 images" in proc.stdout
+    assert "trained hgb on 24 images" in proc.stdout
     meta = persist.read_metadata(model_path)
-    assert meta["user"]["classifier"] == "xgboost"
+    assert meta["user"]["classifier"] == "hgb"
     assert meta["user"]["data"]["class_counts"] == {c: N_PER_CLASS for c in CLASSES}
 
 
@@ -269,7 +272,7 @@ def test_predict_probabilities_match_the_model(work, trained, data_root, bad_ima
     model = persist.load_model(model_path)
     expected = model.predict_proba(list(good.path))
     np.testing.assert_array_equal(good[cols].to_numpy(), expected)
-    assert list(good.prediction) == list(model.classes_[expected.argmax(axis=1)])  # xgboost
+    assert list(good.prediction) == list(model.classes_[expected.argmax(axis=1)])
     np.testing.assert_allclose(good[cols].sum(axis=1), 1.0)
     assert str(bad_image) in proc.stderr
 
@@ -433,6 +436,7 @@ def tinted_root(work):
 def test_evaluate_warns_when_the_background_rivals_the_model(work, tinted_root):
     """The confound check by default: a row beside the models in the printed table
     and the report, the JSON, and the warning (stderr, JSON, report)."""
+    pytest.importorskip("matplotlib", reason="the plot extra (the report) is not installed")
     out = work / "eval" / "tinted.json"
     report = work / "eval" / "tinted-report"
     proc = run("evaluate", tinted_root, "--classifier", "knn,logreg", "--cv", "3",
@@ -495,6 +499,8 @@ def test_stain_targets_are_fixed_and_leak_free(data_root):
 # --------------------------------------------------------------------------- #
 
 def test_demo(work):
+    pytest.importorskip("xgboost", reason="the xgboost extra is not installed")
+    pytest.importorskip("matplotlib", reason="the plot extra (the report) is not installed")
     out = work / "demo"
     proc = run("demo", "--out", out, "--n", "24", "--size", "96", "--cv", "3", cwd=work)
     assert "mean cell IoU" in proc.stdout and "ground truth" in proc.stdout
@@ -622,6 +628,7 @@ def test_progress_bars_only_on_a_terminal(work, data_root):
 @pytest.mark.shared_data
 def test_evaluate_taleghani_subset(tmp_path):
     files = taleghani_files()  # skips when the data set is absent
+    pytest.importorskip("xgboost", reason="the xgboost extra is not installed")
     root = Path(files[0]).parents[1]
     out = tmp_path / "taleghani.json"
     proc = run("evaluate", root, "--loader", "taleghani", "--limit", "200", "--classifier",

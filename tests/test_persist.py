@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import shutil
@@ -26,6 +27,14 @@ sio = pytest.importorskip("skops.io")
 
 LABELS = np.array(["benign", "early", "pre", "pro"])
 
+HAVE_XGBOOST = importlib.util.find_spec("xgboost") is not None
+#: Every preset whose package is installed (xgboost is an extra).
+PRESETS = tuple(n for n in CLASSIFIERS if n != "xgboost" or HAVE_XGBOOST)
+_NO_XGBOOST = pytest.mark.skipif(not HAVE_XGBOOST,
+                                 reason="xgboost is not installed (extra leukfeat[xgboost])")
+PRESET_PARAMS = [pytest.param(n, marks=_NO_XGBOOST) if n == "xgboost" else n
+                 for n in CLASSIFIERS]
+
 
 # --------------------------------------------------------------------------- #
 # fixtures and helpers
@@ -46,7 +55,7 @@ def data():
 def fitted(data):
     """Every preset, fitted once (default parameters: the types are the real ones)."""
     X, y = data
-    return {name: make_classifier(name).fit(X, y) for name in CLASSIFIERS}
+    return {name: make_classifier(name).fit(X, y) for name in PRESETS}
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +149,7 @@ SNEAKY = f"{Sneaky.__module__}.{Sneaky.__qualname__}"
 # round trips
 # --------------------------------------------------------------------------- #
 
-@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("name", PRESET_PARAMS)
 def test_presets_round_trip_exactly(name, data, fitted, saved):
     X, y = data
     model = load_model(saved[name])
@@ -159,7 +168,7 @@ def test_presets_round_trip_exactly(name, data, fitted, saved):
     assert meta["created"].endswith("+00:00")
 
 
-@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("name", PRESET_PARAMS)
 def test_allow_list_covers_every_preset(name, saved):
     """Default presets load with no `trusted`, and the allow-list is not wider than needed."""
     found = set(sio.get_untrusted_types(file=saved[name]))
@@ -167,6 +176,7 @@ def test_allow_list_covers_every_preset(name, saved):
 
 
 def test_allow_list_is_precise(saved, cells, tmp_path):
+    pytest.importorskip("xgboost")   # the xgboost types and the hybrid vote's members
     images, y = cells
     found = set()
     for path in saved.values():
@@ -197,6 +207,7 @@ def test_allow_list_is_precise(saved, cells, tmp_path):
 
 def test_xgboost_inside_label_encoder_round_trips(saved, fitted):
     """skops stores the booster natively (XGBoost's own raw model bytes)."""
+    pytest.importorskip("xgboost")
     inner = load_model(saved["xgboost"]).named_steps["classifier"]
     assert type(inner).__name__ == "LabelEncodedClassifier"
     assert type(inner.estimator_).__name__ == "XGBClassifier"
@@ -206,11 +217,13 @@ def test_xgboost_inside_label_encoder_round_trips(saved, fitted):
             == original.estimator_.get_booster().save_raw("json"))
 
 
-@pytest.mark.parametrize("classifier,stain", [("xgboost", None), ("knn", "reinhard"),
+@pytest.mark.parametrize("classifier,stain", [pytest.param("xgboost", None, marks=_NO_XGBOOST),
+                                              ("hgb", None), ("knn", "reinhard"),
                                               ("rf", "macenko")])
 def test_image_pipeline_round_trip(classifier, stain, cells, tmp_path):
     images, y = cells
-    params = {"n_estimators": 50} if classifier in ("rf", "xgboost") else {}
+    params = ({"n_estimators": 50} if classifier in ("rf", "xgboost")
+              else {"max_iter": 20} if classifier == "hgb" else {})
     pipe = make_pipeline(classifier, stain=stain, **params).fit(images, y)
     path = save_model(pipe, tmp_path / "sub" / "dir" / "model.skops",
                       metadata={"data": "make_cells(12)", "seed": 0})
@@ -479,6 +492,29 @@ def test_malformed_tree_is_refused_before_use(saved, tmp_path):
         load_model(path)
 
 
+@pytest.mark.parametrize("field,value,what", [
+    ("left", 10 ** 6, "child or feature index"),
+    ("right", 0, "child or feature index"),        # a link back to the root: a cycle
+    ("feature_idx", 10 ** 6, "child or feature index"),
+    ("is_categorical", 1, "categorical splits")])
+def test_malformed_hist_gradient_boosting_tree_is_refused(saved, tmp_path, field, value, what):
+    """The "hgb" preset's trees are walked by compiled code without bounds checks."""
+    with zipfile.ZipFile(saved["hgb"]) as zf:
+        schema = json.loads(zf.read("schema.json"))
+    member = next(_find(schema, "TreePredictor"))["content"]["content"]["nodes"]["file"]
+
+    def edit(nodes):
+        nodes = nodes.copy()
+        root = int(np.flatnonzero(nodes["is_leaf"] == 0)[0])
+        nodes[field][root] = value
+        return nodes
+
+    path = _rewrite(saved["hgb"], tmp_path / "hgb.skops", arrays={member: edit})
+    with pytest.raises(ModelFileError, match="gradient-boosting tree") as exc:
+        load_model(path)
+    assert what in _one_line(exc)
+
+
 def test_malformed_kd_tree_is_refused(saved, tmp_path):
     with zipfile.ZipFile(saved["knn"]) as zf:
         schema = json.loads(zf.read("schema.json"))
@@ -573,6 +609,11 @@ def test_version_compatibility_rule():
     assert not persist._compatible("1.1.0", "0.1.0")
     assert not persist._compatible("weird", "0.1.0")
     assert persist._compatible("weird", "weird")
+    # versions from the git tags (setuptools-scm): a development build after
+    # v0.1.x belongs to the 0.1 series until v0.2.0 is tagged
+    assert persist._compatible("0.1.1.dev167+ge36e64785.d20261206", "0.1.0")
+    assert persist._compatible("0.1.dev3+gabc1234", "0.1.4")
+    assert not persist._compatible("0.2.0.dev1+gabc1234", "0.1.4")
 
 
 def test_no_pickle_in_persist():

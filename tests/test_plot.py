@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -350,8 +351,11 @@ def test_feature_importance_default_names_and_dataframe(data):
     assert set(labels) <= set(names) - {"feat_2", "feat_4"} and len(labels) == 6
 
 
-@pytest.mark.parametrize("name,kind", [("xgboost", "feature_importances_"),
-                                       ("logreg", "coefficient")])
+@pytest.mark.parametrize("name,kind", [
+    pytest.param("xgboost", "feature_importances_", marks=pytest.mark.skipif(
+        importlib.util.find_spec("xgboost") is None,
+        reason="xgboost is not installed (extra leukfeat[xgboost])")),
+    ("logreg", "coefficient")])
 def test_feature_importance_xgboost_and_linear(name, kind, data):
     X, y, names = data
     model = make_classifier(name, **({"n_estimators": 20} if name == "xgboost" else {}))

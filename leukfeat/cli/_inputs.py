@@ -18,7 +18,7 @@ from ._output import CommandError, one_line
 #: Classifier presets (:data:`leukfeat.models.CLASSIFIERS`, repeated here so
 #: that option errors do not wait for scikit-learn to import; a test keeps
 #: them equal).
-CLASSIFIERS = ("knn", "svm", "rf", "xgboost", "logreg")
+CLASSIFIERS = ("knn", "svm", "rf", "xgboost", "logreg", "hgb")
 #: What ``--classifier all`` evaluates (the models of the accuracy benchmark).
 ALL_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
 

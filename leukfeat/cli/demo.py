@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,33 @@ from ._output import CommandError, say, want_progress, write_json, write_table
 DEMO_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
 
 
+def installed_classifiers(names) -> tuple[list, list]:
+    """The presets among ``names`` whose package is installed, and a note for
+    each one left out (``xgboost`` is an extra: the demo runs without it)."""
+    from ..models import make_classifier
+
+    kept, notes = [], []
+    for name in names:
+        try:
+            make_classifier(name)
+        except ImportError as exc:
+            notes.append(f"{name} skipped: {exc}")
+        else:
+            kept.append(name)
+    return kept, notes
+
+
+def report_skip_note() -> str | None:
+    """Why the report (matplotlib figures, the ``plot`` extra) cannot be
+    written, or None when it can."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return ("report skipped: its figures need matplotlib, an optional extra: "
+                "pip install 'leukfeat[plot]'")
+    return None
+
+
 def cmd_demo(args) -> int:
     import cv2
     import numpy as np
@@ -26,6 +54,12 @@ def cmd_demo(args) -> int:
 
     t_start = time.perf_counter()
     progress = want_progress(args)
+    classifiers, skipped = installed_classifiers(DEMO_CLASSIFIERS)
+    if not args.no_report and (note := report_skip_note()) is not None:
+        skipped.append(note)
+        args.no_report = True
+    for note in skipped:   # printed whatever --quiet says: never silent
+        print(f"leukfeat: note: {note}", file=sys.stderr, flush=True)
     # every class needs a test image per fold and, for the svm preset's inner
     # 5-fold calibration, 5 images in every training part
     per_class = max(args.cv, math.ceil(5 * args.cv / (args.cv - 1)))
@@ -82,10 +116,9 @@ def cmd_demo(args) -> int:
 
     # cross-validation of the classifiers on the same folds
     t0 = time.perf_counter()
-    comparison = cross_validate(list(DEMO_CLASSIFIERS), X, y, groups=None, cv=args.cv,
+    comparison = cross_validate(classifiers, X, y, groups=None, cv=args.cv,
                                  paths=images, seed=args.seed, n_bootstrap=1000,
-                                 n_jobs=cv_jobs(args, len(images), len(DEMO_CLASSIFIERS),
-                                                 args.cv),
+                                 n_jobs=cv_jobs(args, len(images), len(classifiers), args.cv),
                                  progress=progress)
     t_cv = time.perf_counter() - t0
 
@@ -122,6 +155,7 @@ def cmd_demo(args) -> int:
                      "n_no_cell": len(no_cell), "seconds": t_features},
         "confound_check": confound_body,
         "warnings": [warning] if warning else [],
+        "skipped": skipped,
         "seconds": {"features": t_features, "cross_validation": t_cv,
                     "confound_check": t_confound, "report": t_report, "total": elapsed},
         **comparison_json(comparison)})
@@ -137,6 +171,8 @@ def cmd_demo(args) -> int:
     print()
     print_summary(comparison, confound, confound_body, warning)
     print()
+    for note in skipped:
+        print(f"note: {note}")
     if report_path is not None:
         print(f"report: {Path(report_path).resolve()}")
     print(f"images, overlays, contact sheet and results.json in {out.resolve()}")
