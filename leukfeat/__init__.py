@@ -4,17 +4,26 @@ Modules follow scikit-image's flat layout::
 
     from leukfeat import io, preprocess, segment, extract, datasets, evaluate
 
-The scikit-learn layer is importable from the top level and loaded on first
-use (so that ``import leukfeat`` stays light)::
+The scikit-learn layer is importable from the top level::
 
     from leukfeat import FeatureExtractor, make_pipeline, make_classifier
+
+Every module and name above is loaded on first use (PEP 562), so that
+``import leukfeat`` itself imports nothing heavy (no OpenCV, SciPy,
+scikit-learn, numba, pandas or matplotlib): ``from leukfeat import segment``
+imports what segmentation needs, and only that.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from . import io, preprocess, segment, extract, datasets  # noqa: E402,F401
+import importlib
 
 _LAZY = {
+    "io": ("leukfeat.io", None),
+    "preprocess": ("leukfeat.preprocess", None),
+    "segment": ("leukfeat.segment", None),
+    "extract": ("leukfeat.extract", None),
+    "datasets": ("leukfeat.datasets", None),
     "evaluate": ("leukfeat.evaluate", None),
     "models": ("leukfeat.models", None),
     "transformers": ("leukfeat.transformers", None),
@@ -25,21 +34,37 @@ _LAZY = {
     "cross_validate": ("leukfeat.evaluate", "cross_validate"),
 }
 
-__all__ = ["io", "preprocess", "segment", "extract", "datasets", "__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]
+
+#: The version when leukfeat runs from a source tree that was never installed
+#: (no package metadata, so the version is not known).
+_FALLBACK_VERSION = "0.0.0+unknown"
 
 
-def __getattr__(name):
+def _version() -> str:
+    """The installed distribution's version (set from the git tags by
+    setuptools-scm at build time), or :data:`_FALLBACK_VERSION`."""
+    from importlib import metadata
+
     try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'leukfeat' has no attribute {name!r}") from None
-    import importlib
+        return metadata.version("leukfeat")
+    except metadata.PackageNotFoundError:
+        return _FALLBACK_VERSION
 
-    mod = importlib.import_module(module)
-    value = mod if attr is None else getattr(mod, attr)
+
+def __getattr__(name: str):
+    if name == "__version__":
+        value = _version()
+    else:
+        try:
+            module, attr = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module 'leukfeat' has no attribute {name!r}") from None
+        mod = importlib.import_module(module)
+        value = mod if attr is None else getattr(mod, attr)
     globals()[name] = value
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(__all__))

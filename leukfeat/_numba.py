@@ -18,9 +18,19 @@ companion: a module reaches its companion through the loader
 ``_kernels = companion("leukfeat.extract._texture_kernels")`` and calls
 ``_kernels().glcm_stats_u8(...)``; the first call imports it. Every kernel is
 compiled with ``cache=True``: the machine code is written to numba's on-disk
-cache (``__pycache__`` beside the companion, or numba's user cache directory
-when the package is read-only) and later processes load it instead of
-compiling.
+cache and later processes load it instead of compiling.
+
+Where the cache goes (:func:`cache_dir`, decided before the first companion
+is imported): ``$NUMBA_CACHE_DIR`` when the user set it; else
+``__pycache__`` beside the companion when the package directory is
+writable (a source checkout, a user's own environment); else (site-packages
+read-only: a system or shared installation, a container image) the user
+cache directory ``$XDG_CACHE_HOME/leukfeat/numba`` (default
+``~/.cache/leukfeat/numba``), or, when that cannot be written either (no
+home directory), ``<tempdir>/leukfeat-numba-<uid>``. The last two are set as
+``NUMBA_CACHE_DIR`` for this process and its workers. Without them numba
+raises ``RuntimeError: cannot cache function ... no locator available`` at
+import when neither the package nor the home directory is writable.
 
 :func:`warm_kernels` loads (on a cold cache, compiles) every kernel, once,
 in the process that starts a parallel batch, so that its workers find them
@@ -33,8 +43,12 @@ argument types).
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
+import tempfile
 
-__all__ = ["companion", "warm_kernels", "WARM"]
+__all__ = ["companion", "warm_kernels", "cache_dir", "WARM"]
 
 #: The modules whose ``_warm()`` :func:`warm_kernels` runs: each calls every
 #: kernel of its companion (the segment package's covers its four modules).
@@ -42,6 +56,50 @@ WARM = ("leukfeat.segment._methods", "leukfeat.extract.texture",
         "leukfeat.extract.colour", "leukfeat.extract.shape", "leukfeat.extract.edges")
 
 _LOADERS: dict = {}
+
+
+def _writable(folder: str) -> bool:
+    """Whether files can be created in ``folder`` (made if missing), tested
+    as numba tests its cache directories: by writing one."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+def _user_cache_dirs() -> list:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    uid = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return [os.path.join(base, "leukfeat", "numba"),
+            os.path.join(tempfile.gettempdir(), f"leukfeat-numba-{uid}")]
+
+
+def cache_dir(module: str = "leukfeat.segment._kernels"):
+    """Where the compiled kernels are cached; set ``NUMBA_CACHE_DIR`` first
+    when the package directory is read-only (see the module docstring).
+
+    Returns the directory, or None when numba caches beside the companions
+    (``__pycache__`` of the package) or when no candidate can be written
+    (numba then tries its own user cache directory, and refuses to import
+    the kernels if that fails too).
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    spec = importlib.util.find_spec(module)
+    origin = getattr(spec, "origin", None)
+    if origin and _writable(os.path.join(os.path.dirname(origin), "__pycache__")):
+        return None
+    for folder in _user_cache_dirs():
+        if _writable(folder):
+            os.environ["NUMBA_CACHE_DIR"] = folder
+            if "numba" in sys.modules:   # numba read its environment when imported
+                from numba.core import config
+                config.reload_config()
+            return folder
+    return None
 
 
 def companion(module: str):
@@ -59,6 +117,8 @@ def companion(module: str):
     def load():
         nonlocal loaded
         if loaded is None:
+            if module not in sys.modules:
+                cache_dir(module)
             loaded = importlib.import_module(module)
         return loaded
 
