@@ -422,10 +422,12 @@ def colour_features(image, cell_mask, nucleus_mask=None, *, spaces=("rgb", "lab"
     arr = check_image(image, "image", ndim=(3,))
     cell = check_mask(cell_mask, arr.shape, "cell_mask")
     nucleus = None if nucleus_mask is None else check_mask(nucleus_mask, arr.shape, "nucleus_mask")
-    rgb = as_uint8_rgb(arr, "image")
+    # as_uint8_rgb of an array check_image already accepted: uint8 RGB as it is
+    rgb = np.ascontiguousarray(arr) if arr.dtype == np.uint8 and arr.ndim == 3 \
+        else as_uint8_rgb(arr, "image")
 
-    names = colour_feature_names(nucleus is not None, spaces=spaces, percentiles=percentiles,
-                                 histogram_bins=histogram_bins, prefix=prefix)
+    # colour_feature_names of the parameters checked above
+    names = _names(nucleus is not None, spaces, percentiles, histogram_bins, prefix)
     box = _bbox(cell)
     if box is None:
         return dict.fromkeys(names, np.nan)
