@@ -374,8 +374,14 @@ def _alone(task: _Task, item, n_jobs, first_death: BaseException):
 
 
 def map_items(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="raise",
-         batch_size="auto"):
-    """:func:`map_ordered` returning :class:`Failure` records (used by leukfeat)."""
+              batch_size="auto", sink=None):
+    """:func:`map_ordered` returning :class:`Failure` records (used by leukfeat).
+
+    With ``sink``, ``sink(index, result)`` receives each result as it arrives
+    and the returned results list holds only None: a batch of any length then
+    keeps no per-item results in memory (e.g. rows written straight into
+    a preallocated matrix).
+    """
     _check_on_error(on_error)
     items = list(items)
     results: list = [None] * len(items)
@@ -401,6 +407,8 @@ def map_items(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="ra
                         stop.set()
                         continue
                     failures.append(failure)
+                elif sink is not None:
+                    sink(i, res)
                 else:
                     results[i] = res
                 bar.update(1)
@@ -755,11 +763,12 @@ def _image_batch_base():
             if not isinstance(self.progress, (bool, np.bool_)):
                 raise ValueError(f"progress: expected a bool, got {self.progress!r}")
 
-        def _map_items(self, fn, items, desc: str):
+        def _map_items(self, fn, items, desc: str, sink=None):
             """:func:`map_items` with the estimator's ``n_jobs``, ``progress`` and
             error policy; returns ``(results, failures)``."""
             return map_items(fn, items, n_jobs=self.n_jobs, progress=bool(self.progress),
-                        desc=desc, on_error="raise" if self.on_error == "raise" else "collect")
+                             desc=desc, sink=sink,
+                             on_error="raise" if self.on_error == "raise" else "collect")
 
         def _record_failures(self, failures, n_items: int) -> None:
             """Store ``errors_`` and warn once about the NaN rows of failed items."""

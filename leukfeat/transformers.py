@@ -44,7 +44,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__, extract, preprocess, segment
-from ._batch import PATH_TYPES as _PATH_TYPES
 from ._batch import (ImageBatchTransformer, as_batch, check_choice, check_n_jobs, check_segmenter,
                      image_tags, load_item, load_rgb, map_items)
 from ._fingerprint import code_fingerprint, content_key
@@ -345,11 +344,12 @@ class FeatureExtractor(ImageBatchTransformer):
         task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir))
         if self.n_jobs not in (None, 1) and len(items) > 1:
             warm_kernels()     # compiled once here, not in every worker
-        rows, failures = self._map_items(task, items, "features")
         out = np.full((len(items), len(names)), np.nan, dtype=np.float64)
-        for i, row in enumerate(rows):
-            if row is not None:
-                out[i] = row
+
+        def store(i, row):      # each row into the matrix as it arrives: no list of rows
+            out[i] = row
+
+        _, failures = self._map_items(task, items, "features", sink=store)
         self._record_failures(failures, len(items))
         return out
 
