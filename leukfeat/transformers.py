@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import uuid
-import warnings
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -46,7 +45,8 @@ from sklearn.utils.validation import check_is_fitted
 from . import __version__, extract, preprocess, segment
 from ._batch import (ImageBatchTransformer, as_batch, check_choice, check_n_jobs, check_segmenter,
                      image_tags, load_item, load_rgb, map_items)
-from ._fingerprint import code_fingerprint, content_key
+from ._extract_task import CELL_COLUMNS, ExtractTask
+from ._fingerprint import code_fingerprint
 from ._numba import warm_kernels
 from ._validation import as_uint8_rgb, check_image, check_int_pair
 
@@ -83,92 +83,6 @@ def _callable_id(fn) -> dict:
         return {"name": name, "state": joblib.hash(fn)}
     except Exception:
         return {"name": name}
-
-
-
-#: The columns of :meth:`FeatureExtractor.transform_cells` before the
-#: features: the cell's label (the mask's own label for label-image masks),
-#: its centroid and its bounding box (max exclusive), as
-#: :func:`skimage.measure.regionprops` gives them.
-CELL_COLUMNS = ("cell_label", "centroid_row", "centroid_col", "bbox_min_row",
-                "bbox_min_col", "bbox_max_row", "bbox_max_col")
-
-
-def _cell_table(item, kwargs) -> np.ndarray:
-    """Every cell of one item: an array (n_cells, len(CELL_COLUMNS) + n_features)."""
-    image, seg = load_item(item)
-    rgb = as_uint8_rgb(check_image(image, "image", ndim=(3,)), "image")
-    options = {k: v for k, v in kwargs.items() if k not in ("groups", "cell", "segmenter")}
-    if seg is None:
-        seg = segment.segment(rgb, kwargs["segmenter"])
-    rows = extract.features_per_cell(rgb, seg, groups=kwargs["groups"], **options)
-    geometry = seg.cell_geometry()
-    source = seg.info.get("source_labels", {})
-    out = [[source.get(int(r["cell_label"]), int(r["cell_label"])),
-            *geometry[int(r["cell_label"])], *list(r.values())[1:]] for r in rows]
-    return np.asarray(out, dtype=np.float64).reshape(len(out), -1) if out else np.empty((0, 0))
-
-
-class _ExtractTask:
-    """Picklable per-image work of :class:`FeatureExtractor` (runs in workers):
-    one row of features, or (``per_cell``) the table of every cell."""
-
-    def __init__(self, kwargs: dict, names: list, cache_dir, per_cell: bool = False):
-        self.kwargs = kwargs
-        self.names = names
-        self.cache_dir = cache_dir
-        self.per_cell = per_cell
-
-    def __call__(self, item) -> np.ndarray:
-        cached = None
-        if self.cache_dir is not None:
-            key = content_key(item)
-            if key is not None:
-                cached = Path(self.cache_dir) / key[:2] / f"{key}.npy"
-                row = self._read(cached)
-                if row is not None:
-                    return row
-        if self.per_cell:
-            row = _cell_table(item, self.kwargs)
-            if row.shape[0] and row.shape[1] != len(CELL_COLUMNS) + len(self.names):
-                raise RuntimeError("extract.features_per_cell returned "
-                                   f"{row.shape[1] - len(CELL_COLUMNS)} values, "
-                                   f"extract.feature_names {len(self.names)} names")
-            row = row.reshape(-1, len(CELL_COLUMNS) + len(self.names))
-        else:
-            row = extract.feature_vector(*load_item(item), **self.kwargs)
-            if len(row) != len(self.names):
-                raise RuntimeError(f"extract.features returned {len(row)} values, "
-                                   f"extract.feature_names {len(self.names)} names for this "
-                                   "configuration")
-        if cached is not None:
-            self._write(cached, row)
-        return row
-
-    def _read(self, file: Path):
-        try:
-            row = np.load(file, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            return None
-        width = len(self.names)
-        ok = (row.ndim == 2 and row.shape[1] == len(CELL_COLUMNS) + width if self.per_cell
-              else row.shape == (width,))
-        if row.dtype != np.float64 or not ok:
-            return None
-        return row
-
-    @staticmethod
-    def _write(file: Path, row: np.ndarray) -> None:
-        # Write then rename, so that concurrent workers never see half a file.
-        try:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_name(f".{file.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-            with open(tmp, "wb") as fh:
-                np.save(fh, row, allow_pickle=False)
-            os.replace(tmp, file)
-        except OSError as exc:  # a read-only or full cache must not fail extraction
-            warnings.warn(f"could not write the feature cache file {file}: {exc}",
-                          RuntimeWarning, stacklevel=2)
 
 
 class FeatureExtractor(ImageBatchTransformer):
@@ -341,7 +255,7 @@ class FeatureExtractor(ImageBatchTransformer):
                              "call fit again")
         items = as_batch(X)
         cache_dir = self._cache_dir(key)
-        task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir))
+        task = ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir))
         if self.n_jobs not in (None, 1) and len(items) > 1:
             warm_kernels()     # compiled once here, not in every worker
         out = np.full((len(items), len(names)), np.nan, dtype=np.float64)
@@ -400,7 +314,7 @@ class FeatureExtractor(ImageBatchTransformer):
                              "call fit again")
         items = as_batch(X)
         cache_dir = self._cache_dir(dict(key, per_cell=True))
-        task = _ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir),
+        task = ExtractTask(kwargs, names, None if cache_dir is None else str(cache_dir),
                             per_cell=True)
         if self.n_jobs not in (None, 1) and len(items) > 1:
             warm_kernels()
