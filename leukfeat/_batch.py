@@ -110,6 +110,19 @@ def is_path(x) -> bool:
     return isinstance(x, PATH_TYPES)
 
 
+def for_remote(item):
+    """``item`` as sent to another machine's (or another folder's) process: a
+    relative path (also inside an ``(image, mask)`` pair) made absolute
+    against this process's working directory, anything else as it is. A Dask
+    worker runs in its own working directory, so ``"smears/a.png"`` would
+    name another file there (or none)."""
+    if isinstance(item, PATH_TYPES):
+        return os.path.abspath(item)
+    if isinstance(item, tuple):
+        return tuple(for_remote(part) for part in item)
+    return item
+
+
 def describe_item(item) -> str:
     """A short, readable description of a batch item for error messages.
 
@@ -333,7 +346,8 @@ def _iter_dask(task: _Task, items: list, client, stop: threading.Event):
     try:
         for i in range(len(items)):
             while submitted < len(items) and submitted < i + limit and not stop.is_set():
-                futures[submitted] = client.submit(task, items[submitted], pure=False,
+                futures[submitted] = client.submit(task, for_remote(items[submitted]),
+                                                   pure=False,
                                                    key=f"leukfeat-item-{submitted}-{run}")
                 submitted += 1
             fut = futures.pop(i, None)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ._batch import for_remote
+
 
 def chunk_bounds(n: int, chunk_size: int) -> list:
     """``(index, start, stop)`` of every chunk of `n` items."""
@@ -131,7 +133,8 @@ def run_on_client(client, job, items, extra, todo, done) -> None:
             return
         info, _ = entry
         start, stop = info["start"], info["stop"]
-        fut = client.submit(job, start, items[start:stop], column_slice(extra, start, stop),
+        fut = client.submit(job, start, [for_remote(it) for it in items[start:stop]],
+                            column_slice(extra, start, stop),
                             key=f"leukfeat-chunk-{info['part']}-{run}", pure=False)
         where[fut] = entry
         pending.add(fut)

@@ -123,7 +123,7 @@ def extract_features(paths, *, extractor=None, chunk_size=DEFAULT_CHUNK_SIZE,
     dd = require_dask_dataframe()
     import pandas as pd
 
-    from ._batch import as_batch
+    from ._batch import as_batch, for_remote
     from ._chunks import (check_bool, check_chunk_size, check_extractor, check_item_columns,
                           chunk_bounds, column_slice)
     from .stream import ERROR_COLUMN, ChunkJob
@@ -142,7 +142,8 @@ def extract_features(paths, *, extractor=None, chunk_size=DEFAULT_CHUNK_SIZE,
 
     chunks = chunk_bounds(len(items), chunk_size)
     starts = [start for _, start, _ in chunks]
-    return dd.from_map(job, starts, [items[s:e] for _, s, e in chunks],
+    # paths made absolute here: a worker runs in its own working directory
+    return dd.from_map(job, starts, [[for_remote(it) for it in items[s:e]] for _, s, e in chunks],
                        [column_slice(extra, s, e) for _, s, e in chunks],
                        meta=meta, divisions=(*starts, len(items) - 1),
                        label="leukfeat-features", enforce_metadata=False)

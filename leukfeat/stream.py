@@ -484,8 +484,11 @@ def extract_to_parquet(items, out, *, extractor=None, chunk_size=DEFAULT_CHUNK_S
     client : dask.distributed.Client, optional
         Run the chunks as tasks on this Dask cluster (``leukfeat[dask]``),
         each with ``n_jobs=1`` and at most two per worker thread in flight;
-        parts are written here as chunks complete. Without it, chunks run
-        one after another in this process.
+        parts are written here as chunks complete. Relative paths are sent
+        made absolute (a worker has its own working directory), so the
+        ``path`` column then holds absolute paths unless ``item_columns``
+        gives a ``"path"``. Without it, chunks run one after another in
+        this process.
 
     Returns
     -------

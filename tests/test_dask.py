@@ -8,8 +8,10 @@ and are skipped with that reason without it; they share one
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -200,3 +202,31 @@ def test_joblib_dask_backend_survives_a_killed_worker(tmp_path):
     assert fx.errors_[0]["error_type"] == "WorkerDiedError"
     assert np.isnan(out[1]).all()
     np.testing.assert_array_equal(out[[0, 2, 3]], reference)
+
+
+@needs_dask
+def test_relative_paths_reach_the_workers(client, paths, expected, tmp_path, monkeypatch):
+    """A worker runs in its own working directory: relative paths given in this
+    one are sent made absolute (joblib backend, chunked and dask DataFrame)."""
+    import joblib
+
+    from leukfeat import dask as lfdask
+    from leukfeat import stream
+
+    X, names = expected
+    root = Path(paths[0]).parent
+    monkeypatch.chdir(root)
+    rel = [os.path.relpath(p) for p in paths]
+    assert not Path(rel[0]).is_absolute()
+    fx = FeatureExtractor(groups=GROUPS, n_jobs=2, on_error="nan")
+    with joblib.parallel_config(backend="dask"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        np.testing.assert_array_equal(fx.fit_transform(rel), X)
+        out = tmp_path / "rel.parquet"
+        stream.extract_to_parquet(rel, out, extractor=FeatureExtractor(groups=GROUPS),
+                                  chunk_size=5, client=client)
+    np.testing.assert_array_equal(stream.read_parquet(out)[names].to_numpy(), X)
+    # on a cluster the path column holds the absolute paths the workers read
+    assert stream.read_parquet(out)["path"].tolist() == [os.path.abspath(p) for p in rel]
+    ddf = lfdask.extract_features(rel, extractor=FeatureExtractor(groups=GROUPS), chunk_size=5)
+    np.testing.assert_array_equal(ddf.compute().sort_index()[names].to_numpy(), X)

@@ -44,6 +44,10 @@ def test_docs_build(tmp_path):
     shutil.copytree(ROOT / "docs", src / "docs", ignore=GENERATED)
     shutil.copytree(ROOT / "examples", src / "examples",
                     ignore=shutil.ignore_patterns("__pycache__", "*.png"))
+    # the install page reads the extras from pyproject.toml, the changelog
+    # page CHANGELOG.md, beside docs/ (an installed leukfeat has neither)
+    for name in ("pyproject.toml", "CHANGELOG.md"):
+        shutil.copy2(ROOT / name, src / name)
     out = tmp_path / "html"
     log = tmp_path / "warnings.txt"
     # the segmentation-steps example shows public images when it finds them
