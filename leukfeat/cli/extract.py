@@ -111,15 +111,20 @@ def cmd_extract(args) -> int:
         n_rows = len(table)
     failed = failed_items(paths, failures)
     write_table(table, out)
+    return _report(args, out, failed, no_cell, len(paths), n_rows, len(names), t0)
+
+
+def _report(args, out, failed, no_cell, n_images, n_rows, n_features, t0, how="") -> int:
+    """The failures and images without a cell on stderr (exit 2 when every
+    image failed), then the one-line summary of the written table."""
     elapsed = time.perf_counter() - t0
     report_failures("images could not be read or measured (NaN rows kept, see the "
-                     "error column)", failed, len(paths), out)
-    fail_if_all_failed(failed, len(paths), out)
-    report_no_cell(no_cell, len(paths), "NaN rows kept, see the error column")
+                    "error column)", failed, n_images, out)
+    fail_if_all_failed(failed, n_images, out)
+    report_no_cell(no_cell, n_images, "NaN rows kept, see the error column")
     unit = "cell rows" if args.per_cell else "rows"
-    print(f"wrote {out}: {n_rows} {unit} x {len(names)} features "
-          f"({len(paths)} images, {len(failed)} failed, {len(no_cell)} without a white cell) "
-          f"in {elapsed:.1f} s")
+    print(f"wrote {out}: {n_rows} {unit} x {n_features} features{how} ({n_images} images, "
+          f"{len(failed)} failed, {len(no_cell)} without a white cell) in {elapsed:.1f} s")
     return 0
 
 
@@ -160,14 +165,6 @@ def _extract_streamed(args, out, items, paths, labels, groups, progress, t0) -> 
     errors = per_image["error"].astype(object).where(per_image["error"].notna(), None)
     failed = [(p, e) for p, e in zip(per_image["path"], errors) if e and e != NO_CELL]
     no_cell = [i for i, e in enumerate(errors) if e == NO_CELL]
-    elapsed = time.perf_counter() - t0
-    report_failures("images could not be read or measured (NaN rows kept, see the "
-                    "error column)", failed, len(paths), out)
-    fail_if_all_failed(failed, len(paths), out)
-    report_no_cell(no_cell, len(paths), "NaN rows kept, see the error column")
-    unit = "cell rows" if args.per_cell else "rows"
     n_features = fx.fit(items[:1]).n_features_out_
-    print(f"wrote {out}: {len(table)} {unit} x {n_features} features in parts of "
-          f"{args.chunk_size} images ({len(paths)} images, {len(failed)} failed, "
-          f"{len(no_cell)} without a white cell) in {elapsed:.1f} s")
-    return 0
+    return _report(args, out, failed, no_cell, len(paths), len(table), n_features, t0,
+                   f" in parts of {args.chunk_size} images")
