@@ -326,43 +326,83 @@ def _dask_client():
     return getattr(backend, "client", None)
 
 
+class _BatchTask:
+    """Picklable: a :class:`_Task` over a list of items (one Dask task)."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: _Task):
+        self.task = task
+
+    def __call__(self, items):
+        return [self.task(item) for item in items]
+
+
 def _iter_dask(task: _Task, items: list, client, stop: threading.Event):
     """:func:`_iter_results` on a Dask cluster, without ``joblib.Parallel``.
 
     joblib's Dask backend never completes a batch whose task was lost (a
     worker killed, or a task that cannot be unpickled there), so a run waits
-    forever. Here every item is its own task, at most two per worker thread
-    in flight, and results are read in input order; a task that fails on the
-    cluster rather than in ``fn`` (``KilledWorker``, a cancelled or
-    unpicklable task) becomes a :class:`WorkerDiedError` of its item, and the
-    batch goes on.
+    forever. Here the items go to the cluster in batches (about four per
+    worker thread over the run, at most 64 items each, so that Dask's
+    per-task cost of a few milliseconds is shared), at most two batches per
+    worker thread in flight, and results are read in input order. A batch
+    that fails on the cluster rather than in ``fn`` (``KilledWorker``, a
+    cancelled or unpicklable task) is run again one item per task; an item
+    that fails alone becomes its :class:`WorkerDiedError`, and the batch
+    goes on.
     """
     import uuid
 
-    limit = max(2, 2 * sum(client.nthreads().values()))
+    threads = max(1, sum(client.nthreads().values()))
+    size = max(1, min(64, -(-len(items) // (4 * threads))))
+    bounds = [(lo, min(lo + size, len(items))) for lo in range(0, len(items), size)]
+    limit = 2 * threads
     run = uuid.uuid4().hex[:8]
+    batch_task = _BatchTask(task)
     futures: dict = {}
     submitted = 0
+
+    def lost(exc) -> _Raised:
+        err = WorkerDiedError(f"the Dask task of this item failed on the cluster: "
+                              f"{type(exc).__name__}: {exc}")
+        err.__cause__ = exc
+        return _Raised(err, remote=False)
+
+    def alone(i):
+        fut = client.submit(task, for_remote(items[i]), pure=False,
+                            key=f"leukfeat-item-{i}-{run}")
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001 - lost on the cluster, not in fn
+            return lost(exc)
+        finally:
+            fut.release()
+
     try:
-        for i in range(len(items)):
-            while submitted < len(items) and submitted < i + limit and not stop.is_set():
-                futures[submitted] = client.submit(task, for_remote(items[submitted]),
-                                                   pure=False,
-                                                   key=f"leukfeat-item-{submitted}-{run}")
+        for b, (lo, hi) in enumerate(bounds):
+            while submitted < len(bounds) and submitted < b + limit and not stop.is_set():
+                s0, s1 = bounds[submitted]
+                futures[submitted] = client.submit(
+                    batch_task, [for_remote(it) for it in items[s0:s1]], pure=False,
+                    key=f"leukfeat-batch-{submitted}-{run}")
                 submitted += 1
-            fut = futures.pop(i, None)
-            if fut is None:          # stopped before this item was sent
+            fut = futures.pop(b, None)
+            if fut is None:          # stopped before this batch was sent
                 return
             try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001 - lost on the cluster, not in fn
-                err = WorkerDiedError(f"the Dask task of this item failed on the cluster: "
-                                      f"{type(exc).__name__}: {exc}")
-                err.__cause__ = exc
-                res = _Raised(err, remote=False)
+                results = fut.result()
+            except Exception:  # noqa: BLE001 - lost on the cluster: each item alone
+                results = None
             finally:
                 fut.release()
-            yield res
+            for k, i in enumerate(range(lo, hi)):
+                if results is None:
+                    if stop.is_set():
+                        return
+                    yield alone(i)
+                else:
+                    yield results[k]
     finally:
         for fut in futures.values():
             fut.cancel()
