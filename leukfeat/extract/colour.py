@@ -63,7 +63,6 @@ def _warm() -> None:
     k = _kernels()
     k.row_moments(np.ones((2, 3)), np.zeros(2, bool), np.empty((2, 4)))
     k.count_stats(np.ones((1, 2, 4)), np.ones((2, 4)), np.array([50.0]), np.empty((1, 2, 5)))
-    k.sorted_row_stats(np.ones((2, 3)), np.ones((2, 3)), np.array([50.0]), np.empty((2, 5)))
     k.partitioned_row_stats(np.ones((2, 3)), np.ones((2, 3)), np.array([50.0]), np.empty((2, 5)))
     k.rgb_to_hsv(np.ones((3, 2), np.uint8), np.empty(2, np.uint8), np.empty(2), np.empty(2))
     k.split_compartments(np.ones((4, 2), np.uint8), np.ones((5, 2)), np.array([True, False]),
@@ -303,20 +302,6 @@ def _int_stats(counts, values, percentiles, hist_ranges, bins, n_stats):
         res[..., j:] = h.reshape(-1, k, bins) / nn[..., None]
     out[ok] = res
     return out
-
-
-def _order_statistics(x, percentiles):
-    """The rows of ``x`` (k, n) partitioned so that every position
-    :func:`_kernels().sorted_row_stats` reads (the first, the last, and the two
-    around each percentile) holds the value a full sort would put there: the
-    same statistics as from ``np.sort(x, axis=1)``, in linear time (about 2-4
-    times faster than the sort from a few hundred pixels up)."""
-    n = x.shape[1]
-    kth = {0, n - 1}
-    for p in percentiles:
-        lo = int(math.floor(p / 100.0 * (n - 1)))
-        kth.update((lo, min(lo + 1, n - 1)))
-    return np.partition(x, sorted(kth), axis=1)
 
 
 def _float_stats(x, percentiles, hist_ranges, bins, n_stats):
