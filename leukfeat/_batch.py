@@ -114,10 +114,12 @@ def for_remote(item):
     """``item`` as sent to another machine's (or another folder's) process: a
     relative path (also inside an ``(image, mask)`` pair) made absolute
     against this process's working directory, anything else as it is. A Dask
-    worker runs in its own working directory, so ``"smears/a.png"`` would
+    worker runs in its own working directory, and a reused loky worker in
+    the one this process had when it started it, so ``"smears/a.png"`` would
     name another file there (or none)."""
     if isinstance(item, PATH_TYPES):
-        return os.path.abspath(item)
+        # an absolute path goes as it is (its own type, e.g. a PathLike subclass)
+        return item if os.path.isabs(item) else os.path.abspath(item)
     if isinstance(item, tuple):
         return tuple(for_remote(part) for part in item)
     return item
@@ -292,7 +294,7 @@ def _iter_results(task: _Task, items: list, n_jobs, batch_size, stop: threading.
                 if stop.is_set():
                     return
                 handed[0] = i + 1
-                yield delayed(task)(items[i])
+                yield delayed(task)(for_remote(items[i]))
 
         parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=batch_size)
         gen = parallel(calls(start))
@@ -416,7 +418,7 @@ def _alone(task: _Task, item, n_jobs, first_death: BaseException):
     from joblib import Parallel, delayed
 
     try:
-        return Parallel(n_jobs=n_jobs)([delayed(task)(item)])[0]
+        return Parallel(n_jobs=n_jobs)([delayed(task)(for_remote(item))])[0]
     except BrokenProcessPool as exc:
         codes = re.search(r"exit codes of the workers are (\{[^}]*\})", str(exc))
         how = f" (exit code {codes.group(1)})" if codes else ""
