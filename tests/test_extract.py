@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import cv2
 import numpy as np
@@ -187,6 +188,27 @@ def test_aggregate_over_cells_equals_per_cell_rows(how):
     np.testing.assert_allclose(np.array(list(f.values())), ref, rtol=1e-12, equal_nan=True)
     blank = np.full((64, 64, 3), 230, np.uint8)
     assert all(math.isnan(v) for v in extract.features(blank, cell=how).values())
+
+
+def test_median_of_cells_equals_numpy_nanmedian():
+    """The column median of ``cell="median"`` is ``numpy.nanmedian`` exactly,
+    with NaN, infinities, ties, all-NaN columns and one or many rows."""
+    from leukfeat.extract import _AGGREGATES
+    rng = np.random.default_rng(0)
+    for t in range(400):
+        table = rng.normal(size=(rng.integers(1, 12), rng.integers(1, 9)))
+        table *= 10.0 ** rng.integers(-3, 300)
+        table[rng.random(table.shape) < rng.random()] = np.nan
+        if t % 3 == 0:
+            table = np.round(table)
+        if t % 5 == 0:
+            table[rng.random(table.shape) < 0.2] = np.inf
+        if t % 7 == 0:
+            table[rng.random(table.shape) < 0.2] = -np.inf
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = np.nanmedian(table, axis=0)
+        np.testing.assert_array_equal(_AGGREGATES["median"](table, axis=0), ref)
 
 
 def test_integer_cell_must_be_a_label_present():

@@ -97,8 +97,26 @@ DEFAULTS = {
 
 _CROP_MARGIN_EXTRA = 2
 
+def _nanmedian_columns(table, axis=0):
+    """``numpy.nanmedian(table, axis=0)`` of a 2-D float table, the same
+    values without the masked-array machinery numpy uses for short columns
+    (several times faster for the few cells of a field): NaN sorts last, the
+    median of ``n`` values is the mean of sorted values ``(n - 1) // 2`` and
+    ``n // 2``, and a column without a value is NaN."""
+    if axis != 0 or table.ndim != 2:
+        return np.nanmedian(table, axis=axis)
+    ordered = np.sort(table, axis=0)
+    n = np.count_nonzero(~np.isnan(table), axis=0)
+    cols = np.arange(table.shape[1])
+    low = ordered[np.maximum(n - 1, 0) // 2, cols]
+    high = ordered[np.minimum(n // 2, table.shape[0] - 1), cols]
+    out = (low + high) / 2.0
+    out[n == 0] = np.nan
+    return out
+
+
 #: Aggregations over every cell of a field accepted as ``cell=``.
-_AGGREGATES = {"mean": np.nanmean, "median": np.nanmedian}
+_AGGREGATES = {"mean": np.nanmean, "median": _nanmedian_columns}
 
 
 def _config(overrides: dict) -> dict:
