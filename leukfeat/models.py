@@ -84,8 +84,8 @@ DEFAULT_CLASSIFIER = "hgb"
 #: What to do when the ``"xgboost"`` preset is built without xgboost installed.
 XGBOOST_MISSING = (
     "the 'xgboost' classifier needs the xgboost package, an optional extra of leukfeat: "
-    "pip install 'leukfeat[xgboost]' (on a Linux server without a GPU, the much smaller "
-    "CPU-only wheel does the same: pip install xgboost-cpu). The 'hgb' preset "
+    "pip install 'leukfeat[xgboost]' (on Linux and Windows it installs xgboost-cpu, the "
+    "small CPU-only wheel; or pip install xgboost-cpu yourself). The 'hgb' preset "
     "(scikit-learn's HistGradientBoostingClassifier) needs no extra package.")
 
 
@@ -381,8 +381,8 @@ def make_classifier(name, *, random_state=0, variance_threshold=0.0, class_weigh
         in ``params`` does not exist (the message names it).
     ImportError
         For ``"xgboost"`` when xgboost is not installed (the message says
-        ``pip install 'leukfeat[xgboost]'``, or ``xgboost-cpu`` on a Linux
-        server).
+        ``pip install 'leukfeat[xgboost]'``, which installs the CPU-only
+        ``xgboost-cpu`` wheel on Linux and Windows).
 
     Examples
     --------

@@ -88,7 +88,21 @@ def test_base_dependencies_leave_out_the_optional_packages():
     base = {re.split(r"[<>=!~\[ ;]", d)[0].lower() for d in project["dependencies"]}
     assert not base & {"xgboost", "matplotlib", "mahotas", "pyarrow", "torch"}
     extras = project["optional-dependencies"]
-    assert extras["xgboost"] == ["xgboost>=1.7"]
+    # the xgboost extra: exactly one of the CPU-only wheel and the full one
+    # on every platform, the CPU-only one where XGBoost publishes it
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(d) for d in extras["xgboost"]]
+    assert sorted(r.name for r in reqs) == ["xgboost", "xgboost-cpu"]
+    for platform, machine, want in [("linux", "x86_64", "xgboost-cpu"),
+                                    ("linux", "aarch64", "xgboost-cpu"),
+                                    ("win32", "AMD64", "xgboost-cpu"),
+                                    ("linux", "ppc64le", "xgboost"),
+                                    ("win32", "ARM64", "xgboost"),
+                                    ("darwin", "arm64", "xgboost"),
+                                    ("darwin", "x86_64", "xgboost")]:
+        env = {"sys_platform": platform, "platform_machine": machine}
+        assert [r.name for r in reqs if r.marker.evaluate(env)] == [want], env
     assert extras["plot"] == ["matplotlib>=3.7"]
     assert any(d.startswith("mahotas") for d in extras["test"])
     # [all]: every optional feature (not the test and docs tools)
