@@ -35,12 +35,15 @@ def cell_table(item, kwargs) -> np.ndarray:
     options = {k: v for k, v in kwargs.items() if k not in ("groups", "cell", "segmenter")}
     if seg is None:
         seg = segment.segment(rgb, kwargs["segmenter"])
-    rows = extract.features_per_cell(rgb, seg, groups=kwargs["groups"], **options)
+    rows = extract.features_per_cell(rgb, seg, groups=kwargs["groups"], as_array=True,
+                                     **options)
+    if not len(rows):
+        return np.empty((0, 0))
     geometry = seg.cell_geometry()
     source = seg.info.get("source_labels", {})
-    out = [[source.get(int(r["cell_label"]), int(r["cell_label"])),
-            *geometry[int(r["cell_label"])], *list(r.values())[1:]] for r in rows]
-    return np.asarray(out, dtype=np.float64).reshape(len(out), -1) if out else np.empty((0, 0))
+    labels = rows[:, 0].astype(int).tolist()
+    first = np.array([[source.get(lab, lab), *geometry[lab]] for lab in labels], dtype=np.float64)
+    return np.concatenate([first.reshape(len(labels), -1), rows[:, 1:]], axis=1)
 
 
 class ExtractTask:

@@ -117,3 +117,51 @@ def test_model_file_metadata_records_the_config(tmp_path):
     config = meta["features"]["config"]
     assert config["groups"] == ["shape"] and config["cell"] == "median"
     assert config["n_features"] == len(extract.feature_names(("shape",)))
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"percentiles": [25, 75], "colour_spaces": "lab", "histogram_bins": 4,
+     "lbp_radii": [1], "glcm_distances": 2, "edge_sigmas": [1.5], "n_fourier": 3,
+     "zernike_degree": 4, "glcm_levels": 32},
+    {"percentiles": np.array([10.0, 50.0]), "glcm_quantization": "minmax"},
+])
+def test_fast_path_equals_each_group_function(options):
+    """Extraction calls each group's ``values`` with options checked once;
+    its values equal the group's public function (``measure``) exactly,
+    also for lists, scalars and arrays as options (arrays are not cached)."""
+    from leukfeat.extract import _registry
+    from leukfeat.segment import lab_kmeans
+
+    img = make_cells(1, size=160, n_white_cells=2, random_state=3).images[0]
+    seg = lab_kmeans(img)
+    cfg = {**extract.DEFAULTS, **options}
+    crops = [_registry.CellCrop(np.ascontiguousarray(c.image), c.mask, c.nucleus)
+             for c in seg.iter_cells(img, 12)]
+    assert crops
+    groups = [g for g in REGISTRY.values() if g.per_cell]
+    assert all(g.values is not None for g in groups)
+    for g in groups:
+        fast = g.cell_values(cfg)
+        for crop in crops:
+            ref = np.array(list(g.measure(crop, cfg).values()), dtype=np.float64)
+            np.testing.assert_array_equal(fast(crop), ref, err_msg=g.name)
+    # the whole row, through the cached plan, equals the per-cell mappings
+    rows = extract.features_per_cell(img, seg, groups=extract.GROUPS, **options)
+    table = extract.features_per_cell(img, seg, groups=extract.GROUPS, as_array=True,
+                                      **options)
+    assert table.shape == (len(rows), 1 + len(extract.feature_names(extract.GROUPS, **options)))
+    np.testing.assert_array_equal(table, [list(r.values()) for r in rows])
+
+
+def test_fast_path_checks_options_like_the_group_functions():
+    img = make_cells(1, size=96, random_state=0).images[0]
+    for bad, match in [({"percentiles": (150,)}, "percentiles"),
+                       ({"colour_spaces": ("xyz",)}, "spaces"),
+                       ({"edge_sigmas": (-1.0,)}, "sigma"),
+                       ({"lbp_radii": (0,)}, "radii"),
+                       ({"n_fourier": -1}, "n_fourier")]:
+        with pytest.raises(ValueError, match=match):
+            extract.feature_vector(img, **bad)
+        with pytest.raises(ValueError, match=match):
+            extract.features(img, cell="median", **bad)

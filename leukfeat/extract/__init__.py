@@ -53,6 +53,7 @@ gives NaN texture statistics that need a variance.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections import OrderedDict
 
@@ -283,15 +284,37 @@ def _margin(cfg) -> int:
     return int(4.0 * max(cfg["edge_sigmas"]) + 0.5) + _CROP_MARGIN_EXTRA
 
 
-def _measure_cell(crop, groups, cfg) -> list:
-    """The groups' dicts of one :class:`~leukfeat.segment.CellCrop`."""
-    return _measure_crop(crop.image, crop.mask, crop.nucleus, groups, cfg)
+def _freeze(value):
+    """``value`` with lists and tuples made (nested) tuples, for a cache key."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
-def _measure_crop(img, cm, nm, groups, cfg) -> list:
-    """The groups' dicts for a cell given its crop and masks (C-contiguous)."""
-    crop = CellCrop(np.ascontiguousarray(img), cm, nm)
-    return [REGISTRY[g].measure(crop, cfg) for g in groups]
+@functools.lru_cache(maxsize=32)
+def _cached_measures(groups, frozen_cfg):
+    cfg = dict(frozen_cfg)
+    return tuple(REGISTRY[g].cell_values(cfg) for g in groups)
+
+
+def _cell_measures(groups, cfg) -> tuple:
+    """``f(crop) -> values`` of each per-cell group in ``groups`` for the
+    configuration ``cfg``, its options checked once (here, raising the
+    errors of the group functions), cached for hashable configurations."""
+    try:
+        key = tuple(sorted((k, _freeze(v)) for k, v in cfg.items()))
+        hash(key)
+    except TypeError:                 # e.g. a numpy array as an option
+        return tuple(REGISTRY[g].cell_values(cfg) for g in groups)
+    return _cached_measures(groups, key)
+
+
+def _measure_cell(crop, measures) -> np.ndarray:
+    """The per-cell values of one :class:`~leukfeat.segment.CellCrop`, the
+    groups of ``measures`` (:func:`_cell_measures`) one after another."""
+    c = CellCrop(np.ascontiguousarray(crop.image), crop.mask, crop.nucleus)
+    parts = [f(c) for f in measures]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _cell_groups(groups) -> tuple:
@@ -299,22 +322,11 @@ def _cell_groups(groups) -> tuple:
     return tuple(g for g in groups if REGISTRY[g].per_cell)
 
 
-def _with_field(parts, seg, groups, counts=None, cfg=None):
-    """Append the field groups (measured once on the whole segmentation)."""
-    for g in groups:
-        if not REGISTRY[g].per_cell:
-            parts.append(REGISTRY[g].measure_field(seg, counts, cfg))
-    return parts
-
-
-def _merged(parts) -> "OrderedDict[str, float]":
-    """One ordered mapping from a list of group dicts."""
-    return OrderedDict(kv for d in parts for kv in d.items())
-
-
-def _values(parts) -> list:
-    """The values of a list of group dicts, in column order."""
-    return [v for d in parts for v in d.values()]
+def _field_values(seg, groups, counts=None, cfg=None) -> np.ndarray:
+    """The values of the field groups (measured once on the whole segmentation)."""
+    parts = [np.fromiter(REGISTRY[g].measure_field(seg, counts, cfg).values(), np.float64)
+             for g in groups if not REGISTRY[g].per_cell]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _prepare(image, segmentation, segmenter):
@@ -388,37 +400,39 @@ def features(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
     >>> 0.0 < f["shape_nucleus_fraction"] < 1.0
     True
     """
-    parts = _feature_parts(image, segmentation, groups, cell, segmenter, options)
-    if parts is None:
-        return OrderedDict.fromkeys(feature_names(groups, **options), np.nan)
-    return _merged(parts)
+    row = _feature_row(image, segmentation, groups, cell, segmenter, options)
+    names = feature_names(groups, **options)
+    if row is None:
+        return OrderedDict.fromkeys(names, np.nan)
+    return OrderedDict(zip(names, row.tolist()))
 
 
-def _feature_parts(image, segmentation, groups, cell, segmenter, options):
-    """The work of :func:`features`: the group dicts in column order, or None
-    when the image has no (such) cell and the row is all NaN."""
+def _feature_row(image, segmentation, groups, cell, segmenter, options):
+    """The work of :func:`features`: the values in column order (float64),
+    or None when the image has no (such) cell and the row is all NaN."""
     groups = _check_groups(groups)
     cfg = _config(options)
     rgb, seg = _prepare(image, segmentation, segmenter)
-    per_cell = _cell_groups(groups)
+    measures = _cell_measures(_cell_groups(groups), cfg)
     if isinstance(cell, str) and cell in _AGGREGATES:
-        rows = [_values(_measure_cell(crop, per_cell, cfg))
-                for crop in seg.iter_cells(rgb, _margin(cfg))]
+        rows = [_measure_cell(crop, measures) for crop in seg.iter_cells(rgb, _margin(cfg))]
         if not rows:
             return None
-        names = feature_names(per_cell, **options) if per_cell else []
-        table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
-            agg = _AGGREGATES[cell](table, axis=0) if names else []
-        return _with_field([dict(zip(names, np.asarray(agg).tolist()))], seg, groups)
+        table = np.array(rows, dtype=np.float64)
+        if table.shape[1]:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+                agg = np.asarray(_AGGREGATES[cell](table, axis=0), dtype=np.float64)
+        else:
+            agg = np.empty(0)
+        return np.concatenate([agg, _field_values(seg, groups)])
     # cell areas (for "largest") and nucleus areas (for the field) in one pass
     counts = seg.label_counts() if seg.labels.size >= seg.n_cells else None
     lab = _pick_cell(seg, cell, counts)
     if lab == 0:
         return None
-    return _with_field(_measure_cell(seg.crop(lab, rgb, _margin(cfg)), per_cell, cfg),
-                       seg, groups, counts)
+    return np.concatenate([_measure_cell(seg.crop(lab, rgb, _margin(cfg)), measures),
+                           _field_values(seg, groups, counts)])
 
 
 def feature_vector(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
@@ -448,14 +462,14 @@ def feature_vector(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="lar
     >>> bool((v == list(features(image, groups=("shape",)).values())).all())
     True
     """
-    parts = _feature_parts(image, segmentation, groups, cell, segmenter, options)
-    if parts is None:
+    row = _feature_row(image, segmentation, groups, cell, segmenter, options)
+    if row is None:
         return np.full(len(feature_names(groups, **options)), np.nan)
-    return np.array(_values(parts), dtype=np.float64)
+    return row
 
 
 def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmenter=DEFAULT_METHOD,
-                      exclude_border: bool = False, **options) -> list:
+                      exclude_border: bool = False, as_array: bool = False, **options):
     """Measure every white cell of a field.
 
     Parameters
@@ -464,23 +478,37 @@ def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmen
         As in :func:`features`.
     exclude_border : bool
         Skip cells touching the image border (they may be cut).
+    as_array : bool, default False
+        Return the rows as one float64 array instead of one mapping per cell
+        (the same values, without building a mapping per cell).
 
     Returns
     -------
-    list of OrderedDict
+    list of OrderedDict, or ndarray of shape (n_cells, 1 + n_features)
         One mapping per cell, in label order, each starting with
         ``cell_label`` (the label in the segmentation) followed by the
-        features. Empty when no cell is found.
+        features; empty when no cell is found. With ``as_array``, the rows
+        of those values, columns ``["cell_label", *feature_names(groups,
+        **options)]`` (``(0, 1 + n_features)`` when no cell is found).
     """
     groups = _check_groups(groups)
     cfg = _config(options)
     rgb, seg = _prepare(image, segmentation, segmenter)
-    per_cell = _cell_groups(groups)
+    names = ["cell_label", *feature_names(groups, **options)]
+    rows = _cell_rows(rgb, seg, groups, cfg, exclude_border)
+    if as_array:
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    return [OrderedDict(zip(names, row.tolist())) for row in rows]
+
+
+def _cell_rows(rgb, seg, groups, cfg, exclude_border=False) -> list:
+    """The rows of :func:`features_per_cell` as float64 arrays: the cell's
+    label, then its values in column order."""
+    measures = _cell_measures(_cell_groups(groups), cfg)
+    fld = _field_values(seg, groups)                   # the same for every cell
     rows = []
-    fld = _with_field([], seg, groups)                 # the same for every cell
     for crop in seg.iter_cells(rgb, _margin(cfg)):
         if exclude_border and crop.touches_border:
             continue
-        parts = [{"cell_label": float(crop.label)}, *_measure_cell(crop, per_cell, cfg)]
-        rows.append(_merged(parts + fld))
+        rows.append(np.concatenate([[float(crop.label)], _measure_cell(crop, measures), fld]))
     return rows

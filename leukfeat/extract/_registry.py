@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from . import colour, edges, field, shape, texture
 
 __all__ = ["FeatureGroup", "CellCrop", "REGISTRY", "catalogue_rst"]
@@ -66,6 +68,13 @@ class FeatureGroup:
         Field groups (measured once on the whole segmentation, the same in
         every row of a field): ``measure_field(segmentation, counts, cfg) ->
         dict``; ``counts`` is ``Segmentation.label_counts()`` or None.
+    prepare, values : callable or None
+        The fast path of a per-cell group (optional): ``prepare(cfg)``
+        checks the options once and returns them as ``values`` takes them
+        (it raises the errors ``measure`` would); ``values(crop, params)``
+        returns the values of ``measure(crop, cfg)`` as a float64 array, or
+        None for an empty cell, without checking its arguments again or
+        building a dict (feature extraction calls it for every cell).
     prefixes : tuple of str
         The prefixes of the group's names.
     module : str
@@ -82,11 +91,31 @@ class FeatureGroup:
     prefixes: tuple = ()
     module: str = ""
     summary: str = ""
+    prepare: Callable | None = None
+    values: Callable | None = None
 
     @property
     def per_cell(self) -> bool:
         """Whether the group is measured per cell (else once per field)."""
         return self.measure is not None
+
+    def cell_values(self, cfg) -> Callable:
+        """``f(crop) -> float64 array`` of this per-cell group for the full
+        configuration ``cfg``: :attr:`values` with the options checked once
+        here, else :attr:`measure`'s dict turned into an array. An empty
+        cell gives NaN."""
+        n = len(self.names(cfg))
+        if self.values is None:
+            def f(crop):
+                return np.fromiter(self.measure(crop, cfg).values(), np.float64, n)
+            return f
+        params = self.prepare(cfg)
+        values = self.values
+
+        def f(crop):
+            v = values(crop, params)
+            return np.full(n, np.nan) if v is None else v
+        return f
 
 
 def _texture_group(name, compartment, default, summary, prefixes):
@@ -101,8 +130,36 @@ def _texture_group(name, compartment, default, summary, prefixes):
             lbp_radii=cfg["lbp_radii"], quantization=cfg["glcm_quantization"],
             compartment=compartment)
 
+    def prepare(cfg):
+        names(cfg)                                  # checks distances, radii
+        kw = texture.texture_features.__kwdefaults__
+        return (texture._check_distances(cfg["glcm_distances"]), cfg["glcm_levels"],
+                cfg["glcm_quantization"], kw["include_mcc"], tuple(cfg["lbp_radii"]),
+                kw["lbp_method"])
+
+    def values(crop, params):
+        return texture._texture_values(
+            crop.gray, crop.cell if compartment is None else crop.nucleus, *params)
+
     return FeatureGroup(name, default, names, measure, prefixes=prefixes,
-                        module="leukfeat.extract.texture", summary=summary)
+                        module="leukfeat.extract.texture", summary=summary,
+                        prepare=prepare, values=values)
+
+
+def _colour_params(cfg):
+    return colour._check_params(cfg["colour_spaces"], cfg["percentiles"],
+                                cfg["histogram_bins"], "colour")[:3]
+
+
+def _shape_params(cfg):
+    return shape._check_params(cfg["n_fourier"], cfg["zernike_degree"],
+                               shape.shape_features.__kwdefaults__["lobe_depth"], "shape")[:3]
+
+
+def _edge_params(cfg):
+    kw = edges.edge_features.__kwdefaults__
+    return edges._check_params(cfg["edge_sigmas"], kw["ring_width"], kw["edge_threshold"],
+                               "edges")[:3]
 
 
 _FIELD_NAMES = tuple(field.field_feature_names())
@@ -124,6 +181,8 @@ REGISTRY = {g.name: g for g in (
         measure=lambda crop, cfg: shape.shape_features(crop.cell, crop.nucleus,
                                                        n_fourier=cfg["n_fourier"],
                                                        zernike_degree=cfg["zernike_degree"]),
+        prepare=_shape_params,
+        values=lambda crop, p: shape._shape_values(crop.cell, crop.nucleus, *p),
         prefixes=("shape_cell_", "shape_nucleus_", "shape_nc_ratio"),
         module="leukfeat.extract.shape",
         summary="morphometry of cell and nucleus: area, perimeter, Feret diameters, "
@@ -136,6 +195,8 @@ REGISTRY = {g.name: g for g in (
         measure=lambda crop, cfg: colour.colour_features(
             crop.image, crop.cell, crop.nucleus, spaces=cfg["colour_spaces"],
             percentiles=cfg["percentiles"], histogram_bins=cfg["histogram_bins"]),
+        prepare=_colour_params,
+        values=lambda crop, p: colour._colour_values(crop.image, crop.cell, crop.nucleus, *p),
         prefixes=("colour_",),
         module="leukfeat.extract.colour",
         summary="RGB, CIELAB and HSV statistics (mean, spread, percentiles) of nucleus, "
@@ -145,6 +206,8 @@ REGISTRY = {g.name: g for g in (
         names=lambda cfg: edges.edge_feature_names(sigmas=cfg["edge_sigmas"]),
         measure=lambda crop, cfg: edges.edge_features(crop.image, crop.cell,
                                                       sigmas=cfg["edge_sigmas"]),
+        prepare=_edge_params,
+        values=lambda crop, p: edges._edge_values(crop.image, crop.cell, *p),
         prefixes=("edges_",),
         module="leukfeat.extract.edges",
         summary="Laplacian-of-Gaussian responses, edge density and gradient statistics "
@@ -160,7 +223,7 @@ REGISTRY = {g.name: g for g in (
                 "and nucleus fraction (the same in every row of a field)"),
 )}
 
-# field groups are appended after the per-cell ones (extract._with_field):
+# field groups are appended after the per-cell ones (extract._field_values):
 # the registry's order must say the same
 _kinds = [g.per_cell for g in REGISTRY.values()]
 assert _kinds == sorted(_kinds, reverse=True), "field groups must come after per-cell groups"

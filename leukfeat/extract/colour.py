@@ -413,9 +413,20 @@ def colour_features(image, cell_mask, nucleus_mask=None, *, spaces=("rgb", "lab"
 
     # colour_feature_names of the parameters checked above
     names = _names(nucleus is not None, spaces, percentiles, histogram_bins, prefix)
+    values = _colour_values(rgb, cell, nucleus, spaces, percentiles, histogram_bins)
+    if values is None:
+        return dict.fromkeys(names, np.nan)
+    return dict(zip(names, values.tolist()))
+
+
+def _colour_values(rgb, cell, nucleus, spaces, percentiles, histogram_bins):
+    """The values of :func:`colour_features` as a float64 array in the order
+    of its names, or None for an empty ``cell``: checked arguments (uint8
+    RGB C-contiguous image, bool masks of its shape, parameters as
+    ``_check_params`` returns them); what per-cell extraction calls."""
     box = _bbox(cell)
     if box is None:
-        return dict.fromkeys(names, np.nan)
+        return None
     r0, r1, c0, c1 = box
     cell_c = cell[r0:r1, c0:c1]
     crop = rgb[r0:r1, c0:c1]
@@ -465,6 +476,4 @@ def colour_features(image, cell_mask, nucleus_mask=None, *, spaces=("rgb", "lab"
         b[float_pos] = _float_stats(f, percentiles, float_ranges, histogram_bins, n_stats)
         if hue_pos is not None and f.shape[1] > 0:
             b[hue_pos, :2] = _circular(trig[0], trig[1], f.shape[1])
-    values = list(blocks)
-    flat = np.concatenate([v.ravel() for v in values])
-    return dict(zip(names, flat.tolist()))
+    return blocks.ravel()

@@ -216,9 +216,21 @@ def edge_features(image, cell_mask, *, sigmas=(1.0, 2.0), ring_width=3,
     arr = check_image(image, "image")
     cell = check_mask(cell_mask, arr.shape, "cell_mask")
     names = _names(sigmas, prefix)
+    values = _edge_values(arr, cell, sigmas, ring_width, edge_threshold)
+    if values is None:
+        return dict.fromkeys(names, np.nan)
+    return dict(zip(names, values.tolist()))
+
+
+def _edge_values(arr, cell, sigmas, ring_width, edge_threshold):
+    """The values of :func:`edge_features` as a float64 array in the order
+    of its names, or None for an empty ``cell``: checked arguments (the
+    image as ``check_image`` returns it, a bool mask of its shape,
+    parameters as ``_check_params`` returns them); what per-cell extraction
+    calls."""
     box = _bbox(cell)
     if box is None:
-        return dict.fromkeys(names, np.nan)
+        return None
 
     margin = max(gaussian_kernels(s)[2] for s in sigmas) + 2
     h, w = cell.shape
@@ -243,4 +255,4 @@ def edge_features(image, cell_mask, *, sigmas=(1.0, 2.0), ring_width=3,
     eroded = cv2.erode(m.view(np.uint8), _disc(ring_width), borderType=cv2.BORDER_CONSTANT,
                        borderValue=0)
     k.boundary_stats(resp_min, gx, gy, m, eroded, edge_threshold, values[4 * len(sigmas):])
-    return dict(zip(names, values.tolist()))
+    return values

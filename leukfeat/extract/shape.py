@@ -496,9 +496,20 @@ def shape_features(cell_mask, nucleus_mask=None, *, n_fourier=10, zernike_degree
         nucleus = check_mask(nucleus_mask, cell.shape, "nucleus_mask")
 
     names = _names(nucleus is not None, n_fourier, zernike_degree, prefix)
+    values = _shape_values(cell, nucleus, n_fourier, zernike_degree, lobe_depth)
+    if values is None:
+        return dict.fromkeys(names, np.nan)
+    return dict(zip(names, values.tolist()))
+
+
+def _shape_values(cell, nucleus, n_fourier, zernike_degree, lobe_depth):
+    """The values of :func:`shape_features` as a float64 array in the order
+    of its names, or None for an empty ``cell``: checked arguments (bool
+    masks of one shape, parameters as ``_check_params`` returns them); what
+    per-cell extraction calls."""
     box = _bbox(cell)
     if box is None:
-        return dict.fromkeys(names, np.nan)
+        return None
     r0, r1, c0, c1 = box
     cell_c = cell[r0:r1, c0:c1]
     values = [_region_features(cell_c, n_fourier, zernike_degree)]
@@ -511,5 +522,4 @@ def shape_features(cell_mask, nucleus_mask=None, *, n_fourier=10, zernike_degree
         nb = _bbox(nuc_c)
         lobes = np.nan if nb is None else _lobe_count(_crop_pad(nuc_c, nb), lobe_depth)
         values += [nuc_vals, [lobes, n_nuc / n_cyto if n_cyto > 0 else np.nan, n_nuc / n_cell]]
-    flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
-    return dict(zip(names, (float(v) for v in flat)))
+    return np.concatenate([np.asarray(v, dtype=np.float64) for v in values])

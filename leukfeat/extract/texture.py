@@ -1261,6 +1261,15 @@ def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
     dists = _check_distances(distances)
     radii = tuple(lbp_radii)
     names = _checked_texture_names(dists, radii, include_mcc, lbp_method, compartment)
+    return dict(zip(names, _texture_values(arr, m, dists, levels, quantization, include_mcc,
+                                           radii, lbp_method).tolist()))
+
+
+def _texture_values(arr, m, dists, levels, quantization, include_mcc, radii, lbp_method):
+    """The values of :func:`texture_features` as a float64 array in the
+    order of its names: checked arguments (uint8 grey image, bool mask of
+    its shape or None, distances and radii as checked tuples); what
+    per-cell extraction calls."""
     q = _quantize(arr, m, levels, quantization, "gray")
     values: list[float] = []
     for d in dists:
@@ -1277,4 +1286,4 @@ def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
     if radii:
         values.extend(np.concatenate(lbp_histogram(arr, m, radii, lbp_method,
                                                    as_dict=False)).tolist())
-    return dict(zip(names, values))
+    return np.array(values, dtype=np.float64)
