@@ -57,21 +57,26 @@ only scikit-learn.
 from __future__ import annotations
 
 import numpy as np
+from numbers import Integral
+
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
 from . import extract
 from .segment import DEFAULT_METHOD
 from .transformers import FeatureExtractor, Segmenter, StainNormalizer
 
-__all__ = ["CLASSIFIERS", "BalancedKNeighborsClassifier", "EmbeddingColumns", "LabelEncodedClassifier", "make_classifier",
+__all__ = ["CLASSIFIERS", "BalancedKNeighborsClassifier", "EmbeddingColumns", "HGBClassifier",
+           "LabelEncodedClassifier", "make_classifier",
            "make_hybrid_vote", "make_pipeline"]
 
 #: Names accepted by :func:`make_classifier`.
@@ -98,6 +103,57 @@ def _import_xgb_classifier():
     return XGBClassifier
 
 _SCALED = frozenset({"knn", "svm", "logreg"})
+
+
+# --------------------------------------------------------------------------- #
+# HGBClassifier
+# --------------------------------------------------------------------------- #
+
+class HGBClassifier(HistGradientBoostingClassifier):
+    """scikit-learn's :class:`~sklearn.ensemble.HistGradientBoostingClassifier`
+    with a leaf size that follows the training set: the ``"hgb"`` preset.
+
+    ``min_samples_leaf="auto"`` (what :func:`make_classifier` sets) fits with
+    ``min(20, max(1, n_samples // 10))`` samples per leaf at least:
+    scikit-learn's 20 from 200 training samples on, and fewer below, where
+    20 would leave a set of fewer than 40 samples one leaf, every prediction
+    the same class. An integer is used as it is. Every other parameter,
+    attribute and method is scikit-learn's.
+
+    Attributes
+    ----------
+    min_samples_leaf_ : int
+        The leaf size used by the last ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(60.0).reshape(30, 2); y = np.repeat([0, 1], 15)
+    >>> clf = HGBClassifier(min_samples_leaf="auto", max_iter=10).fit(X, y)
+    >>> clf.min_samples_leaf_, clf.score(X, y)
+    (3, 1.0)
+    """
+
+    _parameter_constraints: dict = {
+        **HistGradientBoostingClassifier._parameter_constraints,
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left"),
+                             StrOptions({"auto"})],
+    }
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Fit as scikit-learn does, with the leaf size of ``min_samples_leaf``
+        (``"auto"``: ``min(20, max(1, n_samples // 10))``)."""
+        leaf = self.min_samples_leaf
+        if isinstance(leaf, str) and leaf == "auto":
+            leaf = min(20, max(1, _num_samples(X) // 10))
+        requested = self.min_samples_leaf
+        self.min_samples_leaf = leaf
+        try:
+            super().fit(X, y, sample_weight=sample_weight, **fit_params)
+        finally:
+            self.min_samples_leaf = requested
+        self.min_samples_leaf_ = int(leaf)
+        return self
 
 
 # --------------------------------------------------------------------------- #
@@ -326,10 +382,11 @@ def _final_estimator(name: str, random_state, class_weight="balanced"):
         return LogisticRegression(max_iter=5000, class_weight=class_weight,
                                   random_state=random_state)
     if name == "hgb":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        return HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.1, class_weight=class_weight, early_stopping=False,
-            random_state=random_state)
+        # the leaf size follows the training set (HGBClassifier): with
+        # scikit-learn's fixed 20, fewer than 40 images give one leaf
+        return HGBClassifier(
+            max_iter=200, learning_rate=0.1, min_samples_leaf="auto", class_weight=class_weight,
+            early_stopping=False, random_state=random_state)
     if name == "xgboost":
         XGBClassifier = _import_xgb_classifier()
         return LabelEncodedClassifier(XGBClassifier(

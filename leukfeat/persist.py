@@ -105,6 +105,7 @@ _METADATA_MEMBER = "leukfeat-metadata.json"
 TRUSTED_TYPES = (
     # leukfeat's estimators and the stain targets they hold
     "leukfeat.models.LabelEncodedClassifier",
+    "leukfeat.models.HGBClassifier",
     "leukfeat.models.BalancedKNeighborsClassifier",
     "leukfeat.models.EmbeddingColumns",
     "leukfeat.transformers.FeatureExtractor",

@@ -102,8 +102,8 @@ def test_preset_structure():
     assert make_classifier("logreg")[-1].class_weight == "balanced"
     hgb = make_classifier("hgb", random_state=2)[-1]
     assert (type(hgb).__name__, hgb.max_iter, hgb.learning_rate, hgb.class_weight,
-            hgb.early_stopping, hgb.random_state) == \
-        ("HistGradientBoostingClassifier", 200, 0.1, "balanced", False, 2)
+            hgb.early_stopping, hgb.random_state, hgb.min_samples_leaf) == \
+        ("HGBClassifier", 200, 0.1, "balanced", False, 2, "auto")
     assert make_classifier("knn")[0].strategy == "median"
     if not HAVE_XGBOOST:
         return
@@ -271,7 +271,7 @@ def test_make_pipeline_structure(tmp_path):
     assert isinstance(stained[0], StainNormalizer)
     assert (stained[0].method, stained[0].random_state) == ("macenko", 5)
     assert stained[-1][-1].random_state == 5
-    assert make_pipeline()[-1][-1].__class__.__name__ == "HistGradientBoostingClassifier"
+    assert make_pipeline()[-1][-1].__class__.__name__ == "HGBClassifier"
     custom = make_pipeline(LogisticRegression())
     assert isinstance(custom[-1], LogisticRegression)
 

@@ -146,6 +146,32 @@ def test_default_classifier_is_the_same_everywhere():
     assert tuple(CLASSIFIERS) == tuple(models.CLASSIFIERS)
 
 
+def test_default_classifier_learns_from_a_few_dozen_samples():
+    """The default preset splits on a small training set: with
+    scikit-learn's ``min_samples_leaf=20`` a set of fewer than 40 samples
+    gives one leaf, and every prediction is the same class (the README's
+    quick start on 40 images scored chance)."""
+    import numpy as np
+
+    from leukfeat.models import make_classifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(232, 6))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    train, test = slice(0, 32), slice(32, None)
+    clf = make_classifier("hgb").fit(X[train], y[train])
+    assert np.unique(clf.predict(X[test])).size == 2
+    assert clf.score(X[test], y[test]) >= 0.75
+    assert clf[-1].min_samples_leaf_ == 3 and clf[-1].min_samples_leaf == "auto"
+    stump = make_classifier("hgb", min_samples_leaf=20).fit(X[train], y[train])
+    assert np.unique(stump.predict(X[test])).size == 1     # what the test guards against
+    # from 200 samples on, scikit-learn's 20 (the benchmarked setting) exactly
+    big = make_classifier("hgb").fit(X[:220], y[:220])
+    fixed = make_classifier("hgb", min_samples_leaf=20).fit(X[:220], y[:220])
+    assert big[-1].min_samples_leaf_ == 20
+    np.testing.assert_array_equal(big.predict_proba(X[220:]), fixed.predict_proba(X[220:]))
+
+
 def test_base_install_runs_the_core_and_a_default_pipeline(tmp_path):
     """``from leukfeat import segment, extract, FeatureExtractor, make_pipeline``
     and a default pipeline fitted on make_cells data, without any extra."""
@@ -165,7 +191,7 @@ def test_base_install_runs_the_core_and_a_default_pipeline(tmp_path):
     """ % (OPTIONAL,))
     proc = _python(code, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.split() == ["HistGradientBoostingClassifier", "(8,", "2)", "[]"]
+    assert proc.stdout.split() == ["HGBClassifier", "(8,", "2)", "[]"]
 
 
 def test_demo_without_the_extras_leaves_out_xgboost_and_the_report(tmp_path):
