@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import traceback
 from dataclasses import dataclass
@@ -156,7 +157,7 @@ class _Raised:
         # (an exception raised in this process keeps its own traceback).
         self.traceback = "".join(traceback.format_exception(
             type(exc), exc, exc.__traceback__)) if remote else ""
-        self.exception = exc
+        self.exception: BaseException | None = exc
         if remote:  # the exception object travels back to the parent only if it pickles
             try:
                 import pickle
@@ -498,12 +499,12 @@ def reraise(failure: Failure):
         except Exception:  # pragma: no cover - exotic exception classes
             rewritten = False
         if rewritten:
-            if remote:
+            if remote and sys.version_info >= (3, 11):   # no add_note on Python 3.10
                 exc.add_note(remote)
             raise exc
         exc.args = old_args
     new = RuntimeError(f"{where}: {failure.error_type}: {failure.message}")
-    if remote:
+    if remote and sys.version_info >= (3, 11):
         new.add_note(remote)
     raise new from exc
 
