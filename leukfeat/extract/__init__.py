@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -63,6 +64,13 @@ from ..segment import DEFAULT_METHOD, Segmentation, segment as _segment
 from . import colour, edges, field, shape, texture
 from ._registry import REGISTRY, CellCrop, FeatureGroup
 from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from numpy.typing import ArrayLike
+
+    from ..segment import CellCrop as SegmentCellCrop
 
 __all__ = ["features", "feature_vector", "features_per_cell", "feature_names", "GROUPS", "DEFAULT_GROUPS",
            "DEFAULTS", "CELLS", "FeatureConfig", "FeatureGroup", "REGISTRY",
@@ -98,10 +106,10 @@ DEFAULTS = {
 _CROP_MARGIN_EXTRA = 2
 
 #: Aggregations over every cell of a field accepted as ``cell=``.
-_AGGREGATES = {"mean": np.nanmean, "median": np.nanmedian}
+_AGGREGATES: dict[str, Callable[..., Any]] = {"mean": np.nanmean, "median": np.nanmedian}
 
 
-def _config(overrides: dict) -> dict:
+def _config(overrides: dict[str, Any]) -> dict[str, Any]:
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown feature option(s) {sorted(unknown)}; "
@@ -111,7 +119,7 @@ def _config(overrides: dict) -> dict:
     return cfg
 
 
-def _check_groups(groups) -> tuple:
+def _check_groups(groups: str | Iterable[str]) -> tuple[str, ...]:
     if isinstance(groups, str):
         groups = (groups,)
     groups = tuple(groups)
@@ -122,7 +130,7 @@ def _check_groups(groups) -> tuple:
     return tuple(g for g in GROUPS if g in groups)
 
 
-def feature_names(groups=DEFAULT_GROUPS, **options) -> list:
+def feature_names(groups: str | Iterable[str] = DEFAULT_GROUPS, **options: Any) -> list[str]:
     """Names of the features :func:`features` returns for a configuration.
 
     Parameters
@@ -181,7 +189,8 @@ class FeatureConfig:
 
     __slots__ = ("groups", "cell", "options")
 
-    def __init__(self, groups=DEFAULT_GROUPS, cell="largest", options=None):
+    def __init__(self, groups: str | Iterable[str] = DEFAULT_GROUPS, cell: str | int = "largest",
+                 options: dict[str, Any] | None = None) -> None:
         try:
             self.groups = _check_groups(groups)
         except (TypeError, ValueError):
@@ -203,15 +212,15 @@ class FeatureConfig:
             raise ValueError(f"options: {exc}") from None
         self.options = dict(options)
 
-    def full_options(self) -> dict:
+    def full_options(self) -> dict[str, Any]:
         """Every option: :data:`DEFAULTS` updated with :attr:`options`."""
         return _config(self.options)
 
-    def names(self) -> list:
+    def names(self) -> list[str]:
         """The column names, in order."""
         return feature_names(self.groups, **self.options)
 
-    def cache_key(self) -> dict:
+    def cache_key(self) -> dict[str, Any]:
         """A JSON-able description that changes whenever a value could."""
         full = self.full_options()
         return {"groups": list(self.groups), "cell": self.cell,
@@ -222,13 +231,14 @@ class FeatureConfig:
         return (f"FeatureConfig(groups={self.groups!r}, cell={self.cell!r}, "
                 f"options={self.options!r})")
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, FeatureConfig) and self.cache_key() == other.cache_key()
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as it defines __eq__
 
 
-def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
+def _pick_cell(seg: Segmentation, cell: str | int,
+               counts: tuple[np.ndarray, np.ndarray] | None = None) -> int:
     """The label of the cell to measure (0: none); ``counts``: the
     segmentation's ``label_counts()``, if already computed."""
     if seg.n_cells == 0:
@@ -259,47 +269,52 @@ def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
                      f"label, got {cell!r}")
 
 
-def _margin(cfg) -> int:
+def _margin(cfg: dict[str, Any]) -> int:
     """Context kept around a cell's box: the reach of every filter, so that
     values on the crop equal those on the full image."""
     return int(4.0 * max(cfg["edge_sigmas"]) + 0.5) + _CROP_MARGIN_EXTRA
 
 
-def _measure_cell(crop, groups, cfg) -> list:
+def _measure_cell(crop: SegmentCellCrop, groups: tuple[str, ...],
+                  cfg: dict[str, Any]) -> list[dict[str, float]]:
     """The groups' dicts of one :class:`~leukfeat.segment.CellCrop`."""
     return _measure_crop(crop.image, crop.mask, crop.nucleus, groups, cfg)
 
 
-def _measure_crop(img, cm, nm, groups, cfg) -> list:
+def _measure_crop(img: np.ndarray | None, cm: np.ndarray, nm: np.ndarray, groups: tuple[str, ...],
+                  cfg: dict[str, Any]) -> list[dict[str, float]]:
     """The groups' dicts for a cell given its crop and masks (C-contiguous)."""
     crop = CellCrop(np.ascontiguousarray(img), cm, nm)
-    return [REGISTRY[g].measure(crop, cfg) for g in groups]
+    return [REGISTRY[g].measure(crop, cfg) for g in groups]  # type: ignore[misc]  # per-cell groups
 
 
-def _cell_groups(groups) -> tuple:
+def _cell_groups(groups: tuple[str, ...]) -> tuple[str, ...]:
     """The groups measured per cell (the others are measured once per field)."""
     return tuple(g for g in groups if REGISTRY[g].per_cell)
 
 
-def _with_field(parts, seg, groups, counts=None, cfg=None):
+def _with_field(parts: list[dict[str, float]], seg: Segmentation, groups: tuple[str, ...],
+                counts: tuple[np.ndarray, np.ndarray] | None = None,
+                cfg: dict[str, Any] | None = None) -> list[dict[str, float]]:
     """Append the field groups (measured once on the whole segmentation)."""
     for g in groups:
         if not REGISTRY[g].per_cell:
-            parts.append(REGISTRY[g].measure_field(seg, counts, cfg))
+            parts.append(REGISTRY[g].measure_field(seg, counts, cfg))  # type: ignore[misc]  # field groups
     return parts
 
 
-def _merged(parts) -> "OrderedDict[str, float]":
+def _merged(parts: list[dict[str, float]]) -> OrderedDict[str, float]:
     """One ordered mapping from a list of group dicts."""
     return OrderedDict(kv for d in parts for kv in d.items())
 
 
-def _values(parts) -> list:
+def _values(parts: list[dict[str, float]]) -> list[float]:
     """The values of a list of group dicts, in column order."""
     return [v for d in parts for v in d.values()]
 
 
-def _prepare(image, segmentation, segmenter):
+def _prepare(image: ArrayLike, segmentation: Segmentation | None,
+             segmenter: str | Callable[..., Segmentation]) -> tuple[np.ndarray, Segmentation]:
     arr = check_image(image, "image", ndim=(3,))
     rgb = as_uint8_rgb(arr, "image")
     if segmentation is None:
@@ -313,8 +328,10 @@ def _prepare(image, segmentation, segmenter):
     return rgb, segmentation
 
 
-def features(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
-             segmenter=DEFAULT_METHOD, **options) -> "OrderedDict[str, float]":
+def features(image: ArrayLike, segmentation: Segmentation | None = None,
+             groups: str | Iterable[str] = DEFAULT_GROUPS, *, cell: str | int = "largest",
+             segmenter: str | Callable[..., Segmentation] = DEFAULT_METHOD,
+             **options: Any) -> OrderedDict[str, float]:
     """Measure one white cell of an image.
 
     Parameters
@@ -376,7 +393,10 @@ def features(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
     return _merged(parts)
 
 
-def _feature_parts(image, segmentation, groups, cell, segmenter, options):
+def _feature_parts(image: ArrayLike, segmentation: Segmentation | None,
+                   groups: str | Iterable[str], cell: str | int,
+                   segmenter: str | Callable[..., Segmentation],
+                   options: dict[str, Any]) -> list[dict[str, float]] | None:
     """The work of :func:`features`: the group dicts in column order, or None
     when the image has no (such) cell and the row is all NaN."""
     groups = _check_groups(groups)
@@ -403,8 +423,10 @@ def _feature_parts(image, segmentation, groups, cell, segmenter, options):
                        seg, groups, counts)
 
 
-def feature_vector(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
-                   segmenter=DEFAULT_METHOD, **options) -> np.ndarray:
+def feature_vector(image: ArrayLike, segmentation: Segmentation | None = None,
+                   groups: str | Iterable[str] = DEFAULT_GROUPS, *, cell: str | int = "largest",
+                   segmenter: str | Callable[..., Segmentation] = DEFAULT_METHOD,
+                   **options: Any) -> np.ndarray:
     """:func:`features` as an array, in :func:`feature_names` order.
 
     The same values without building the name -> value mapping (what
@@ -436,8 +458,10 @@ def feature_vector(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="lar
     return np.array(_values(parts), dtype=np.float64)
 
 
-def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmenter=DEFAULT_METHOD,
-                      exclude_border: bool = False, **options) -> list:
+def features_per_cell(image: ArrayLike, segmentation: Segmentation | None = None,
+                      groups: str | Iterable[str] = DEFAULT_GROUPS, *,
+                      segmenter: str | Callable[..., Segmentation] = DEFAULT_METHOD,
+                      exclude_border: bool = False, **options: Any) -> list[OrderedDict[str, float]]:
     """Measure every white cell of a field.
 
     Parameters

@@ -15,9 +15,12 @@ The order of :data:`REGISTRY` is the order of the columns.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import colour, edges, field, shape, texture
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["FeatureGroup", "CellCrop", "REGISTRY", "catalogue_rst"]
 
@@ -29,14 +32,14 @@ class CellCrop:
 
     __slots__ = ("image", "cell", "nucleus", "_gray")
 
-    def __init__(self, image, cell, nucleus):
+    def __init__(self, image: np.ndarray, cell: np.ndarray, nucleus: np.ndarray) -> None:
         self.image = image
         self.cell = cell
         self.nucleus = nucleus
-        self._gray = None
+        self._gray: np.ndarray | None = None
 
     @property
-    def gray(self):
+    def gray(self) -> np.ndarray:
         """BT.601 grey of the crop (OpenCV's conversion)."""
         if self._gray is None:
             import cv2
@@ -76,10 +79,10 @@ class FeatureGroup:
 
     name: str
     default: bool
-    names: Callable
-    measure: Callable | None = None
-    measure_field: Callable | None = None
-    prefixes: tuple = ()
+    names: Callable[[dict[str, Any]], list[str]]
+    measure: Callable[[CellCrop, dict[str, Any]], dict[str, float]] | None = None
+    measure_field: Callable[[Any, Any, dict[str, Any] | None], dict[str, float]] | None = None
+    prefixes: tuple[str, ...] = ()
     module: str = ""
     summary: str = ""
 
