@@ -66,8 +66,15 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ._typing import StrPath
+    from .segment import Segmentation
 
 __all__ = ["map_ordered", "Failure", "WorkerDiedError", "describe_item", "as_batch",
            "load_rgb", "load_item", "NotABatchError", "ImageBatchTransformer"]
@@ -106,12 +113,12 @@ class Failure:
     traceback: str = ""
 
 
-def is_path(x) -> bool:
+def is_path(x: object) -> bool:
     """Whether ``x`` is a file path (str, bytes or os.PathLike), not pixels."""
     return isinstance(x, PATH_TYPES)
 
 
-def for_remote(item):
+def for_remote(item: Any) -> Any:
     """``item`` as sent to another machine's (or another folder's) process: a
     relative path (also inside an ``(image, mask)`` pair) made absolute
     against this process's working directory, anything else as it is. A Dask
@@ -126,7 +133,7 @@ def for_remote(item):
     return item
 
 
-def describe_item(item) -> str:
+def describe_item(item: Any) -> str:
     """A short, readable description of a batch item for error messages.
 
     File paths are given as they are (``os.fspath``), arrays by shape and dtype
@@ -430,8 +437,10 @@ def _alone(task: _Task, item, n_jobs, first_death: BaseException):
         return _Raised(err, remote=False)
 
 
-def map_items(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="raise",
-              batch_size="auto", sink=None):
+def map_items(fn: Callable[[Any], Any], items: Iterable[Any], *, n_jobs: int | None = None,
+              progress: bool = False, desc: str | None = None, on_error: str = "raise",
+              batch_size: int | str = "auto", sink: Callable[[int, Any], None] | None = None
+              ) -> tuple[list[Any], list[Failure]]:
     """:func:`map_ordered` returning :class:`Failure` records (used by leukfeat).
 
     With ``sink``, ``sink(index, result)`` receives each result as it arrives
@@ -476,7 +485,7 @@ def map_items(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="ra
     return results, failures
 
 
-def reraise(failure: Failure):
+def reraise(failure: Failure) -> NoReturn:
     """Raise the error of ``failure`` with the item's index and description in the message.
 
     The original exception object is re-raised (same type and attributes, e.g.
@@ -509,8 +518,10 @@ def reraise(failure: Failure):
     raise new from exc
 
 
-def map_ordered(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="raise",
-                batch_size="auto"):
+def map_ordered(fn: Callable[[Any], Any], items: Iterable[Any], *, n_jobs: int | None = None,
+                progress: bool = False, desc: str | None = None, on_error: str = "raise",
+                batch_size: int | str = "auto"
+                ) -> list[Any] | tuple[list[Any], list[tuple[int, str, str]]]:
     """Apply ``fn`` to every item, in parallel, keeping the input order.
 
     Parameters
@@ -587,8 +598,8 @@ def _is_single_image(x) -> bool:
             and x.ndim in (2, 3))
 
 
-def as_batch(X, name: str = "X", *, single: str = "refuse", paths: bool = True,
-             check_items: bool = False, allow_empty: bool = False) -> list:
+def as_batch(X: Any, name: str = "X", *, single: str = "refuse", paths: bool = True,
+             check_items: bool = False, allow_empty: bool = False) -> list[Any]:
     """A batch of images as a list of items (the one rule of leukfeat).
 
     Parameters
@@ -702,7 +713,7 @@ def _load(item):
     return arr
 
 
-def load_rgb(item, name: str = "image") -> np.ndarray:
+def load_rgb(item: Any, name: str = "image") -> np.ndarray:
     """An item (path or array) as an RGB ``uint8`` array: grey stacked,
     other dtypes converted as :func:`leukfeat._validation.as_uint8_rgb` does."""
     from ._validation import as_uint8_rgb
@@ -710,7 +721,7 @@ def load_rgb(item, name: str = "image") -> np.ndarray:
     return as_uint8_rgb(_load(item), name)
 
 
-def load_item(item):
+def load_item(item: Any) -> tuple[np.ndarray, Segmentation | None]:
     """``(image, Segmentation or None)`` of a batch item.
 
     An item is an image (a path or an array, returned as read, for the
@@ -733,7 +744,7 @@ def load_item(item):
     if isinstance(mask, segment.Segmentation):
         return rgb, mask
     if isinstance(mask, PATH_TYPES):
-        mask = io.read_mask(mask)
+        mask = io.read_mask(cast("StrPath", mask))   # bytes paths are read too
     return rgb, segment.from_mask(rgb, mask)
 
 
@@ -741,18 +752,18 @@ def load_item(item):
 # the base of the image-batch estimators
 # --------------------------------------------------------------------------- #
 
-def check_n_jobs(n_jobs) -> None:
+def check_n_jobs(n_jobs: object) -> None:
     if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer))
                                or isinstance(n_jobs, bool) or n_jobs == 0):
         raise ValueError(f"n_jobs: expected None or a non-zero int, got {n_jobs!r}")
 
 
-def check_choice(value, name: str, choices) -> None:
+def check_choice(value: object, name: str, choices: Iterable[str]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
 
 
-def check_segmenter(seg, name: str = "segmenter") -> None:
+def check_segmenter(seg: object, name: str = "segmenter") -> None:
     from . import segment
 
     if not callable(seg) and not (isinstance(seg, str) and seg in segment.METHODS):
@@ -760,7 +771,7 @@ def check_segmenter(seg, name: str = "segmenter") -> None:
                          f"callable, got {seg!r}")
 
 
-def image_tags(tags, *, requires_fit: bool):
+def image_tags(tags: Any, *, requires_fit: bool) -> Any:
     """Estimator tags of a transformer whose ``X`` is a batch of images."""
     tags.input_tags.two_d_array = False
     tags.input_tags.string = True  # file paths
@@ -864,7 +875,7 @@ def _image_batch_base():
     return ImageBatchTransformer
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # scikit-learn is imported only when an estimator is first needed
     if name == "ImageBatchTransformer":
         cls = _image_batch_base()

@@ -7,12 +7,15 @@ Imported by the other modules under ``if TYPE_CHECKING:`` only, so this module
 from __future__ import annotations
 
 import os
-from typing import Any, TypeAlias, Union
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
-import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["StrPath", "Image", "Item", "ArrayLike", "NDArray", "AnyArray"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["StrPath", "Image", "Item", "ImageBatch", "ArrayLike", "NDArray", "AnyArray"]
 
 #: a file path: str or os.PathLike (pathlib.Path, ...)
 StrPath: TypeAlias = Union[str, "os.PathLike[str]"]
@@ -22,3 +25,7 @@ AnyArray: TypeAlias = "NDArray[Any]"
 Image: TypeAlias = "NDArray[Any]"
 #: one item of a batch: a file path, an image array, or an (image, mask) pair
 Item: TypeAlias = Union[StrPath, "NDArray[Any]", "tuple[Any, Any]"]
+#: a batch of images (``X`` of the estimators): a sequence of items, a 4-D
+#: array (n, H, W, C), a 1-D object array, a pandas Series or a one-column
+#: DataFrame of items
+ImageBatch: TypeAlias = Union["Sequence[Any]", "NDArray[Any]", "pd.Series[Any]", "pd.DataFrame"]
