@@ -482,6 +482,10 @@ class ReinhardTarget:
     mean: np.ndarray
     std: np.ndarray
 
+    if TYPE_CHECKING:
+        # what the generated __init__ accepts (__post_init__ converts)
+        def __init__(self, mean: ArrayLike, std: ArrayLike) -> None: ...
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", _frozen_vector(self.mean, (3,), "mean"))
         std = _frozen_vector(self.std, (3,), "std")
@@ -674,6 +678,10 @@ class MacenkoTarget:
     stain_matrix: np.ndarray
     max_concentrations: np.ndarray
 
+    if TYPE_CHECKING:
+        # what the generated __init__ accepts (__post_init__ converts)
+        def __init__(self, stain_matrix: ArrayLike, max_concentrations: ArrayLike) -> None: ...
+
     def __post_init__(self) -> None:
         m = _frozen_vector(self.stain_matrix, (3, 2), "stain_matrix")
         if abs(np.linalg.det(m.T @ m)) < 1e-12:
@@ -687,8 +695,8 @@ class MacenkoTarget:
 #: Reference H&E target of the Macenko reference implementation
 #: (``HERef`` / ``maxCRef``), used by :func:`macenko` by default.
 MACENKO_REFERENCE = MacenkoTarget(
-    stain_matrix=[[0.5626, 0.2159], [0.7201, 0.8012], [0.4062, 0.5581]],  # type: ignore[arg-type]
-    max_concentrations=[1.9705, 1.0308],  # type: ignore[arg-type]
+    stain_matrix=[[0.5626, 0.2159], [0.7201, 0.8012], [0.4062, 0.5581]],
+    max_concentrations=[1.9705, 1.0308],
 )
 
 
@@ -699,11 +707,11 @@ MACENKO_REFERENCE = MacenkoTarget(
 #: to a fixed target learns nothing from the images (no statistic crosses
 #: cross-validation folds); used by ``leukfeat evaluate --stain`` and the
 #: ``stain_normalize`` recipe step.
-SMEAR_REINHARD_TARGET = ReinhardTarget(mean=(83.296509, 6.995175, 0.364563),  # type: ignore[arg-type]
-                                       std=(14.077922, 9.669895, 11.052252))  # type: ignore[arg-type]
+SMEAR_REINHARD_TARGET = ReinhardTarget(mean=(83.296509, 6.995175, 0.364563),
+                                       std=(14.077922, 9.669895, 11.052252))
 SMEAR_MACENKO_TARGET = MacenkoTarget(
-    stain_matrix=((0.514935, 0.478715), (0.816757, 0.549736), (0.260287, 0.684560)),  # type: ignore[arg-type]
-    max_concentrations=(1.309586, 0.516323))  # type: ignore[arg-type]
+    stain_matrix=((0.514935, 0.478715), (0.816757, 0.549736), (0.260287, 0.684560)),
+    max_concentrations=(1.309586, 0.516323))
 
 
 def _check_macenko_params(Io: float, alpha: float, beta: float) -> None:
