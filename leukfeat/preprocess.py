@@ -252,7 +252,7 @@ def equalize(image: ArrayLike) -> np.ndarray:
 
 
 def clahe(image: ArrayLike, clip_limit: float = 2.0,
-          tile_grid_size: int | tuple[int, int] = (8, 8)) -> np.ndarray:
+          tile_grid_size: int | Sequence[int] = (8, 8)) -> np.ndarray:
     """Contrast Limited Adaptive Histogram Equalisation (OpenCV).
 
     Grayscale images are processed directly; for RGB images CLAHE is applied to
@@ -301,7 +301,7 @@ def clahe(image: ArrayLike, clip_limit: float = 2.0,
 # geometry and intensity range
 # --------------------------------------------------------------------------- #
 
-def resize(image: ArrayLike, size: int | tuple[int, int], *, keep_aspect: bool = False,
+def resize(image: ArrayLike, size: int | Sequence[int], *, keep_aspect: bool = False,
            pad_value: float | tuple[float, float, float] = 0,
            interpolation: str = "area") -> np.ndarray:
     """Resize an image to ``size = (height, width)``.
