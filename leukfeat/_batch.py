@@ -73,7 +73,7 @@ import numpy as np
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ._typing import StrPath
+    from ._typing import ImageBatch, StrPath
     from .segment import Segmentation
 
 __all__ = ["map_ordered", "Failure", "WorkerDiedError", "describe_item", "as_batch",
@@ -779,7 +779,7 @@ def image_tags(tags: Any, *, requires_fit: bool) -> Any:
     return tags
 
 
-def _image_batch_base():
+def _image_batch_base() -> type[Any]:
     from sklearn.base import BaseEstimator, TransformerMixin
 
     class ImageBatchTransformer(TransformerMixin, BaseEstimator):
@@ -794,7 +794,7 @@ def _image_batch_base():
 
         _ON_ERROR = ("raise", "nan")
 
-        def fit(self, X, y=None):
+        def fit(self, X: ImageBatch, y: object = None) -> Any:
             """Validate the parameters and the batch; fix the output columns.
 
             Parameters
@@ -813,14 +813,14 @@ def _image_batch_base():
             names = np.asarray(self._fit_columns(), dtype=object)
             self.feature_names_out_ = names
             self.n_features_out_ = int(names.size)
-            self.errors_ = []
+            self.errors_: list[dict[str, Any]] = []
             return self
 
         def _check_params(self) -> None:  # pragma: no cover - every subclass defines it
             """Check every parameter (raise ValueError naming the bad one)."""
             raise NotImplementedError
 
-        def _fit_columns(self):  # pragma: no cover - every subclass defines it
+        def _fit_columns(self) -> Any:  # pragma: no cover - every subclass defines it
             """Set the fitted attributes of the subclass; return the output names."""
             raise NotImplementedError
 
@@ -831,14 +831,16 @@ def _image_batch_base():
             if not isinstance(self.progress, (bool, np.bool_)):
                 raise ValueError(f"progress: expected a bool, got {self.progress!r}")
 
-        def _map_items(self, fn, items, desc: str, sink=None):
+        def _map_items(self, fn: Callable[[Any], Any], items: list[Any], desc: str,
+                       sink: Callable[[int, Any], None] | None = None
+                       ) -> tuple[list[Any], list[Failure]]:
             """:func:`map_items` with the estimator's ``n_jobs``, ``progress`` and
             error policy; returns ``(results, failures)``."""
             return map_items(fn, items, n_jobs=self.n_jobs, progress=bool(self.progress),
                              desc=desc, sink=sink,
                              on_error="raise" if self.on_error == "raise" else "collect")
 
-        def _record_failures(self, failures, n_items: int) -> None:
+        def _record_failures(self, failures: list[Failure], n_items: int) -> None:
             """Store ``errors_`` and warn once about the NaN rows of failed items."""
             import warnings
 
@@ -850,7 +852,7 @@ def _image_batch_base():
                               f"(see errors_); first: item {first.index} ({first.item}): "
                               f"{first.error_type}: {first.message}", UserWarning, stacklevel=3)
 
-        def get_feature_names_out(self, input_features=None):
+        def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
             """Names of the output columns.
 
             Parameters
@@ -867,7 +869,7 @@ def _image_batch_base():
             check_is_fitted(self, "feature_names_out_")
             return self.feature_names_out_.copy()
 
-        def __sklearn_tags__(self):
+        def __sklearn_tags__(self) -> Any:
             return image_tags(super().__sklearn_tags__(), requires_fit=True)
 
     ImageBatchTransformer.__module__ = __name__

@@ -51,7 +51,7 @@ def content_key(item: Any) -> str | None:
         for arr in (item.mask, item.nucleus, item.labels):
             arr = np.ascontiguousarray(arr)
             h.update(f"{arr.dtype.str}:{arr.shape}:".encode())
-            h.update(memoryview(arr).cast("B"))  # type: ignore[arg-type]  # buffer protocol
+            h.update(memoryview(arr).cast("B"))  # type: ignore[arg-type, unused-ignore]  # buffer protocol
         return h.hexdigest()
     if isinstance(item, tuple):
         parts = [content_key(part) for part in item]
@@ -74,5 +74,5 @@ def content_key(item: Any) -> str | None:
     if arr.dtype == object:
         return None
     h.update(f"array:{arr.dtype.str}:{arr.shape}:".encode())
-    h.update(memoryview(arr).cast("B"))  # type: ignore[arg-type]  # buffer protocol
+    h.update(memoryview(arr).cast("B"))  # type: ignore[arg-type, unused-ignore]  # buffer protocol
     return h.hexdigest()

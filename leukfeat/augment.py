@@ -191,7 +191,7 @@ class TrainingAugmentation(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.estimator_.predict(X)
 
-    @available_if(_inner_has("predict_proba"))  # type: ignore[untyped-decorator]
+    @available_if(_inner_has("predict_proba"))  # type: ignore[untyped-decorator, unused-ignore]
     def predict_proba(self, X: ImageBatch) -> np.ndarray:
         """``estimator_.predict_proba`` of the images as they are."""
         check_is_fitted(self)

@@ -585,7 +585,7 @@ def _decode_pil(data: bytes) -> tuple[np.ndarray | None, str | None]:
                 if mode not in ("L", "LA", "RGB", "RGBA"):
                     im = im.convert("RGB")
                 arr = np.array(im)
-    except Image.UnidentifiedImageError:  # type: ignore[attr-defined]
+    except Image.UnidentifiedImageError:  # type: ignore[attr-defined, unused-ignore]
         return None, "not a readable image (unrecognised or corrupt image data)"
     except Exception as exc:  # Pillow raises many types for bad input
         return None, f"not a readable image ({type(exc).__name__}: {exc})"

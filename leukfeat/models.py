@@ -228,19 +228,19 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         codes = np.asarray(self.estimator_.predict(X))
         return self.classes_[codes.astype(np.intp, copy=False)]
 
-    @available_if(_estimator_has("predict_proba"))  # type: ignore[untyped-decorator]
+    @available_if(_estimator_has("predict_proba"))  # type: ignore[untyped-decorator, unused-ignore]
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns as ``classes_``."""
         check_is_fitted(self)
         return self.estimator_.predict_proba(self._validate_X(X, reset=False))
 
-    @available_if(_estimator_has("predict_log_proba"))  # type: ignore[untyped-decorator]
+    @available_if(_estimator_has("predict_log_proba"))  # type: ignore[untyped-decorator, unused-ignore]
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of :meth:`predict_proba`."""
         check_is_fitted(self)
         return self.estimator_.predict_log_proba(self._validate_X(X, reset=False))
 
-    @available_if(_estimator_has("decision_function"))  # type: ignore[untyped-decorator]
+    @available_if(_estimator_has("decision_function"))  # type: ignore[untyped-decorator, unused-ignore]
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """``estimator_.decision_function`` (columns as ``classes_``)."""
         check_is_fitted(self)

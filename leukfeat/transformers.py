@@ -357,7 +357,7 @@ class FeatureExtractor(ImageBatchTransformer):
 # image -> image transformers
 # --------------------------------------------------------------------------- #
 
-class _ImageTransformer(TransformerMixin, BaseEstimator,  # type: ignore[call-arg]
+class _ImageTransformer(TransformerMixin, BaseEstimator,  # type: ignore[call-arg, unused-ignore]
                         auto_wrap_output_keys=None):
     """Base of the image-to-image transformers (list of RGB uint8 arrays out).
 

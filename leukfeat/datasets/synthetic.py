@@ -891,7 +891,7 @@ def _render(rng: np.random.Generator, out_rgb: np.ndarray, out_labels: np.ndarra
         contrast = float(np.clip(rng.normal(profile["chromatin_contrast"], 1.0), 4.0, 10.0))
         z = _smooth_noise(rng, shape, sigma)
         # dark chromatin clumps (z > 0) and paler parachromatin (z < 0)
-        dL = np.where(z > 0, -contrast * np.minimum(z / 2.0, 1.0),  # type: ignore[assignment]
+        dL = np.where(z > 0, -contrast * np.minimum(z / 2.0, 1.0),  # type: ignore[assignment, unused-ignore]
                       0.5 * contrast * np.minimum(-z / 2.0, 1.0))
         col[..., 0] = nuc_base[0] + dL
         col[..., 1] = nuc_base[1] - 0.15 * dL
@@ -912,7 +912,7 @@ def _render(rng: np.random.Generator, out_rgb: np.ndarray, out_labels: np.ndarra
 
     # -- illumination, sensor noise, conversion ---------------------------------
     lab[..., 0] += illumination
-    lab += rng.standard_normal((h, w, 3)).astype(np.float32) * np.float32([0.7, 0.45, 0.45])  # type: ignore[arg-type]
+    lab += rng.standard_normal((h, w, 3)).astype(np.float32) * np.float32([0.7, 0.45, 0.45])  # type: ignore[arg-type, unused-ignore]
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     np.clip(rgb * 255.0 + 0.5, 0, 255, out=rgb)
     out_rgb[...] = rgb.astype(np.uint8)

@@ -81,7 +81,7 @@ def phash(image: ArrayLike, hash_size: int = 8) -> np.ndarray:
     arr = check_image(image, "image")
     arr = arr.astype(np.float32)
     if arr.ndim == 3:
-        grey = arr @ np.float32([0.299, 0.587, 0.114])  # type: ignore[arg-type]
+        grey = arr @ np.float32([0.299, 0.587, 0.114])  # type: ignore[arg-type, unused-ignore]
     else:
         grey = arr
     side = 4 * hash_size

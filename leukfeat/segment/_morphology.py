@@ -69,7 +69,7 @@ def fill_holes_u8(m: np.ndarray) -> np.ndarray:
     padded = np.zeros((h + 2, w + 2), np.uint8)
     np.minimum(m, 1, out=padded[1:-1, 1:-1])
     cv2.floodFill(padded, None, (0, 0), 2, flags=4)
-    return cv2.compare(padded[1:-1, 1:-1], 2, cv2.CMP_NE)  # type: ignore[call-overload]
+    return cv2.compare(padded[1:-1, 1:-1], 2, cv2.CMP_NE)  # type: ignore[call-overload, unused-ignore]
 
 
 def remove_small(mask: ArrayLike, min_size: int, connectivity: int = 8) -> np.ndarray:
@@ -216,7 +216,7 @@ def split_touching(mask: ArrayLike, min_distance: int | None = None, *, solidity
         # separate cores joined only through the narrow neck between them
         core = (dist > footprint_frac * dmax).astype(np.uint8)
         if min_distance:
-            core = cv2.erode(core, disk(max(1, int(min_distance) // 2)))  # type: ignore[assignment]
+            core = cv2.erode(core, disk(max(1, int(min_distance) // 2)))  # type: ignore[assignment, unused-ignore]
         n_mark, markers = cv2.connectedComponents(core, connectivity=8, ltype=cv2.CV_32S)
         if n_mark - 1 < 2:
             continue
