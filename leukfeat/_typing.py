@@ -10,22 +10,16 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["StrPath", "Image", "Item", "ImageBatch", "ArrayLike", "NDArray", "AnyArray"]
+__all__ = ["StrPath", "ImageBatch"]
 
 #: a file path: str or os.PathLike (pathlib.Path, ...)
 StrPath: TypeAlias = Union[str, "os.PathLike[str]"]
-#: any numpy array
-AnyArray: TypeAlias = "NDArray[Any]"
-#: an image array (H, W) or (H, W, C)
-Image: TypeAlias = "NDArray[Any]"
-#: one item of a batch: a file path, an image array, or an (image, mask) pair
-Item: TypeAlias = Union[StrPath, "NDArray[Any]", "tuple[Any, Any]"]
-#: a batch of images (``X`` of the estimators): a sequence of items, a 4-D
-#: array (n, H, W, C), a 1-D object array, a pandas Series or a one-column
-#: DataFrame of items
+#: a batch of images (``X`` of the estimators): a sequence of items (file
+#: paths, image arrays or (image, mask) pairs), a 4-D array (n, H, W, C), a
+#: 1-D object array, a pandas Series or a one-column DataFrame of items
 ImageBatch: TypeAlias = Union["Sequence[Any]", "NDArray[Any]", "pd.Series[Any]", "pd.DataFrame"]
