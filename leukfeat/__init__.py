@@ -17,6 +17,7 @@ imports what segmentation needs, and only that.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 _LAZY = {
     "io": ("leukfeat.io", None),
@@ -52,7 +53,8 @@ def _version() -> str:
         return _FALLBACK_VERSION
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
+    value: Any
     if name == "__version__":
         value = _version()
     else:
@@ -66,5 +68,5 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

@@ -62,11 +62,19 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import traceback
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ._typing import ImageBatch, StrPath
+    from .segment import Segmentation
 
 __all__ = ["map_ordered", "Failure", "WorkerDiedError", "describe_item", "as_batch",
            "load_rgb", "load_item", "NotABatchError", "ImageBatchTransformer"]
@@ -105,12 +113,12 @@ class Failure:
     traceback: str = ""
 
 
-def is_path(x) -> bool:
+def is_path(x: object) -> bool:
     """Whether ``x`` is a file path (str, bytes or os.PathLike), not pixels."""
     return isinstance(x, PATH_TYPES)
 
 
-def for_remote(item):
+def for_remote(item: Any) -> Any:
     """``item`` as sent to another machine's (or another folder's) process: a
     relative path (also inside an ``(image, mask)`` pair) made absolute
     against this process's working directory, anything else as it is. A Dask
@@ -125,7 +133,7 @@ def for_remote(item):
     return item
 
 
-def describe_item(item) -> str:
+def describe_item(item: Any) -> str:
     """A short, readable description of a batch item for error messages.
 
     File paths are given as they are (``os.fspath``), arrays by shape and dtype
@@ -156,7 +164,7 @@ class _Raised:
         # (an exception raised in this process keeps its own traceback).
         self.traceback = "".join(traceback.format_exception(
             type(exc), exc, exc.__traceback__)) if remote else ""
-        self.exception = exc
+        self.exception: BaseException | None = exc
         if remote:  # the exception object travels back to the parent only if it pickles
             try:
                 import pickle
@@ -429,8 +437,10 @@ def _alone(task: _Task, item, n_jobs, first_death: BaseException):
         return _Raised(err, remote=False)
 
 
-def map_items(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="raise",
-              batch_size="auto", sink=None):
+def map_items(fn: Callable[[Any], Any], items: Iterable[Any], *, n_jobs: int | None = None,
+              progress: bool = False, desc: str | None = None, on_error: str = "raise",
+              batch_size: int | str = "auto", sink: Callable[[int, Any], None] | None = None
+              ) -> tuple[list[Any], list[Failure]]:
     """:func:`map_ordered` returning :class:`Failure` records (used by leukfeat).
 
     With ``sink``, ``sink(index, result)`` receives each result as it arrives
@@ -475,7 +485,7 @@ def map_items(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="ra
     return results, failures
 
 
-def reraise(failure: Failure):
+def reraise(failure: Failure) -> NoReturn:
     """Raise the error of ``failure`` with the item's index and description in the message.
 
     The original exception object is re-raised (same type and attributes, e.g.
@@ -498,18 +508,20 @@ def reraise(failure: Failure):
         except Exception:  # pragma: no cover - exotic exception classes
             rewritten = False
         if rewritten:
-            if remote:
+            if remote and sys.version_info >= (3, 11):   # no add_note on Python 3.10
                 exc.add_note(remote)
             raise exc
         exc.args = old_args
     new = RuntimeError(f"{where}: {failure.error_type}: {failure.message}")
-    if remote:
+    if remote and sys.version_info >= (3, 11):
         new.add_note(remote)
     raise new from exc
 
 
-def map_ordered(fn, items, *, n_jobs=None, progress=False, desc=None, on_error="raise",
-                batch_size="auto"):
+def map_ordered(fn: Callable[[Any], Any], items: Iterable[Any], *, n_jobs: int | None = None,
+                progress: bool = False, desc: str | None = None, on_error: str = "raise",
+                batch_size: int | str = "auto"
+                ) -> list[Any] | tuple[list[Any], list[tuple[int, str, str]]]:
     """Apply ``fn`` to every item, in parallel, keeping the input order.
 
     Parameters
@@ -586,8 +598,8 @@ def _is_single_image(x) -> bool:
             and x.ndim in (2, 3))
 
 
-def as_batch(X, name: str = "X", *, single: str = "refuse", paths: bool = True,
-             check_items: bool = False, allow_empty: bool = False) -> list:
+def as_batch(X: Any, name: str = "X", *, single: str = "refuse", paths: bool = True,
+             check_items: bool = False, allow_empty: bool = False) -> list[Any]:
     """A batch of images as a list of items (the one rule of leukfeat).
 
     Parameters
@@ -701,7 +713,7 @@ def _load(item):
     return arr
 
 
-def load_rgb(item, name: str = "image") -> np.ndarray:
+def load_rgb(item: Any, name: str = "image") -> np.ndarray:
     """An item (path or array) as an RGB ``uint8`` array: grey stacked,
     other dtypes converted as :func:`leukfeat._validation.as_uint8_rgb` does."""
     from ._validation import as_uint8_rgb
@@ -709,7 +721,7 @@ def load_rgb(item, name: str = "image") -> np.ndarray:
     return as_uint8_rgb(_load(item), name)
 
 
-def load_item(item):
+def load_item(item: Any) -> tuple[np.ndarray, Segmentation | None]:
     """``(image, Segmentation or None)`` of a batch item.
 
     An item is an image (a path or an array, returned as read, for the
@@ -732,7 +744,7 @@ def load_item(item):
     if isinstance(mask, segment.Segmentation):
         return rgb, mask
     if isinstance(mask, PATH_TYPES):
-        mask = io.read_mask(mask)
+        mask = io.read_mask(cast("StrPath", mask))   # bytes paths are read too
     return rgb, segment.from_mask(rgb, mask)
 
 
@@ -740,18 +752,18 @@ def load_item(item):
 # the base of the image-batch estimators
 # --------------------------------------------------------------------------- #
 
-def check_n_jobs(n_jobs) -> None:
+def check_n_jobs(n_jobs: object) -> None:
     if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer))
                                or isinstance(n_jobs, bool) or n_jobs == 0):
         raise ValueError(f"n_jobs: expected None or a non-zero int, got {n_jobs!r}")
 
 
-def check_choice(value, name: str, choices) -> None:
+def check_choice(value: object, name: str, choices: Iterable[str]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
 
 
-def check_segmenter(seg, name: str = "segmenter") -> None:
+def check_segmenter(seg: object, name: str = "segmenter") -> None:
     from . import segment
 
     if not callable(seg) and not (isinstance(seg, str) and seg in segment.METHODS):
@@ -759,7 +771,7 @@ def check_segmenter(seg, name: str = "segmenter") -> None:
                          f"callable, got {seg!r}")
 
 
-def image_tags(tags, *, requires_fit: bool):
+def image_tags(tags: Any, *, requires_fit: bool) -> Any:
     """Estimator tags of a transformer whose ``X`` is a batch of images."""
     tags.input_tags.two_d_array = False
     tags.input_tags.string = True  # file paths
@@ -767,7 +779,7 @@ def image_tags(tags, *, requires_fit: bool):
     return tags
 
 
-def _image_batch_base():
+def _image_batch_base() -> type[Any]:
     from sklearn.base import BaseEstimator, TransformerMixin
 
     class ImageBatchTransformer(TransformerMixin, BaseEstimator):
@@ -782,7 +794,7 @@ def _image_batch_base():
 
         _ON_ERROR = ("raise", "nan")
 
-        def fit(self, X, y=None):
+        def fit(self, X: ImageBatch, y: object = None) -> Any:
             """Validate the parameters and the batch; fix the output columns.
 
             Parameters
@@ -801,14 +813,14 @@ def _image_batch_base():
             names = np.asarray(self._fit_columns(), dtype=object)
             self.feature_names_out_ = names
             self.n_features_out_ = int(names.size)
-            self.errors_ = []
+            self.errors_: list[dict[str, Any]] = []
             return self
 
         def _check_params(self) -> None:  # pragma: no cover - every subclass defines it
             """Check every parameter (raise ValueError naming the bad one)."""
             raise NotImplementedError
 
-        def _fit_columns(self):  # pragma: no cover - every subclass defines it
+        def _fit_columns(self) -> Any:  # pragma: no cover - every subclass defines it
             """Set the fitted attributes of the subclass; return the output names."""
             raise NotImplementedError
 
@@ -819,14 +831,16 @@ def _image_batch_base():
             if not isinstance(self.progress, (bool, np.bool_)):
                 raise ValueError(f"progress: expected a bool, got {self.progress!r}")
 
-        def _map_items(self, fn, items, desc: str, sink=None):
+        def _map_items(self, fn: Callable[[Any], Any], items: list[Any], desc: str,
+                       sink: Callable[[int, Any], None] | None = None
+                       ) -> tuple[list[Any], list[Failure]]:
             """:func:`map_items` with the estimator's ``n_jobs``, ``progress`` and
             error policy; returns ``(results, failures)``."""
             return map_items(fn, items, n_jobs=self.n_jobs, progress=bool(self.progress),
                              desc=desc, sink=sink,
                              on_error="raise" if self.on_error == "raise" else "collect")
 
-        def _record_failures(self, failures, n_items: int) -> None:
+        def _record_failures(self, failures: list[Failure], n_items: int) -> None:
             """Store ``errors_`` and warn once about the NaN rows of failed items."""
             import warnings
 
@@ -838,7 +852,7 @@ def _image_batch_base():
                               f"(see errors_); first: item {first.index} ({first.item}): "
                               f"{first.error_type}: {first.message}", UserWarning, stacklevel=3)
 
-        def get_feature_names_out(self, input_features=None):
+        def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
             """Names of the output columns.
 
             Parameters
@@ -855,7 +869,7 @@ def _image_batch_base():
             check_is_fitted(self, "feature_names_out_")
             return self.feature_names_out_.copy()
 
-        def __sklearn_tags__(self):
+        def __sklearn_tags__(self) -> Any:
             return image_tags(super().__sklearn_tags__(), requires_fit=True)
 
     ImageBatchTransformer.__module__ = __name__
@@ -863,7 +877,7 @@ def _image_batch_base():
     return ImageBatchTransformer
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # scikit-learn is imported only when an estimator is first needed
     if name == "ImageBatchTransformer":
         cls = _image_batch_base()

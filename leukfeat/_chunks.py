@@ -10,32 +10,39 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._batch import for_remote
 
+if TYPE_CHECKING:
+    from collections.abc import Container
+    from types import ModuleType
 
-def chunk_bounds(n: int, chunk_size: int) -> list:
+    from .transformers import FeatureExtractor
+
+
+def chunk_bounds(n: int, chunk_size: int) -> list[tuple[int, int, int]]:
     """``(index, start, stop)`` of every chunk of `n` items."""
     return [(k, start, min(start + chunk_size, n))
             for k, start in enumerate(range(0, n, chunk_size))]
 
 
-def check_chunk_size(chunk_size) -> int:
+def check_chunk_size(chunk_size: Any) -> int:
     if (not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool)
             or chunk_size < 1):
         raise ValueError(f"chunk_size: expected a positive int, got {chunk_size!r}")
     return int(chunk_size)
 
 
-def check_bool(value, name: str) -> bool:
+def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name}: expected a bool, got {value!r}")
     return bool(value)
 
 
-def check_extractor(extractor):
+def check_extractor(extractor: object) -> FeatureExtractor:
     """A fitted-free copy of the caller's extractor (or the default one)."""
     from sklearn.base import clone
 
@@ -49,7 +56,7 @@ def check_extractor(extractor):
     return clone(extractor)
 
 
-def check_item_columns(item_columns, n_items: int, reserved) -> dict:
+def check_item_columns(item_columns: Any, n_items: int, reserved: Container[str]) -> dict[str, Any]:
     """``{name: pandas.Series}`` of the caller's per-item columns."""
     import pandas as pd
 
@@ -81,7 +88,7 @@ def check_item_columns(item_columns, n_items: int, reserved) -> dict:
     return out
 
 
-def column_slice(extra: dict, start: int, stop: int) -> dict:
+def column_slice(extra: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
     """The values of the item columns for items ``start:stop``."""
     return {name: s.iloc[start:stop].to_numpy(dtype=object) for name, s in extra.items()}
 
@@ -90,7 +97,7 @@ _EXTRA = ("leukfeat.dask needs dask[dataframe] and distributed: "
           "pip install 'leukfeat[dask]'")
 
 
-def require_dask_dataframe():
+def require_dask_dataframe() -> ModuleType:
     """``dask.dataframe``, or an ImportError naming the extra."""
     try:
         import dask.dataframe as dd
@@ -99,7 +106,7 @@ def require_dask_dataframe():
     return dd
 
 
-def require_distributed():
+def require_distributed() -> ModuleType:
     """``distributed``, or an ImportError naming the extra."""
     try:
         import distributed

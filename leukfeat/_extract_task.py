@@ -12,6 +12,7 @@ import os
 import uuid
 import warnings
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -35,8 +36,8 @@ def cell_table(item, kwargs) -> np.ndarray:
     options = {k: v for k, v in kwargs.items() if k not in ("groups", "cell", "segmenter")}
     if seg is None:
         seg = segment.segment(rgb, kwargs["segmenter"])
-    rows = extract.features_per_cell(rgb, seg, groups=kwargs["groups"], as_array=True,
-                                     **options)
+    rows = cast(np.ndarray, extract.features_per_cell(rgb, seg, groups=kwargs["groups"],
+                                                      as_array=True, **options))
     if not len(rows):
         return np.empty((0, 0))
     geometry = seg.cell_geometry()

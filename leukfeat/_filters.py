@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import functools
 from numbers import Real
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ._validation import check_image
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["log_response", "zero_crossings"]
 
@@ -20,7 +24,7 @@ _TRUNCATE = 4.0          # scipy.ndimage default: kernel radius int(4 sigma + 0.
 
 
 @functools.lru_cache(maxsize=16)
-def gaussian_kernels(sigma):
+def gaussian_kernels(sigma: float) -> tuple[np.ndarray, np.ndarray, int]:
     """scipy.ndimage's sampled Gaussian and its 2nd derivative (order 0, 2)."""
     radius = int(_TRUNCATE * sigma + 0.5)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
@@ -32,23 +36,23 @@ def gaussian_kernels(sigma):
     return phi, d2, radius
 
 
-def check_sigma(sigma, name="sigma"):
+def check_sigma(sigma: float, name: str = "sigma") -> float:
     if isinstance(sigma, bool) or not isinstance(sigma, Real) or not np.isfinite(sigma) \
             or not sigma > 0:
         raise ValueError(f"{name}: expected a positive number, got {sigma!r}")
     return float(sigma)
 
 
-def log_raw(gray, sigma):
+def log_raw(gray: np.ndarray, sigma: float) -> np.ndarray:
     g0, g2, _ = gaussian_kernels(sigma)
-    a = cv2.sepFilter2D(gray, cv2.CV_64F, g2, g0, borderType=cv2.BORDER_REFLECT)
+    a: np.ndarray = cv2.sepFilter2D(gray, cv2.CV_64F, g2, g0, borderType=cv2.BORDER_REFLECT)
     b = cv2.sepFilter2D(gray, cv2.CV_64F, g0, g2, borderType=cv2.BORDER_REFLECT)
     a += b
     a *= sigma * sigma
     return a
 
 
-def log_response(gray, sigma):
+def log_response(gray: ArrayLike, sigma: float) -> np.ndarray:
     r"""Scale-normalised Laplacian of Gaussian, :math:`\sigma^2 \nabla^2 (G_\sigma * I)`.
 
     Parameters
@@ -94,7 +98,7 @@ def log_response(gray, sigma):
     return log_raw(np.ascontiguousarray(g, dtype=np.float64), sigma)
 
 
-def zero_crossings(response, threshold=0.0):
+def zero_crossings(response: ArrayLike, threshold: float = 0.0) -> np.ndarray:
     r"""Zero-crossing map of a (LoG) response.
 
     A 4-connected pair of pixels :math:`(p, q)` (horizontal or vertical
@@ -135,7 +139,7 @@ def zero_crossings(response, threshold=0.0):
     return zero_crossings_raw(np.asarray(r, dtype=np.float64), float(threshold))
 
 
-def zero_crossings_raw(r, threshold):
+def zero_crossings_raw(r: np.ndarray, threshold: float) -> np.ndarray:
     out = np.zeros(r.shape, dtype=bool)
     for a, b, oa, ob in ((r[:, :-1], r[:, 1:], out[:, :-1], out[:, 1:]),
                          (r[:-1, :], r[1:, :], out[:-1, :], out[1:, :])):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def content_key(item):
+def content_key(item: Any) -> str | None:
     """sha256 of a file's bytes, of an array's dtype, shape and bytes, of a
     Segmentation's arrays, or of both parts of an (image, mask) pair; None if
     unreadable."""
@@ -50,13 +51,13 @@ def content_key(item):
         for arr in (item.mask, item.nucleus, item.labels):
             arr = np.ascontiguousarray(arr)
             h.update(f"{arr.dtype.str}:{arr.shape}:".encode())
-            h.update(memoryview(arr).cast("B"))
+            h.update(memoryview(arr).cast("B"))  # type: ignore[arg-type, unused-ignore]  # buffer protocol
         return h.hexdigest()
     if isinstance(item, tuple):
         parts = [content_key(part) for part in item]
         if len(parts) != 2 or None in parts:
             return None
-        return hashlib.sha256(("pair:" + ":".join(parts)).encode()).hexdigest()
+        return hashlib.sha256(("pair:" + ":".join(parts)).encode()).hexdigest()  # type: ignore[arg-type]
     h = hashlib.sha256()
     if isinstance(item, PATH_TYPES):
         try:
@@ -73,5 +74,5 @@ def content_key(item):
     if arr.dtype == object:
         return None
     h.update(f"array:{arr.dtype.str}:{arr.shape}:".encode())
-    h.update(memoryview(arr).cast("B"))
+    h.update(memoryview(arr).cast("B"))  # type: ignore[arg-type, unused-ignore]  # buffer protocol
     return h.hexdigest()

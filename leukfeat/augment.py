@@ -17,11 +17,19 @@ or test image can reach training.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from ._typing import ImageBatch
 
 __all__ = ["Augmenter", "TrainingAugmentation"]
 
@@ -54,21 +62,23 @@ class Augmenter(BaseEstimator):
     True
     """
 
-    def __init__(self, rotate90=True, flip=True, scale=0.1, stain=0.05, random_state=0):
+    def __init__(self, rotate90: bool = True, flip: bool = True, scale: float = 0.1,
+                 stain: float = 0.05,
+                 random_state: int | np.random.RandomState | None = 0) -> None:
         self.rotate90 = rotate90
         self.flip = flip
         self.scale = scale
         self.stain = stain
         self.random_state = random_state
 
-    def _check(self):
+    def _check(self) -> None:
         for name in ("scale", "stain"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not 0 <= value < 1:
                 raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
 
-    def augment(self, image, rng) -> np.ndarray:
+    def augment(self, image: ArrayLike, rng: np.random.Generator) -> np.ndarray:
         """One random transformation of ``image`` (RGB uint8) with ``rng``
         (a :class:`numpy.random.Generator`)."""
         import cv2
@@ -132,13 +142,14 @@ class TrainingAugmentation(ClassifierMixin, BaseEstimator):
     times the training images' pixels.
     """
 
-    def __init__(self, estimator, augmenter=None, n_copies=1, balance=False):
+    def __init__(self, estimator: Any, augmenter: Augmenter | None = None, n_copies: int = 1,
+                 balance: bool = False) -> None:
         self.estimator = estimator
         self.augmenter = augmenter
         self.n_copies = n_copies
         self.balance = balance
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: ImageBatch, y: ArrayLike, **fit_params: Any) -> Self:
         """Fit ``estimator`` on ``X`` and augmented copies of ``X`` (labels copied)."""
         from ._batch import as_batch, load_rgb
 
@@ -154,7 +165,7 @@ class TrainingAugmentation(ClassifierMixin, BaseEstimator):
                                     .randint(2 ** 31 - 1))
         classes, counts = np.unique(y, return_counts=True)
         target = counts.max() * (1 + int(self.n_copies))
-        sources = []
+        sources: Any = []
         for cls, count in zip(classes, counts):
             members = np.flatnonzero(y == cls)
             n_new = (target - count) if self.balance else count * int(self.n_copies)
@@ -169,24 +180,24 @@ class TrainingAugmentation(ClassifierMixin, BaseEstimator):
         self.source_indices_ = sources
         return self
 
-    def _inner_has(name):
-        def check(self):
+    def _inner_has(name: str) -> Callable[[Any], bool]:  # used in the class body
+        def check(self: Any) -> bool:
             return hasattr(self.estimator_ if hasattr(self, "estimator_") else self.estimator,
                            name)
         return check
 
-    def predict(self, X):
+    def predict(self, X: ImageBatch) -> np.ndarray:
         """``estimator_.predict`` of the images as they are (no augmentation)."""
         check_is_fitted(self)
         return self.estimator_.predict(X)
 
-    @available_if(_inner_has("predict_proba"))
-    def predict_proba(self, X):
+    @available_if(_inner_has("predict_proba"))  # type: ignore[untyped-decorator, unused-ignore]
+    def predict_proba(self, X: ImageBatch) -> np.ndarray:
         """``estimator_.predict_proba`` of the images as they are."""
         check_is_fitted(self)
         return self.estimator_.predict_proba(X)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         from ._batch import image_tags
 
         return image_tags(super().__sklearn_tags__(), requires_fit=True)

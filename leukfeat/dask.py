@@ -35,7 +35,14 @@ are bit-identical to ``FeatureExtractor(n_jobs=1)``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._chunks import require_dask_dataframe, require_distributed
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from .transformers import FeatureExtractor
 
 __all__ = ["extract_features", "connect", "DEFAULT_CHUNK_SIZE"]
 
@@ -43,7 +50,7 @@ __all__ = ["extract_features", "connect", "DEFAULT_CHUNK_SIZE"]
 DEFAULT_CHUNK_SIZE = 256
 
 
-def connect(address=None, **kwargs):
+def connect(address: str | None = None, **kwargs: Any) -> Any:
     """A :class:`dask.distributed.Client` of a running cluster.
 
     Parameters
@@ -77,8 +84,9 @@ def connect(address=None, **kwargs):
                       f"{exc}") from exc
 
 
-def extract_features(paths, *, extractor=None, chunk_size=DEFAULT_CHUNK_SIZE,
-                     per_cell=False, item_columns=None):
+def extract_features(paths: Sequence[Any], *, extractor: FeatureExtractor | None = None,
+                     chunk_size: int = DEFAULT_CHUNK_SIZE, per_cell: bool = False,
+                     item_columns: Mapping[str, Sequence[Any]] | None = None) -> Any:
     """The feature table of a batch as a lazy Dask DataFrame, one partition per chunk.
 
     Parameters

@@ -25,11 +25,17 @@ import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
 
 from ._validation import check_scale, scale_to_uint8
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from ._typing import StrPath
 
 __all__ = [
     "MASK_NAMES",
@@ -92,13 +98,13 @@ class ImageReadError(OSError, ValueError):
     no/such/file.png
     """
 
-    def __init__(self, path, reason: str, what: str = "image"):
+    def __init__(self, path: Any, reason: str, what: str = "image") -> None:
         self.path = path
         self.reason = reason
         self.what = what
         super().__init__(f"cannot read {what} '{_display(path)}': {reason}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[ImageReadError], tuple[Any, str, str]]:
         # Keep the exception picklable (e.g. when returned from worker
         # processes): the default OSError reduction would call __init__ with
         # the formatted message only.
@@ -129,16 +135,16 @@ class ListingWarning(UserWarning):
     """
 
 
-def _display(path) -> str:
+def _display(path: Any) -> str:
     try:
         return os.fsdecode(path)
     except TypeError:
         return str(path)
 
 
-def _fspath(path, name: str = "path"):
+def _fspath(path: Any, name: str = "path") -> str | bytes:
     try:
-        return os.fspath(path)
+        return cast("str | bytes", os.fspath(path))
     except TypeError:
         raise TypeError(
             f"{name}: expected a str or os.PathLike file path, got {type(path).__name__}"
@@ -149,7 +155,7 @@ def _fspath(path, name: str = "path"):
 # Truncation checks (decoders may silently return a partial image)
 # --------------------------------------------------------------------------
 
-def _png_problem(data: bytes):
+def _png_problem(data: bytes) -> str | None:
     """Return a reason string if a PNG stream ends before its IEND chunk."""
     pos = len(_PNG_SIGNATURE)
     while True:
@@ -172,7 +178,7 @@ _JPEG_NEXT_MARKER = re.compile(rb"\xff(?![\x00\xd0-\xd7\xff])")
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def _jpeg_scan(data: bytes):
+def _jpeg_scan(data: bytes) -> tuple[str | None, int | None, tuple[int, int] | None]:
     """Walk a JPEG stream's marker segments once: ``(problem, precision, size)``.
 
     ``problem`` is a reason string if the stream ends before its EOI marker,
@@ -226,12 +232,12 @@ def _jpeg_scan(data: bytes):
     return truncated, precision, size
 
 
-def _jpeg_precision(data: bytes):
+def _jpeg_precision(data: bytes) -> int | None:
     """Sample precision in bits of a JPEG's first frame header, or None."""
     return _jpeg_scan(data)[1]
 
 
-def _truncation_problem(data: bytes):
+def _truncation_problem(data: bytes) -> str | None:
     if data.startswith(_PNG_SIGNATURE):
         return _png_problem(data)
     if data.startswith(_JPEG_SIGNATURE):
@@ -253,7 +259,7 @@ DEFAULT_MAX_PIXELS = 2 ** 28
 MAX_PIXELS_ENV = "LEUKFEAT_MAX_PIXELS"
 
 
-def _tiff_size(data: bytes):
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
     """``(width, height)`` of the first page (IFD0) of a TIFF or BigTIFF, or None."""
     order = {b"II": "<", b"MM": ">"}.get(data[:2])
     if order is None or len(data) < 16:
@@ -287,7 +293,7 @@ def _tiff_size(data: bytes):
     return None
 
 
-def _header_size(data: bytes, jpeg_size=None):
+def _header_size(data: bytes, jpeg_size: tuple[int, int] | None = None) -> tuple[int, int] | None:
     """``(width, height)`` read from the file header only, or None if unknown.
 
     PNG, JPEG, BMP, GIF and TIFF headers are parsed here; any other format is
@@ -312,12 +318,12 @@ def _header_size(data: bytes, jpeg_size=None):
     try:
         from PIL import Image
         with Image.open(_stdio.BytesIO(data)) as im:
-            return im.size
+            return cast("tuple[int, int]", im.size)
     except Exception:  # unknown or refused (e.g. Pillow's own bomb check): the
         return None    # decoders judge the file
 
 
-def _check_max_pixels(max_pixels, name: str = "max_pixels") -> int | None:
+def _check_max_pixels(max_pixels: Any, name: str = "max_pixels") -> int | None:
     """The pixel limit as an int (None: no limit); an error naming `name`."""
     if max_pixels is None:
         return None
@@ -377,7 +383,7 @@ def get_max_pixels() -> int | None:
 # --------------------------------------------------------------------------
 
 _CAPTURE_LOCK = threading.Lock()
-_capture = {"pid": None, "fd": None}
+_capture: dict[str, int | None] = {"pid": None, "fd": None}
 #: native messages that mean the pixels are damaged: the decoders' errors
 #: (``libpng error: ...``, ``TIFF_Error ...``, OpenCV's ``[ERROR...]``); the
 #: rest (e.g. libjpeg's ``Corrupt JPEG data: N extraneous bytes before
@@ -386,7 +392,7 @@ _NATIVE_ERROR = re.compile(r"error", re.IGNORECASE)
 
 
 @contextmanager
-def _native_messages():
+def _native_messages() -> Iterator[list[str]]:
     """Collect what native code (libpng, libjpeg, libtiff, OpenCV's log) writes
     to file descriptor 2 while the block runs; yields a list that holds the
     decoded, stripped lines afterwards. Serialised by a lock, since the
@@ -402,7 +408,7 @@ def _native_messages():
             except OSError:  # pragma: no cover - Windows keeps open files
                 pass
             _capture["fd"], _capture["pid"] = fd, os.getpid()
-        sink = _capture["fd"]
+        sink = cast(int, _capture["fd"])
         try:
             sys.stderr.flush()
         except Exception:  # pragma: no cover - a closed or odd sys.stderr
@@ -439,7 +445,7 @@ def _rescale_to_uint8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool:
-        return arr.astype(np.uint8) * np.uint8(255)
+        return cast(np.ndarray, arr.astype(np.uint8) * np.uint8(255))
     values = arr.astype(np.float64)
     finite = np.isfinite(values)
     if not finite.any():
@@ -454,7 +460,7 @@ def _rescale_to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _rgb_order(arr: np.ndarray, *, bgr: bool, path) -> np.ndarray:
+def _rgb_order(arr: np.ndarray, *, bgr: bool, path: Any) -> np.ndarray:
     """Drop alpha and reorder colour channels to RGB, keeping the dtype; grey
     (also grey + alpha, or one channel) comes back 2-D."""
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -491,7 +497,8 @@ def _owned_rgb(arr: np.ndarray) -> np.ndarray:
     return out
 
 
-def _to_rgb_uint8(arr: np.ndarray, *, bgr: bool, path, scale="image") -> np.ndarray:
+def _to_rgb_uint8(arr: np.ndarray, *, bgr: bool, path: Any,
+                  scale: str | tuple[float, float] = "image") -> np.ndarray:
     """Drop alpha, convert the depth to 8 bits as `scale` says (``"image"``:
     by the real range) and stack/reorder channels to RGB."""
     arr = _rgb_order(arr, bgr=bgr, path=path)
@@ -502,7 +509,7 @@ def _to_rgb_uint8(arr: np.ndarray, *, bgr: bool, path, scale="image") -> np.ndar
     return _owned_rgb(arr)
 
 
-def _scaled(arr: np.ndarray, scale, path) -> np.ndarray:
+def _scaled(arr: np.ndarray, scale: str | tuple[float, float], path: Any) -> np.ndarray:
     """:func:`scale_to_uint8` with its refusals as ImageReadError of `path`."""
     if scale == "dtype" and arr.dtype == np.uint8:
         return arr
@@ -512,7 +519,7 @@ def _scaled(arr: np.ndarray, scale, path) -> np.ndarray:
         raise ImageReadError(path, str(exc)) from None
 
 
-def _to_rgb_native(arr: np.ndarray, *, bgr: bool, path) -> np.ndarray:
+def _to_rgb_native(arr: np.ndarray, *, bgr: bool, path: Any) -> np.ndarray:
     """Drop alpha and stack/reorder channels to RGB, keeping the stored dtype."""
     return _owned_rgb(_rgb_order(arr, bgr=bgr, path=path))
 
@@ -522,7 +529,7 @@ _JPEG_RGB_FLAGS = (cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
                    if hasattr(cv2, "IMREAD_COLOR_RGB") else None)
 
 
-def _decode_jpeg_rgb(data: bytes):
+def _decode_jpeg_rgb(data: bytes) -> np.ndarray | None:
     """RGB uint8 of an 8-bit JPEG (gray JPEGs as three equal channels), in
     stored orientation; None when OpenCV cannot (or has no RGB decoding).
     Higher-depth JPEGs take the general path, which rescales by the real
@@ -538,7 +545,7 @@ def _decode_jpeg_rgb(data: bytes):
     return decoded
 
 
-def _decode_cv2(data: bytes):
+def _decode_cv2(data: bytes) -> np.ndarray | None:
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
@@ -549,14 +556,14 @@ def _decode_cv2(data: bytes):
     return decoded
 
 
-def _png_bit_depth(data: bytes):
+def _png_bit_depth(data: bytes) -> int | None:
     """Bit depth (per sample) in a PNG's IHDR chunk, or None for other data."""
     if data.startswith(_PNG_SIGNATURE) and len(data) >= 25 and data[12:16] == b"IHDR":
         return data[24]
     return None
 
 
-def _decode_pil(data: bytes):
+def _decode_pil(data: bytes) -> tuple[np.ndarray | None, str | None]:
     """Decode the first frame with Pillow; return (array, reason)."""
     try:
         from PIL import Image
@@ -578,14 +585,14 @@ def _decode_pil(data: bytes):
                 if mode not in ("L", "LA", "RGB", "RGBA"):
                     im = im.convert("RGB")
                 arr = np.array(im)
-    except Image.UnidentifiedImageError:
+    except Image.UnidentifiedImageError:  # type: ignore[attr-defined, unused-ignore]
         return None, "not a readable image (unrecognised or corrupt image data)"
     except Exception as exc:  # Pillow raises many types for bad input
         return None, f"not a readable image ({type(exc).__name__}: {exc})"
     return arr, None
 
 
-def _checked_bytes(path, max_pixels):
+def _checked_bytes(path: Any, max_pixels: int | str | None) -> tuple[bytes, int | None]:
     """The bytes of an image file that passed every check made before
     decoding (a regular, non-empty, complete file within the pixel limit),
     and the sample precision of a JPEG (None for other formats)."""
@@ -614,7 +621,7 @@ def _checked_bytes(path, max_pixels):
     return data, precision
 
 
-def read_mask(path, *, max_pixels="default") -> np.ndarray:
+def read_mask(path: StrPath, *, max_pixels: int | str | None = "default") -> np.ndarray:
     """Read a mask or label image file with its values unchanged.
 
     Unlike :func:`read_image`, nothing is rescaled or converted to colour:
@@ -662,7 +669,7 @@ def read_mask(path, *, max_pixels="default") -> np.ndarray:
         raise ImageReadError(err.path, err.reason, "mask") from None
 
 
-def _read_mask(path, max_pixels) -> np.ndarray:
+def _read_mask(path: Any, max_pixels: int | str | None) -> np.ndarray:
     data, _ = _checked_bytes(path, max_pixels)
     with _native_messages() as messages:
         decoded = _decode_cv2(data)
@@ -672,7 +679,7 @@ def _read_mask(path, max_pixels) -> np.ndarray:
         if decoded is None:
             if problems:
                 reason = f"corrupt image data (decoder: {'; '.join(problems)}; Pillow: {reason})"
-            raise ImageReadError(path, reason)
+            raise ImageReadError(path, cast(str, reason))
     elif problems:
         raise ImageReadError(path, f"corrupt image data (decoder: {'; '.join(problems)})")
     if messages and not problems:
@@ -697,8 +704,8 @@ def _read_mask(path, max_pixels) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def read_image(path, *, dtype="uint8", scale="image",
-               max_pixels="default") -> np.ndarray:
+def read_image(path: StrPath, *, dtype: str = "uint8", scale: str | tuple[float, float] = "image",
+               max_pixels: int | str | None = "default") -> np.ndarray:
     """Read an image file as an RGB ``uint8`` array (or in its stored dtype).
 
     Parameters
@@ -838,7 +845,7 @@ def read_image(path, *, dtype="uint8", scale="image",
     elif scale == "image":
         convert = _to_rgb_uint8
     else:
-        def convert(arr, *, bgr, path):
+        def convert(arr: np.ndarray, *, bgr: bool, path: Any) -> np.ndarray:
             return _to_rgb_uint8(arr, bgr=bgr, path=path, scale=scale)
     data, precision = _checked_bytes(path, max_pixels)
     with _native_messages() as messages:
@@ -861,13 +868,13 @@ def read_image(path, *, dtype="uint8", scale="image",
     if decoded is None:
         if problems:
             reason = f"corrupt image data (decoder: {'; '.join(problems)}; Pillow: {reason})"
-        raise ImageReadError(path, reason)
+        raise ImageReadError(path, cast(str, reason))
     if messages:
         _warn_native(path, messages)
     return convert(decoded, bgr=False, path=path)
 
 
-def _warn_native(path, messages) -> None:
+def _warn_native(path: Any, messages: list[str]) -> None:
     warnings.warn(f"{_display(path)}: {'; '.join(messages)}", ImageReadWarning, stacklevel=3)
 
 
@@ -876,8 +883,9 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY
     | getattr(os, "O_CLOEXEC", 0)
 
 
-def _read_regular_file(path, fspath) -> bytes:
+def _read_regular_file(path: Any, fspath: str | bytes) -> bytes:
     """The bytes of a regular file; ImageReadError for anything else."""
+    fd: int | None
     try:
         fd = os.open(fspath, _OPEN_FLAGS)
     except FileNotFoundError:
@@ -916,7 +924,8 @@ def _read_regular_file(path, fspath) -> bytes:
             os.close(fd)
 
 
-def iter_images(paths, on_error: str = "raise"):
+def iter_images(paths: Iterable[StrPath], on_error: str = "raise"
+                ) -> Iterator[tuple[StrPath, np.ndarray | ImageReadError]]:
     """Read images one by one, lazily and in order.
 
     Parameters
@@ -967,7 +976,8 @@ def iter_images(paths, on_error: str = "raise"):
     return _iter_images(iterator, on_error)
 
 
-def _iter_images(iterator, on_error):
+def _iter_images(iterator: Iterator[StrPath], on_error: str
+                 ) -> Iterator[tuple[StrPath, np.ndarray | ImageReadError]]:
     for path in iterator:
         try:
             image = read_image(path)
@@ -980,7 +990,7 @@ def _iter_images(iterator, on_error):
         yield path, image
 
 
-def is_image_file(path) -> bool:
+def is_image_file(path: StrPath) -> bool:
     """Tell whether a file name looks like a supported image.
 
     Only the name is inspected (the file need not exist): the extension must
@@ -1024,7 +1034,8 @@ MASK_NAMES = ("{}_labels.tif", "{}_labels.png", "{}_cp_masks.png", "{}_cp_masks.
               "{}.tif", "{}.tiff")
 
 
-def match_masks(images, folder, *, name: str = "folder") -> list[tuple]:
+def match_masks(images: Iterable[StrPath], folder: StrPath, *, name: str = "folder"
+                ) -> list[tuple[Path, Path]]:
     """Pair image files with their masks in a folder, by file stem.
 
     The mask of ``path/to/<stem>.<ext>`` is the first of :data:`MASK_NAMES`
@@ -1096,7 +1107,7 @@ def match_masks(images, folder, *, name: str = "folder") -> list[tuple]:
     return pairs
 
 
-def list_images(root) -> list[Path]:
+def list_images(root: StrPath) -> list[Path]:
     """List the image files under a folder, recursively.
 
     Parameters
@@ -1147,9 +1158,10 @@ def list_images(root) -> list[Path]:
         raise FileNotFoundError(errno.ENOENT, "root: no such folder", str(root_path))
     if not root_path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "root: not a folder", str(root_path))
-    found, unreadable = [], []
+    found: list[Path] = []
+    unreadable: list[str] = []
 
-    def onerror(exc):
+    def onerror(exc: OSError) -> None:
         unreadable.append(f"{_display(exc.filename)} ({exc.strerror or exc})")
 
     for dirpath, dirnames, filenames in os.walk(root_path, onerror=onerror):

@@ -56,9 +56,10 @@ only scikit-learn.
 
 from __future__ import annotations
 
-import numpy as np
 from numbers import Integral
+from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_selection import VarianceThreshold
@@ -74,6 +75,16 @@ from sklearn.utils.validation import _num_samples, check_is_fitted, validate_dat
 from . import extract
 from .segment import DEFAULT_METHOD
 from .transformers import FeatureExtractor, Segmenter, StainNormalizer
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable, Sequence
+
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from .recipe import Recipe
+    from .segment import Segmentation
 
 __all__ = ["CLASSIFIERS", "BalancedKNeighborsClassifier", "EmbeddingColumns", "HGBClassifier",
            "LabelEncodedClassifier", "make_classifier",
@@ -94,7 +105,7 @@ XGBOOST_MISSING = (
     "(scikit-learn's HistGradientBoostingClassifier) needs no extra package.")
 
 
-def _import_xgb_classifier():
+def _import_xgb_classifier() -> Any:
     """``xgboost.XGBClassifier``, or an ImportError that names the extra."""
     try:
         from xgboost import XGBClassifier
@@ -134,19 +145,20 @@ class HGBClassifier(HistGradientBoostingClassifier):
     (3, 1.0)
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict[str, list[Any]] = {
         **HistGradientBoostingClassifier._parameter_constraints,
         "min_samples_leaf": [Interval(Integral, 1, None, closed="left"),
                              StrOptions({"auto"})],
     }
 
-    def fit(self, X, y, sample_weight=None, **fit_params):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+            **fit_params: Any) -> Self:
         """Fit as scikit-learn does, with the leaf size of ``min_samples_leaf``
         (``"auto"``: ``min(20, max(1, n_samples // 10))``)."""
-        leaf = self.min_samples_leaf
+        requested: int | str = getattr(self, "min_samples_leaf")   # sklearn's is untyped
+        leaf = requested
         if isinstance(leaf, str) and leaf == "auto":
             leaf = min(20, max(1, _num_samples(X) // 10))
-        requested = self.min_samples_leaf
         self.min_samples_leaf = leaf
         try:
             super().fit(X, y, sample_weight=sample_weight, **fit_params)
@@ -160,8 +172,8 @@ class HGBClassifier(HistGradientBoostingClassifier):
 # LabelEncodedClassifier
 # --------------------------------------------------------------------------- #
 
-def _estimator_has(attr):
-    def check(self):
+def _estimator_has(attr: str) -> Callable[[Any], bool]:
+    def check(self: Any) -> bool:
         if hasattr(self, "estimator_"):
             return hasattr(self.estimator_, attr)
         return hasattr(self.estimator, attr)
@@ -212,7 +224,7 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
     array(['no', 'yes'], dtype='<U3')
     """
 
-    def __init__(self, estimator, class_weight=None):
+    def __init__(self, estimator: Any, class_weight: str | dict[Any, float] | None = None) -> None:
         self.estimator = estimator
         self.class_weight = class_weight
 
@@ -222,11 +234,11 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         except Exception:
             return False
 
-    def _validate_X(self, X, *, reset: bool):
+    def _validate_X(self, X: ArrayLike, *, reset: bool) -> Any:
         return validate_data(self, X, reset=reset, accept_sparse=["csr", "csc"],
                              ensure_all_finite="allow-nan" if self._allow_nan() else True)
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: ArrayLike, y: ArrayLike, **fit_params: Any) -> Self:
         """Fit ``estimator`` on the label codes.
 
         Parameters
@@ -265,38 +277,38 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted class labels (decoded), shape (n_samples,)."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         codes = np.asarray(self.estimator_.predict(X))
         return self.classes_[codes.astype(np.intp, copy=False)]
 
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
+    @available_if(_estimator_has("predict_proba"))  # type: ignore[untyped-decorator, unused-ignore]
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns as ``classes_``."""
         check_is_fitted(self)
         return self.estimator_.predict_proba(self._validate_X(X, reset=False))
 
-    @available_if(_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
+    @available_if(_estimator_has("predict_log_proba"))  # type: ignore[untyped-decorator, unused-ignore]
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of :meth:`predict_proba`."""
         check_is_fitted(self)
         return self.estimator_.predict_log_proba(self._validate_X(X, reset=False))
 
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
+    @available_if(_estimator_has("decision_function"))  # type: ignore[untyped-decorator, unused-ignore]
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """``estimator_.decision_function`` (columns as ``classes_``)."""
         check_is_fitted(self)
         return self.estimator_.decision_function(self._validate_X(X, reset=False))
 
     @property
-    def feature_importances_(self):
+    def feature_importances_(self) -> np.ndarray:
         """Feature importances of the fitted estimator."""
         check_is_fitted(self)
         return self.estimator_.feature_importances_
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         try:
             inner = get_tags(self.estimator)
@@ -311,7 +323,7 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _balanced_knn():
+def _balanced_knn() -> Any:
     from sklearn.neighbors import KNeighborsClassifier
 
     class BalancedKNeighborsClassifier(KNeighborsClassifier):
@@ -321,7 +333,7 @@ def _balanced_knn():
         each neighbour's (distance) weight is divided by its class's count,
         so a large class does not win by numbers alone."""
 
-        def fit(self, X, y):
+        def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
             super().fit(X, y)
             codes = self._y if self._y.ndim == 2 else self._y[:, None]
             classes = self.classes_ if self.outputs_2d_ else [self.classes_]
@@ -330,7 +342,7 @@ def _balanced_knn():
                 for k, c in enumerate(classes)]
             return self
 
-        def predict_proba(self, X):
+        def predict_proba(self, X: ArrayLike) -> Any:
             probas = super().predict_proba(X)
             single = not self.outputs_2d_
             out = []
@@ -341,7 +353,7 @@ def _balanced_knn():
                 out.append(proba / total)
             return out[0] if single else out
 
-        def predict(self, X):
+        def predict(self, X: ArrayLike) -> np.ndarray:
             probas = self.predict_proba(X)
             if not self.outputs_2d_:
                 return self.classes_[np.argmax(probas, axis=1)]
@@ -360,7 +372,7 @@ BalancedKNeighborsClassifier = _balanced_knn()
 # presets
 # --------------------------------------------------------------------------- #
 
-def _final_estimator(name: str, random_state, class_weight="balanced"):
+def _final_estimator(name: str, random_state: Any, class_weight: str | None = "balanced") -> Any:
     if name == "knn":
         if class_weight == "balanced":
             return BalancedKNeighborsClassifier(n_neighbors=5, weights="distance")
@@ -396,8 +408,9 @@ def _final_estimator(name: str, random_state, class_weight="balanced"):
     raise AssertionError(name)  # pragma: no cover
 
 
-def make_classifier(name, *, random_state=0, variance_threshold=0.0, class_weight="balanced",
-                    **params):
+def make_classifier(name: str, *, random_state: int | np.random.RandomState | None = 0,
+                    variance_threshold: float | None = 0.0, class_weight: str | None = "balanced",
+                    **params: Any) -> Pipeline:
     """An unfitted classifier preset for a numeric feature matrix with NaN.
 
     Parameters
@@ -479,7 +492,9 @@ HYBRID_MEMBERS = (("handcrafted", "xgboost"), ("cnn", "logreg"), ("both", "xgboo
                   ("image", "logreg"))
 
 
-def make_hybrid_vote(handcrafted, cnn, *, image=None, members=None, random_state=0):
+def make_hybrid_vote(handcrafted: Any, cnn: Any, *, image: Any = None,
+                     members: Sequence[str] | None = None,
+                     random_state: int | np.random.RandomState | None = 0) -> Any:
     """Soft vote of handcrafted, CNN-embedding and combined classifiers.
 
     Three (or four) classifiers see different columns of one feature matrix
@@ -600,13 +615,13 @@ class EmbeddingColumns:
     [5, 6, 7]
     """
 
-    def __init__(self, start, block):
+    def __init__(self, start: int, block: int) -> None:
         if block not in (0, 1):
             raise ValueError(f"block: expected 0 or 1, got {block!r}")
         self.start = int(start)
         self.block = block
 
-    def __call__(self, X):
+    def __call__(self, X: ArrayLike) -> np.ndarray:
         n = np.shape(X)[1] - self.start
         if n <= 0 or n % 2:
             raise ValueError(f"expected {self.start} handcrafted columns and two embeddings "
@@ -615,14 +630,18 @@ class EmbeddingColumns:
         first = self.start + self.block * width
         return np.arange(first, first + width)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"EmbeddingColumns(start={self.start}, block={self.block})"
 
 
-def make_pipeline(classifier="hgb", *, segmenter=DEFAULT_METHOD, groups=extract.DEFAULT_GROUPS,
-                  cell="largest", options=None, embedder=None, whole_image=False, n_jobs=None,
-                  cache=None, stain=None, recipe=None, on_error="raise", progress=False,
-                  random_state=0, **params):
+def make_pipeline(classifier: Any = "hgb", *,
+                  segmenter: str | Callable[..., Segmentation] = DEFAULT_METHOD,
+                  groups: str | Iterable[str] = extract.DEFAULT_GROUPS, cell: str | int = "largest",
+                  options: dict[str, Any] | None = None, embedder: Any = None,
+                  whole_image: bool = False, n_jobs: int | None = None,
+                  cache: str | os.PathLike[str] | None = None, stain: str | StainNormalizer | None = None,
+                  recipe: Recipe | str | None = None, on_error: str = "raise", progress: bool = False,
+                  random_state: int | np.random.RandomState | None = 0, **params: Any) -> Pipeline:
     """A Pipeline from images (paths or arrays) to class labels.
 
     ``Pipeline([("features", FeatureExtractor(...)), ("classifier",

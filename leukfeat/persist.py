@@ -72,11 +72,17 @@ import re
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import numpy as np
 
 from ._atomic import atomic_path
 from ._json import jsonable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from ._typing import StrPath
 
 __all__ = [
     "save_model",
@@ -156,7 +162,7 @@ class UntrustedModelError(ValueError):
         The untrusted types (fully qualified names).
     """
 
-    def __init__(self, message: str, *, path: str = "", types=()):
+    def __init__(self, message: str, *, path: str = "", types: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.path = path
         self.types = list(types)
@@ -170,7 +176,7 @@ def _leukfeat_version() -> str:
     return str(leukfeat.__version__)
 
 
-def _dist_version(name: str):
+def _dist_version(name: str) -> str | None:
     from importlib import metadata
     try:
         return metadata.version(name)
@@ -178,13 +184,13 @@ def _dist_version(name: str):
         return None
 
 
-def _release(version) -> tuple | None:
+def _release(version: object) -> tuple[int, int] | None:
     """(major, minor) of a version string, None if it has no such prefix."""
     m = re.match(r"\s*v?(\d+)\.(\d+)", str(version))
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def _compatible(written, running) -> bool:
+def _compatible(written: object, running: object) -> bool:
     """Whether a file written by leukfeat ``written`` may be loaded by ``running``."""
     a, b = _release(written), _release(running)
     if a is None or b is None:
@@ -192,13 +198,13 @@ def _compatible(written, running) -> bool:
     return a == b
 
 
-def _type_name(obj_or_type) -> str:
+def _type_name(obj_or_type: object) -> str:
     t = obj_or_type if isinstance(obj_or_type, type) else type(obj_or_type)
     return f"{t.__module__}.{t.__qualname__}"
 
 
 
-def _describe_param(value):
+def _describe_param(value: Any) -> Any:
     """A JSON-friendly description of an estimator parameter."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -220,7 +226,7 @@ def _describe_param(value):
     return repr(value)
 
 
-def _walk_steps(estimator, prefix=""):
+def _walk_steps(estimator: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(step path, estimator) of every step of nested pipelines and feature unions."""
     steps = getattr(estimator, "steps", None)
     if not isinstance(steps, list):
@@ -232,8 +238,9 @@ def _walk_steps(estimator, prefix=""):
             yield from _walk_steps(step, f"{path}__")
 
 
-def _describe_estimator(estimator) -> str:
+def _describe_estimator(estimator: Any) -> str:
     steps = getattr(estimator, "steps", None)
+    inner: Any
     if isinstance(steps, list):
         inner = ", ".join(f"{n}={_describe_estimator(s)}" for n, s in steps)
         return f"{type(estimator).__name__}({inner})"
@@ -243,12 +250,12 @@ def _describe_estimator(estimator) -> str:
     return type(estimator).__name__
 
 
-def _jsonable_config(key: dict) -> dict:
+def _jsonable_config(key: dict[str, Any]) -> dict[str, Any]:
     """A FeatureConfig key with tuples as lists (JSON)."""
     return json.loads(json.dumps(key, default=list))
 
 
-def _feature_config(model):
+def _feature_config(model: Any) -> dict[str, Any] | None:
     from .transformers import FeatureExtractor
     candidates = [(p, s) for p, s in _walk_steps(model)]
     candidates.insert(0, ("", model))
@@ -271,7 +278,7 @@ def _feature_config(model):
     return None
 
 
-def _build_metadata(model, user) -> dict:
+def _build_metadata(model: Any, user: Any) -> dict[str, Any]:
     import sys
 
     version = _leukfeat_version()
@@ -317,7 +324,7 @@ def _payload_digest(zf: zipfile.ZipFile) -> str:
     return h.hexdigest()
 
 
-def _check_fitted(model) -> None:
+def _check_fitted(model: Any) -> None:
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
@@ -333,7 +340,7 @@ def _check_fitted(model) -> None:
 # --------------------------------------------------------------------------
 # save
 # --------------------------------------------------------------------------
-def save_model(model, path, *, metadata=None) -> Path:
+def save_model(model: Any, path: StrPath, *, metadata: dict[str, Any] | None = None) -> Path:
     """Save a fitted estimator to a skops model file, with its metadata.
 
     Parameters
@@ -434,7 +441,7 @@ def save_model(model, path, *, metadata=None) -> Path:
 # --------------------------------------------------------------------------
 # read / check
 # --------------------------------------------------------------------------
-def _check_path(path) -> Path:
+def _check_path(path: StrPath) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a file path, got {type(path).__name__}")
     p = Path(path)
@@ -456,7 +463,7 @@ _MAX_EXPANSION = 200
 _MIN_MEMBER_LIMIT = 1 << 20
 
 
-def _check_members(p: Path, zf) -> None:
+def _check_members(p: Path, zf: zipfile.ZipFile) -> None:
     """Refuse, before reading any member, a name :func:`save_model` does not
     write and a member that would expand beyond :data:`_MAX_EXPANSION` times
     its compressed size (zip bombs)."""
@@ -471,7 +478,7 @@ def _check_members(p: Path, zf) -> None:
                                  f"({info.filename!r}); refusing to load it")
 
 
-def _read_info(p: Path, *, verify: bool) -> dict:
+def _read_info(p: Path, *, verify: bool) -> dict[str, Any]:
     """The JSON metadata member; with ``verify``, CRCs and the payload checksum too."""
     what = "is not a leukfeat model file"
     try:
@@ -511,7 +518,7 @@ def _read_info(p: Path, *, verify: bool) -> dict:
     return info
 
 
-def _check_versions(p: Path, info: dict) -> None:
+def _check_versions(p: Path, info: dict[str, Any]) -> None:
     running = _leukfeat_version()
     written = info.get("leukfeat_version", "unknown")
     fv = info["format_version"]
@@ -530,7 +537,7 @@ def _check_versions(p: Path, info: dict) -> None:
             f"{running}, or install leukfeat=={written} to use this file.")
 
 
-def read_metadata(path) -> dict:
+def read_metadata(path: StrPath) -> dict[str, Any]:
     """The metadata of a model file, without loading the model.
 
     Only the plain-JSON metadata member is read, so this is safe on any
@@ -558,7 +565,7 @@ def read_metadata(path) -> dict:
     return _read_info(_check_path(path), verify=False)
 
 
-def _trusted_names(trusted) -> list:
+def _trusted_names(trusted: Any) -> list[str]:
     if trusted is None:
         return []
     if isinstance(trusted, bool):
@@ -578,7 +585,7 @@ def _trusted_names(trusted) -> list:
     return out
 
 
-def load_model(path, *, trusted=None):
+def load_model(path: StrPath, *, trusted: Iterable[str | type] | str | type | None = None) -> Any:
     """Load a model saved by :func:`save_model`, trusting only known types.
 
     The file is checked before any of its objects is built: before any
@@ -660,11 +667,11 @@ def load_model(path, *, trusted=None):
     return model
 
 
-def _set_caches(model, value):
+def _set_caches(model: Any, value: Any) -> Callable[[], None]:
     """Set every feature cache of ``model`` (each ``cache`` parameter, deep,
     and the ``cache_dir_`` it fitted) to ``value``; returns a function that
     restores the previous ones."""
-    undo = []
+    undo: list[tuple[Any, str, Any, bool]] = []
     if not hasattr(model, "get_params"):
         return lambda: None
     try:
@@ -684,7 +691,7 @@ def _set_caches(model, value):
             undo.append((est, "cache_dir_", est.cache_dir_, False))
             est.cache_dir_ = value
 
-    def restore():
+    def restore() -> None:
         for est, name, old, is_param in reversed(undo):
             if is_param:
                 est.set_params(**{name: old})
@@ -696,12 +703,12 @@ def _set_caches(model, value):
 # --------------------------------------------------------------------------
 # structural checks of native-code internals
 # --------------------------------------------------------------------------
-def _fail(p, what: str):
+def _fail(p: object, what: str) -> NoReturn:
     raise ModelFileError(f"{p} holds a malformed {what}; the file is corrupted or was "
                          "crafted, refusing to load it")
 
 
-def _check_tree(tree, p, n_features_expected) -> None:
+def _check_tree(tree: Any, p: object, n_features_expected: int | None) -> None:
     """sklearn.tree._tree.Tree: counts, child links and split features in range."""
     n = int(tree.node_count)
     if n < 1 or n > int(tree.capacity):
@@ -728,7 +735,7 @@ def _check_tree(tree, p, n_features_expected) -> None:
         _fail(p, "decision tree (values)")
 
 
-def _check_hist_tree(tree, p, n_features_expected) -> None:
+def _check_hist_tree(tree: Any, p: object, n_features_expected: int | None) -> None:
     """HistGradientBoosting's TreePredictor: the node record type, child links
     and split features in range, no categorical splits (the leukfeat presets
     make none; their bitset lookups cannot be checked here)."""
@@ -758,7 +765,7 @@ def _check_hist_tree(tree, p, n_features_expected) -> None:
                  "model files)")
 
 
-def _check_binary_tree(tree, p, n_features_expected) -> None:
+def _check_binary_tree(tree: Any, p: object, n_features_expected: int | None) -> None:
     """KDTree / BallTree: array shapes and index ranges used by the C query code."""
     try:
         state = tree.__getstate__()
@@ -783,7 +790,7 @@ def _check_binary_tree(tree, p, n_features_expected) -> None:
         _fail(p, "neighbour tree (array shapes or indices out of range)")
 
 
-def _check_libsvm(est, p) -> None:
+def _check_libsvm(est: Any, p: object) -> None:
     """Fitted SVC/NuSVC: support-vector arrays consistent with each other."""
     try:
         n_sv = np.asarray(est._n_support)
@@ -808,7 +815,7 @@ def _check_libsvm(est, p) -> None:
         _fail(p, "support vector machine (support-vector arrays)")
 
 
-def _validate_internals(model, p) -> None:
+def _validate_internals(model: Any, p: object) -> None:
     """Walk the loaded object graph and check every native-code structure in it."""
     from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
     from sklearn.neighbors._ball_tree import BallTree

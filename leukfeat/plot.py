@@ -40,11 +40,24 @@ import os
 import re
 from numbers import Integral
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, TypeGuard
 
 import numpy as np
 
 from ._batch import is_path
 from ._validation import check_int
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
+
+    from ._typing import ImageBatch, StrPath
+    from .evaluate import Comparison, ConfoundReport, CVReport
+    from .recipe import Recipe
+    from .segment import Segmentation
 
 __all__ = [
     "segmentation_overlay",
@@ -65,12 +78,12 @@ _NUCLEUS_COLOUR = "#ffff00"
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-def _figure(figsize):
+def _figure(figsize: tuple[float, float]) -> Any:
     from matplotlib.figure import Figure
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _fig_ax(ax, figsize):
+def _fig_ax(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Any, Any]:
     """(figure, axes): a new figure with one axes, or the figure of ``ax``."""
     if ax is None:
         fig = _figure(figsize)
@@ -82,28 +95,28 @@ def _fig_ax(ax, figsize):
 
 
 
-def _as_rgb(item, name: str = "image") -> np.ndarray:
+def _as_rgb(item: Any, name: str = "image") -> np.ndarray:
     from ._batch import load_rgb
 
     return load_rgb(item, name)
 
 
-def _image_items(images, name: str = "images") -> list:
+def _image_items(images: Any, name: str = "images") -> list[Any]:
     from ._batch import as_batch
 
     return as_batch(images, name)
 
 
-def _is_report(obj) -> bool:
+def _is_report(obj: object) -> TypeGuard[CVReport]:
     return hasattr(obj, "confusion_matrix") and hasattr(obj, "classes") \
         and hasattr(obj, "fold_of_sample")
 
 
-def _is_comparison(obj) -> bool:
+def _is_comparison(obj: object) -> TypeGuard[Comparison]:
     return hasattr(obj, "reports") and hasattr(obj, "table") and hasattr(obj, "to_markdown")
 
 
-def _colours(n: int):
+def _colours(n: int) -> list[tuple[float, float, float, float]]:
     from matplotlib import colormaps
     cmap = colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
@@ -112,7 +125,7 @@ def _colours(n: int):
 # --------------------------------------------------------------------------
 # segmentation
 # --------------------------------------------------------------------------
-def _segmentation_of(rgb, segmentation, name: str):
+def _segmentation_of(rgb: np.ndarray, segmentation: Any, name: str) -> Segmentation:
     from .segment import Segmentation, segment
     if isinstance(segmentation, Segmentation):
         if segmentation.shape != rgb.shape[:2]:
@@ -125,7 +138,9 @@ def _segmentation_of(rgb, segmentation, name: str):
                     f"{type(segmentation).__name__}")
 
 
-def segmentation_overlay(image, segmentation, ax=None, title=None):
+def segmentation_overlay(image: ArrayLike | StrPath,
+                         segmentation: Segmentation | str | Callable[..., Segmentation],
+                         ax: Axes | None = None, title: str | None = None) -> Figure:
     """Show an image with the outlines of its segmented cells and nuclei.
 
     Parameters
@@ -171,7 +186,8 @@ def segmentation_overlay(image, segmentation, ax=None, title=None):
     return fig
 
 
-def recipe_steps(recipe, image, *, title=None, input_title="input"):
+def recipe_steps(recipe: Recipe | str, image: ArrayLike | StrPath, *, title: str | None = None,
+                 input_title: str = "input") -> Figure:
     """Draw an image after each step of a recipe, one panel per step.
 
     Parameters
@@ -213,6 +229,7 @@ def recipe_steps(recipe, image, *, title=None, input_title="input"):
     axes[0].imshow(rgb)
     axes[0].set_title(f"{input_title}\n{rgb.shape[1]}x{rgb.shape[0]}", fontsize=9)
     before = rgb
+    picture: Any
     for k, (ax, (key, step, state)) in enumerate(zip(axes[1:], states), start=1):
         only_mask = state.mask is not None and np.array_equal(state.image, before)
         picture, before = (state.mask if only_mask else state.image), state.image
@@ -240,7 +257,9 @@ def _thumbnail(rgb: np.ndarray, tile: int) -> np.ndarray:
     return out
 
 
-def contact_sheet(images, segmentations=None, titles=None, cols=6, tile=128):
+def contact_sheet(images: ImageBatch,
+                  segmentations: Sequence[Segmentation | None] | str | None = None,
+                  titles: Sequence[str] | None = None, cols: int = 6, tile: int = 128) -> Figure:
     """A grid of image thumbnails, with segmentation outlines when given.
 
     Parameters
@@ -275,6 +294,7 @@ def contact_sheet(images, segmentations=None, titles=None, cols=6, tile=128):
     n = len(items)
     cols = check_int(cols, "cols", 1)
     tile = check_int(tile, "tile", 8)
+    segs: list[Any]
     if segmentations is None or isinstance(segmentations, str):
         segs = [segmentations] * n
     else:
@@ -314,7 +334,9 @@ def contact_sheet(images, segmentations=None, titles=None, cols=6, tile=128):
 # --------------------------------------------------------------------------
 # evaluation figures
 # --------------------------------------------------------------------------
-def confusion_matrix(cm, classes=None, normalize=False, ax=None, title=None):
+def confusion_matrix(cm: ArrayLike | CVReport, classes: Sequence[Any] | None = None,
+                     normalize: bool | str = False, ax: Axes | None = None,
+                     title: str | None = None) -> Figure:
     """Draw a confusion matrix with the value of every cell written in it.
 
     Parameters
@@ -410,7 +432,7 @@ def confusion_matrix(cm, classes=None, normalize=False, ax=None, title=None):
     return fig
 
 
-def _class_indices(y_true, classes) -> np.ndarray:
+def _class_indices(y_true: ArrayLike, classes: Sequence[Any]) -> np.ndarray:
     y = np.asarray(y_true)
     if y.ndim != 1:
         raise ValueError(f"y_true: expected a 1-D array of labels, got shape {y.shape}")
@@ -426,7 +448,8 @@ def _class_indices(y_true, classes) -> np.ndarray:
     raise ValueError(f"y_true: labels {unknown} are not among the classes {names}")
 
 
-def roc_curves(y_true, y_proba=None, classes=None, ax=None):
+def roc_curves(y_true: ArrayLike | CVReport, y_proba: ArrayLike | None = None,
+               classes: Sequence[Any] | np.ndarray | None = None, ax: Axes | None = None) -> Figure:
     """One-vs-rest ROC curve of every class, with its AUC in the legend.
 
     Parameters
@@ -508,7 +531,7 @@ def roc_curves(y_true, y_proba=None, classes=None, ax=None):
 # --------------------------------------------------------------------------
 # feature importance
 # --------------------------------------------------------------------------
-def _names_through(step, names, step_name: str):
+def _names_through(step: Any, names: list[str] | None, step_name: str) -> list[str] | None:
     if step is None or (isinstance(step, str) and step == "passthrough"):
         return names
     if not hasattr(step, "get_feature_names_out"):
@@ -522,7 +545,7 @@ def _names_through(step, names, step_name: str):
     return None if out is None else [str(n) for n in out]
 
 
-def _final_and_names(estimator, names):
+def _final_and_names(estimator: Any, names: list[str] | None) -> tuple[Any, list[str] | None]:
     """The final estimator of (nested) pipelines and the names of its input columns."""
     steps = getattr(estimator, "steps", None)
     if isinstance(steps, list) and steps:
@@ -532,7 +555,7 @@ def _final_and_names(estimator, names):
     return estimator, names
 
 
-def _raw_importance(est, depth: int = 0):
+def _raw_importance(est: Any, depth: int = 0) -> tuple[np.ndarray, str] | None:
     """(values, description) of a fitted final estimator, or None."""
     try:
         fi = est.feature_importances_
@@ -569,7 +592,8 @@ def _raw_importance(est, depth: int = 0):
     return np.mean([r[0] for r in results], axis=0), results[0][1] + " (mean of ensemble)"
 
 
-def _importances(estimator, feature_names=None):
+def _importances(estimator: Any, feature_names: Sequence[str] | None = None
+                 ) -> tuple[np.ndarray, list[str], str, Any]:
     """(values, names, description, final estimator) of a fitted model.
 
     The names are mapped through the steps before the final estimator.
@@ -603,7 +627,8 @@ def _importances(estimator, feature_names=None):
     return np.nan_to_num(values, nan=0.0), names, kind, final
 
 
-def feature_importance(estimator, feature_names=None, top=20, ax=None):
+def feature_importance(estimator: Any, feature_names: Sequence[str] | None = None, top: int = 20,
+                       ax: Axes | None = None) -> Figure:
     """Horizontal bar chart of the most important features of a fitted model.
 
     Tree ensembles (random forest, XGBoost) give ``feature_importances_``;
@@ -660,7 +685,7 @@ def feature_importance(estimator, feature_names=None, top=20, ax=None):
 # --------------------------------------------------------------------------
 # feature distributions
 # --------------------------------------------------------------------------
-def _columns(X, feature_names):
+def _columns(X: Any, feature_names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
     """(2-D float array, list of names) from a DataFrame or an array."""
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):
         names = [str(c) for c in X.columns]
@@ -686,7 +711,7 @@ def _columns(X, feature_names):
     return np.asarray(arr, dtype=float), names
 
 
-def _resolve_features(features, names) -> list:
+def _resolve_features(features: Sequence[str | int], names: Sequence[str]) -> list[int]:
     if isinstance(features, (str, Integral)):
         features = [features]
     features = list(features)
@@ -710,14 +735,16 @@ def _resolve_features(features, names) -> list:
     return out
 
 
-def _horizontal() -> dict:
+def _horizontal() -> dict[str, Any]:
     """Keyword of a horizontal boxplot (``vert`` is deprecated in matplotlib 3.10)."""
     import matplotlib
     major, minor = (int(v) for v in re.findall(r"\d+", matplotlib.__version__)[:2])
     return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
 
 
-def feature_distributions(X, y, features, classes=None, bins=30, *, feature_names=None):
+def feature_distributions(X: Any, y: ArrayLike, features: Sequence[str | int],
+                          classes: Sequence[Any] | None = None, bins: int = 30, *,
+                          feature_names: Sequence[str] | None = None) -> Figure:
     """Per-class histograms and box plots of selected features.
 
     Parameters
@@ -800,7 +827,7 @@ def feature_distributions(X, y, features, classes=None, bins=30, *, feature_name
 # --------------------------------------------------------------------------
 # output
 # --------------------------------------------------------------------------
-def save_figure(fig, path, dpi=120):
+def save_figure(fig: Figure, path: StrPath, dpi: int = 120) -> Path:
     """Write a figure to a file (PNG unless the suffix says otherwise).
 
     Parameters
@@ -829,7 +856,7 @@ def save_figure(fig, path, dpi=120):
     return path
 
 
-def _slug(name: str, used: set) -> str:
+def _slug(name: str, used: set[str]) -> str:
     base = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "model"
     slug, i = base, 2
     while slug in used:
@@ -838,11 +865,11 @@ def _slug(name: str, used: set) -> str:
     return slug
 
 
-def _per_class_table(report) -> str:
+def _per_class_table(report: CVReport) -> str:
     cm = np.asarray(report.confusion_matrix)
     lines = ["| class | images | sensitivity | specificity | precision |", "|---|---|---|---|---|"]
     for i, c in enumerate(report.classes):
-        def fmt(d):
+        def fmt(d: object) -> str:
             v = d.get(c, float("nan")) if isinstance(d, dict) else float("nan")
             return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
         lines.append(f"| {c} | {int(cm[i].sum())} | {fmt(report.recall)} | "
@@ -850,7 +877,7 @@ def _per_class_table(report) -> str:
     return "\n".join(lines)
 
 
-def _top_features_by_f(arr, y, k: int) -> list:
+def _top_features_by_f(arr: np.ndarray, y: ArrayLike, k: int) -> list[int]:
     """Indices of the ``k`` columns with the largest ANOVA F (NaN -> column median)."""
     import warnings
 
@@ -868,7 +895,7 @@ def _top_features_by_f(arr, y, k: int) -> list:
     return [int(i) for i in np.argsort(-f, kind="stable")[:k] if np.isfinite(f[i])]
 
 
-def _sample_indices(n: int, y, limit: int) -> list:
+def _sample_indices(n: int, y: Sequence[Any] | np.ndarray | None, limit: int) -> list[int]:
     """Up to ``limit`` indices, spread over the classes when labels are given."""
     if y is None or len(y) != n:
         return list(range(min(n, limit)))
@@ -881,8 +908,13 @@ def _sample_indices(n: int, y, limit: int) -> list:
     return out[:limit]
 
 
-def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=None,
-              model=None, images=None, segmentations=None, confound=None, provenance=None):
+def cv_report(report_or_comparison: CVReport | Comparison | dict[str, CVReport],
+              out_dir: StrPath, *, X: Any = None, y: ArrayLike | None = None,
+              feature_names: Sequence[str] | None = None, model: Any = None,
+              images: ImageBatch | None = None,
+              segmentations: Sequence[Segmentation | None] | str | None = None,
+              confound: ConfoundReport | None = None,
+              provenance: Mapping[str, str] | None = None) -> Path:
     """Write a Markdown report of a cross-validation, with its figures.
 
     The report (``report.md`` in `out_dir`) holds the summary table
@@ -958,7 +990,8 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
     else:
         raise TypeError("report_or_comparison: expected a CVReport, a Comparison or a dict "
                         f"of CVReports, got {type(obj).__name__}")
-    names = arr = None
+    names: Any = None
+    arr: Any = None
     if X is not None:
         arr, names = _columns(X, feature_names)
     yy = None if y is None else np.asarray(y)
@@ -988,7 +1021,7 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = next(iter(reports.values()))
-    used: set = set()
+    used: set[str] = set()
     md = ["# leukfeat cross-validation report", "",
           f"Generated {datetime.now().isoformat(timespec='seconds')} by leukfeat "
           f"{__version__}: {first.n_images} images, {len(first.classes)} classes "
@@ -1048,7 +1081,7 @@ def cv_report(report_or_comparison, out_dir, *, X=None, y=None, feature_names=No
     if model is not None:
         models = model if isinstance(model, dict) else {"model": model}
         given = feature_names if feature_names is not None else names
-        used_imp: set = set()
+        used_imp: set[str] = set()
         md += ["## Feature importance", ""]
         for mname, est in models.items():
             label = mname if isinstance(model, dict) else type(est).__name__

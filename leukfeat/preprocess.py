@@ -36,11 +36,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Real
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import cv2
 import numpy as np
 
 from ._validation import as_uint8_rgb, check_image, check_int_pair, check_mask
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "INTERPOLATIONS",
@@ -67,7 +73,7 @@ __all__ = [
 # private helpers
 # --------------------------------------------------------------------------- #
 
-def _as_uint8(image, name: str = "image") -> np.ndarray:
+def _as_uint8(image: ArrayLike, name: str = "image") -> np.ndarray:
     """Validated uint8 image keeping its number of dimensions (may be a view)."""
     arr = check_image(image, name)
     if arr.dtype == np.uint8:
@@ -87,7 +93,7 @@ def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def _apply_to_lightness(rgb: np.ndarray, func) -> np.ndarray:
+def _apply_to_lightness(rgb: np.ndarray, func: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Apply a uint8 -> uint8 grey-level operation to the L* channel of an RGB image.
 
     L* (0..100) is quantised to 0..255 for ``func``; a* and b* are kept at full
@@ -110,7 +116,7 @@ INTERPOLATIONS = tuple(_INTERPOLATIONS)
 _CV2_RESIZE_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 
 
-def _check_interpolation(interpolation) -> str:
+def _check_interpolation(interpolation: Any) -> str:
     if interpolation not in _INTERPOLATIONS:
         raise ValueError(f"interpolation: expected one of {sorted(_INTERPOLATIONS)}, "
                          f"got {interpolation!r}")
@@ -125,8 +131,9 @@ def _resize_exact(arr: np.ndarray, out_h: int, out_w: int, interpolation: str) -
         rows = np.minimum(((np.arange(out_h) + 0.5) * (in_h / out_h)).astype(np.intp), in_h - 1)
         cols = np.minimum(((np.arange(out_w) + 0.5) * (in_w / out_w)).astype(np.intp), in_w - 1)
         return arr[rows[:, None], cols[None, :]]
-    flag = _INTERPOLATIONS[interpolation]
+    flag = cast(int, _INTERPOLATIONS[interpolation])
     dtype = arr.dtype
+    out: np.ndarray
     if dtype in _CV2_RESIZE_DTYPES:
         out = cv2.resize(np.ascontiguousarray(arr), (out_w, out_h), interpolation=flag)
     else:
@@ -145,7 +152,7 @@ def _resize_exact(arr: np.ndarray, out_h: int, out_w: int, interpolation: str) -
     return out
 
 
-def _pad_array(pad_value, arr: np.ndarray) -> np.ndarray:
+def _pad_array(pad_value: Any, arr: np.ndarray) -> np.ndarray:
     """Validate ``pad_value`` and return it as a per-channel array of ``arr.dtype``."""
     n_channels = arr.shape[2] if arr.ndim == 3 else 1
     try:
@@ -173,7 +180,7 @@ def _pad_array(pad_value, arr: np.ndarray) -> np.ndarray:
 # grey levels and contrast
 # --------------------------------------------------------------------------- #
 
-def to_gray(image) -> np.ndarray:
+def to_gray(image: ArrayLike) -> np.ndarray:
     """Convert an RGB image to grayscale with ITU-R BT.601 luma weights.
 
     ``gray = 0.299 R + 0.587 G + 0.114 B`` (``cv2.COLOR_RGB2GRAY``, rounded).
@@ -208,7 +215,7 @@ def to_gray(image) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2GRAY)
 
 
-def equalize(image) -> np.ndarray:
+def equalize(image: ArrayLike) -> np.ndarray:
     """Global histogram equalisation.
 
     Grayscale images are equalised with ``cv2.equalizeHist``. For RGB images
@@ -244,7 +251,8 @@ def equalize(image) -> np.ndarray:
     return _apply_to_lightness(arr, cv2.equalizeHist)
 
 
-def clahe(image, clip_limit: float = 2.0, tile_grid_size=(8, 8)) -> np.ndarray:
+def clahe(image: ArrayLike, clip_limit: float = 2.0,
+          tile_grid_size: int | Sequence[int] = (8, 8)) -> np.ndarray:
     """Contrast Limited Adaptive Histogram Equalisation (OpenCV).
 
     Grayscale images are processed directly; for RGB images CLAHE is applied to
@@ -293,7 +301,8 @@ def clahe(image, clip_limit: float = 2.0, tile_grid_size=(8, 8)) -> np.ndarray:
 # geometry and intensity range
 # --------------------------------------------------------------------------- #
 
-def resize(image, size, *, keep_aspect: bool = False, pad_value=0,
+def resize(image: ArrayLike, size: int | Sequence[int], *, keep_aspect: bool = False,
+           pad_value: float | tuple[float, float, float] = 0,
            interpolation: str = "area") -> np.ndarray:
     """Resize an image to ``size = (height, width)``.
 
@@ -357,7 +366,8 @@ def resize(image, size, *, keep_aspect: bool = False, pad_value=0,
     return out
 
 
-def rescale(image, scale, *, interpolation: str = "area") -> np.ndarray:
+def rescale(image: ArrayLike, scale: float | tuple[float, float], *,
+            interpolation: str = "area") -> np.ndarray:
     """Resize an image by a scale factor.
 
     Parameters
@@ -399,7 +409,7 @@ def rescale(image, scale, *, interpolation: str = "area") -> np.ndarray:
     return _resize_exact(arr, out_h, out_w, _check_interpolation(interpolation))
 
 
-def rescale_intensity(image) -> np.ndarray:
+def rescale_intensity(image: ArrayLike) -> np.ndarray:
     """Stretch intensities linearly to ``[0, 1]`` using the image's real range.
 
     ``(image - min) / (max - min)``, with one min and max over the **whole**
@@ -441,7 +451,8 @@ def rescale_intensity(image) -> np.ndarray:
 # Reinhard colour transfer
 # --------------------------------------------------------------------------- #
 
-def _frozen_vector(value, shape, name: str, *, positive: bool = False) -> np.ndarray:
+def _frozen_vector(value: Any, shape: tuple[int, ...], name: str, *,
+                   positive: bool = False) -> np.ndarray:
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -471,7 +482,11 @@ class ReinhardTarget:
     mean: np.ndarray
     std: np.ndarray
 
-    def __post_init__(self):
+    if TYPE_CHECKING:
+        # what the generated __init__ accepts (__post_init__ converts)
+        def __init__(self, mean: ArrayLike, std: ArrayLike) -> None: ...
+
+    def __post_init__(self) -> None:
         object.__setattr__(self, "mean", _frozen_vector(self.mean, (3,), "mean"))
         std = _frozen_vector(self.std, (3,), "std")
         if (std < 0).any():
@@ -479,14 +494,15 @@ class ReinhardTarget:
         object.__setattr__(self, "std", std)
 
 
-def _image_list(images, name: str) -> list:
+def _image_list(images: Any, name: str) -> list[Any]:
     """A single image, a stack (N, H, W, C) or a sequence of images -> list of images."""
     from ._batch import as_batch
 
     return as_batch(images, name, single="wrap", paths=False)
 
 
-def reinhard_stats(images, masks=None) -> ReinhardTarget:
+def reinhard_stats(images: ArrayLike | Sequence[ArrayLike],
+                   masks: ArrayLike | Sequence[ArrayLike] | None = None) -> ReinhardTarget:
     """Compute Reinhard target statistics from one or several reference images.
 
     The mean and standard deviation of each CIE L\\*a\\*b\\* channel are pooled
@@ -521,7 +537,7 @@ def reinhard_stats(images, masks=None) -> ReinhardTarget:
     return _reinhard_stats(images, masks, "images")
 
 
-def _reinhard_stats(images, masks, name: str) -> ReinhardTarget:
+def _reinhard_stats(images: Any, masks: Any, name: str) -> ReinhardTarget:
     imgs = _image_list(images, name)
     if masks is None:
         mask_list = [None] * len(imgs)
@@ -547,7 +563,8 @@ def _reinhard_stats(images, masks, name: str) -> ReinhardTarget:
     return ReinhardTarget(mean, np.sqrt(var))
 
 
-def _lab_stats(lab: np.ndarray, mask=None):
+def _lab_stats(lab: np.ndarray, mask: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-channel mean, std (float64) and pixel count of a Lab image, optionally masked."""
     if mask is None:
         n = lab.shape[0] * lab.shape[1]
@@ -560,7 +577,7 @@ def _lab_stats(lab: np.ndarray, mask=None):
     return mean.ravel(), std.ravel(), n
 
 
-def _as_reinhard_target(target) -> ReinhardTarget:
+def _as_reinhard_target(target: Any) -> ReinhardTarget:
     if isinstance(target, ReinhardTarget):
         return target
     if isinstance(target, (tuple, list)) and len(target) == 2:
@@ -579,7 +596,8 @@ def _as_reinhard_target(target) -> ReinhardTarget:
                      f"reference image, got {type(target).__name__}")
 
 
-def reinhard(image, target, *, mask=None) -> np.ndarray:
+def reinhard(image: ArrayLike, target: ReinhardTarget | ArrayLike, *,
+             mask: ArrayLike | None = None) -> np.ndarray:
     """Reinhard et al. (2001) colour transfer in CIE L\\*a\\*b\\*.
 
     Each channel is standardised with the source statistics and rescaled to
@@ -660,7 +678,11 @@ class MacenkoTarget:
     stain_matrix: np.ndarray
     max_concentrations: np.ndarray
 
-    def __post_init__(self):
+    if TYPE_CHECKING:
+        # what the generated __init__ accepts (__post_init__ converts)
+        def __init__(self, stain_matrix: ArrayLike, max_concentrations: ArrayLike) -> None: ...
+
+    def __post_init__(self) -> None:
         m = _frozen_vector(self.stain_matrix, (3, 2), "stain_matrix")
         if abs(np.linalg.det(m.T @ m)) < 1e-12:
             raise ValueError("stain_matrix: the two stain vectors are linearly dependent")
@@ -692,7 +714,7 @@ SMEAR_MACENKO_TARGET = MacenkoTarget(
     max_concentrations=(1.309586, 0.516323))
 
 
-def _check_macenko_params(Io, alpha, beta):
+def _check_macenko_params(Io: float, alpha: float, beta: float) -> None:
     for name, val in (("Io", Io), ("alpha", alpha), ("beta", beta)):
         if (not isinstance(val, (Real, np.number)) or isinstance(val, bool)
                 or not np.isfinite(val)):
@@ -711,7 +733,7 @@ def _optical_density(rgb: np.ndarray, Io: float) -> np.ndarray:
     return lut[rgb.reshape(-1, 3)]
 
 
-def _estimate_stains(od_hat: np.ndarray, alpha: float):
+def _estimate_stains(od_hat: np.ndarray, alpha: float) -> np.ndarray | None:
     """Macenko stain vectors from stained OD pixels; None if degenerate."""
     if od_hat.shape[0] < MIN_STAINED_PIXELS:
         return None
@@ -739,7 +761,7 @@ def _concentrations(od: np.ndarray, stains: np.ndarray) -> np.ndarray:
     return np.linalg.pinv(stains) @ od.T
 
 
-def macenko_stains(images, *, Io: float = 240, alpha: float = 1,
+def macenko_stains(images: ArrayLike | Sequence[ArrayLike], *, Io: float = 240, alpha: float = 1,
                    beta: float = 0.15) -> MacenkoTarget:
     """Estimate the Macenko stain matrix and maximum concentrations.
 
@@ -791,7 +813,8 @@ def macenko_stains(images, *, Io: float = 240, alpha: float = 1,
     return _macenko_stains(images, Io, alpha, beta, "images")
 
 
-def _macenko_stains(images, Io, alpha, beta, name: str) -> MacenkoTarget:
+def _macenko_stains(images: Any, Io: float, alpha: float, beta: float,
+                    name: str) -> MacenkoTarget:
     imgs = _image_list(images, name)
     ods, hats = [], []
     for i, img in enumerate(imgs):
@@ -814,7 +837,7 @@ def _macenko_stains(images, Io, alpha, beta, name: str) -> MacenkoTarget:
     return MacenkoTarget(stains, max_c)
 
 
-def _as_macenko_target(target, Io, alpha, beta) -> MacenkoTarget:
+def _as_macenko_target(target: Any, Io: float, alpha: float, beta: float) -> MacenkoTarget:
     if target is None:
         return MACENKO_REFERENCE
     if isinstance(target, MacenkoTarget):
@@ -833,7 +856,7 @@ def _as_macenko_target(target, Io, alpha, beta) -> MacenkoTarget:
                      f"{type(target).__name__}")
 
 
-def macenko(image, target=None, *, Io: float = 240, alpha: float = 1,
+def macenko(image: ArrayLike, target: MacenkoTarget | ArrayLike | None = None, *, Io: float = 240, alpha: float = 1,
             beta: float = 0.15) -> np.ndarray:
     """Macenko stain normalisation.
 

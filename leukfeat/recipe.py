@@ -48,9 +48,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from ._typing import ImageBatch, StrPath
+    from .segment import Segmentation
 
 __all__ = ["Recipe", "RecipeError", "STEPS", "SHIPPED", "load_recipe", "recipe_names",
            "Gray", "ColourSpace", "Channel", "Equalize", "Resize", "Normalize", "LogSharpen",
@@ -71,13 +81,14 @@ class _State:
 
     __slots__ = ("original", "image", "mask")
 
-    def __init__(self, original, image, mask=None):
+    def __init__(self, original: np.ndarray, image: np.ndarray,
+                 mask: np.ndarray | None = None) -> None:
         self.original = original
         self.image = image
         self.mask = mask
 
     @classmethod
-    def of(cls, item) -> "_State":
+    def of(cls, item: Any) -> "_State":
         """The state of an image item (path or array) before any step."""
         from ._batch import load_rgb
 
@@ -102,14 +113,14 @@ class _Step(TransformerMixin, BaseEstimator):
     def __call__(self, state: _State) -> _State:
         return self.apply(state)
 
-    def fit(self, X, y=None):
+    def fit(self, X: ImageBatch, y: object = None) -> Self:
         """Check the batch (a step learns nothing)."""
         from ._batch import as_batch
 
         as_batch(X)
         return self
 
-    def transform(self, X):
+    def transform(self, X: ImageBatch) -> list[Any]:
         """Apply this step alone to every item.
 
         Parameters
@@ -135,7 +146,7 @@ class _Step(TransformerMixin, BaseEstimator):
         """
         from ._batch import as_batch
 
-        out = []
+        out: list[Any] = []
         for k, item in enumerate(as_batch(X)):
             try:
                 state = self(self._alone_state(item))
@@ -144,7 +155,7 @@ class _Step(TransformerMixin, BaseEstimator):
             out.append(state.mask if self.changes == "mask" else state.image)
         return out
 
-    def _alone_state(self, item) -> _State:
+    def _alone_state(self, item: Any) -> _State:
         if not self.needs_mask:
             if isinstance(item, np.ndarray):
                 # an array as it is: the grey, one-channel or LAB output of
@@ -163,7 +174,7 @@ class _Step(TransformerMixin, BaseEstimator):
         grey = mask.astype(np.uint8) * 255
         return _State(np.dstack([grey] * 3), grey, mask)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         from ._batch import image_tags
 
         tags = image_tags(super().__sklearn_tags__(), requires_fit=False)
@@ -173,13 +184,13 @@ class _Step(TransformerMixin, BaseEstimator):
     def apply(self, state: _State) -> _State:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _need_mask(self, state):
+    def _need_mask(self, state: _State) -> np.ndarray:
         if state.mask is None:
             raise RecipeError(f"step {self.name!r} needs a mask: put a thresholding step "
                               "(kmeans, threshold) before it")
         return state.mask
 
-    def _u8(self, image, what="image"):
+    def _u8(self, image: ArrayLike, what: str = "image") -> np.ndarray:
         arr = np.asarray(image)
         if arr.dtype == np.uint8:
             return arr
@@ -188,7 +199,7 @@ class _Step(TransformerMixin, BaseEstimator):
         raise RecipeError(f"step {self.name!r} needs an 8-bit {what}, got {arr.dtype}")
 
 
-def _rgb(state, step):
+def _rgb(state: _State, step: str) -> np.ndarray:
     img = np.asarray(state.image)
     if img.ndim != 3 or img.shape[2] != 3:
         raise RecipeError(f"step {step!r} needs an RGB image, got shape {img.shape}")
@@ -200,7 +211,7 @@ class Gray(_Step):
 
     name = "gray"
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import preprocess
 
         img = np.asarray(state.image)
@@ -213,10 +224,10 @@ class ColourSpace(_Step):
 
     name = "colour_space"
 
-    def __init__(self, space="lab"):
+    def __init__(self, space: str = "lab") -> None:
         self.space = space
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         import cv2
 
         codes = {"lab": cv2.COLOR_RGB2LAB, "hsv": cv2.COLOR_RGB2HSV_FULL}
@@ -232,10 +243,10 @@ class Channel(_Step):
 
     name = "channel"
 
-    def __init__(self, index=1):
+    def __init__(self, index: int = 1) -> None:
         self.index = index
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         img = np.asarray(state.image)
         if img.ndim != 3 or not (isinstance(self.index, int) and 0 <= self.index < img.shape[2]):
             raise RecipeError(f"channel: index must pick one of the {img.shape[-1]} channels "
@@ -251,12 +262,13 @@ class Equalize(_Step):
 
     name = "equalize"
 
-    def __init__(self, method="global", clip_limit=2.0, tile_grid_size=(8, 8)):
+    def __init__(self, method: str = "global", clip_limit: float = 2.0,
+                 tile_grid_size: Sequence[int] = (8, 8)) -> None:
         self.method = method
         self.clip_limit = clip_limit
         self.tile_grid_size = tile_grid_size
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         import cv2
 
         from . import preprocess
@@ -281,11 +293,11 @@ class Resize(_Step):
 
     name = "resize"
 
-    def __init__(self, size=(224, 224), interpolation="area"):
+    def __init__(self, size: int | tuple[int, int] = (224, 224), interpolation: str = "area") -> None:
         self.size = size
         self.interpolation = interpolation
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import preprocess
 
         size = tuple(self.size) if not isinstance(self.size, int) else (self.size,) * 2
@@ -303,7 +315,7 @@ class Normalize(_Step):
 
     name = "normalize"
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         img = np.asarray(state.image)
         if img.dtype == np.uint8:
             state.image = img.astype(np.float64) / 255.0
@@ -322,11 +334,11 @@ class LogSharpen(_Step):
 
     name = "log_sharpen"
 
-    def __init__(self, sigma=1.0, amount=1.0):
+    def __init__(self, sigma: float = 1.0, amount: float = 1.0) -> None:
         self.sigma = sigma
         self.amount = amount
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from ._filters import log_raw
 
         img = np.asarray(state.image)
@@ -350,10 +362,10 @@ class StainNormalize(_Step):
 
     name = "stain_normalize"
 
-    def __init__(self, method="reinhard"):
+    def __init__(self, method: str = "reinhard") -> None:
         self.method = method
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import preprocess
 
         img = self._u8(_rgb(state, self.name))
@@ -375,11 +387,11 @@ class KMeans(_Step):
     name = "kmeans"
     changes = "mask"
 
-    def __init__(self, k=3, keep="highest"):
+    def __init__(self, k: int = 3, keep: str = "highest") -> None:
         self.k = k
         self.keep = keep
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import segment
 
         img = self._u8(state.image, "one-channel image")
@@ -406,14 +418,16 @@ class Threshold(_Step):
     name = "threshold"
     changes = "mask"
 
-    def __init__(self, method="otsu", value=None, lower=None, upper=None, invert=False):
+    def __init__(self, method: str = "otsu", value: float | None = None,
+                 lower: Sequence[float] | None = None, upper: Sequence[float] | None = None,
+                 invert: bool = False) -> None:
         self.method = method
         self.value = value
         self.lower = lower
         self.upper = upper
         self.invert = invert
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import segment
 
         if self.method == "hsv":
@@ -450,7 +464,7 @@ class FillHoles(_Step):
     changes = "mask"
     needs_mask = True
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import segment
 
         state.mask = segment.fill_holes(self._need_mask(state))
@@ -464,10 +478,10 @@ class RemoveSmall(_Step):
     changes = "mask"
     needs_mask = True
 
-    def __init__(self, min_size=64):
+    def __init__(self, min_size: int = 64) -> None:
         self.min_size = min_size
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import segment
 
         state.mask = segment.remove_small(self._need_mask(state), int(self.min_size))
@@ -481,10 +495,10 @@ class RemoveSmallHoles(_Step):
     changes = "mask"
     needs_mask = True
 
-    def __init__(self, area=64):
+    def __init__(self, area: int = 64) -> None:
         self.area = area
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import segment
 
         state.mask = segment.remove_small_holes(self._need_mask(state), int(self.area))
@@ -498,10 +512,10 @@ class Opening(_Step):
     changes = "mask"
     needs_mask = True
 
-    def __init__(self, radius=1):
+    def __init__(self, radius: int = 1) -> None:
         self.radius = radius
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import segment
 
         state.mask = segment.opening(self._need_mask(state), int(self.radius))
@@ -515,10 +529,10 @@ class Closing(_Step):
     changes = "mask"
     needs_mask = True
 
-    def __init__(self, radius=1):
+    def __init__(self, radius: int = 1) -> None:
         self.radius = radius
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import segment
 
         state.mask = segment.closing(self._need_mask(state), int(self.radius))
@@ -534,10 +548,10 @@ class WatershedSplit(_Step):
     changes = "mask"
     needs_mask = True
 
-    def __init__(self, min_distance=None):
+    def __init__(self, min_distance: int | None = None) -> None:
         self.min_distance = min_distance
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import segment
 
         from scipy import ndimage as ndi
@@ -560,10 +574,10 @@ class MaskAnd(_Step):
     name = "mask_and"
     needs_mask = True
 
-    def __init__(self, fill=0):
+    def __init__(self, fill: int = 0) -> None:
         self.fill = fill
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         mask = self._need_mask(state)
         out = np.array(state.original, copy=True)
         out[~mask] = self.fill
@@ -581,10 +595,10 @@ class CropToCell(_Step):
     name = "crop_to_cell"
     needs_mask = True
 
-    def __init__(self, margin=4):
+    def __init__(self, margin: int = 4) -> None:
         self.margin = margin
 
-    def apply(self, state):
+    def apply(self, state: _State) -> _State:
         from . import segment
         from ._validation import check_int
 
@@ -651,7 +665,8 @@ class Recipe(TransformerMixin, BaseEstimator):
     4
     """
 
-    def __init__(self, steps, output="image", name="", citation="", description=""):
+    def __init__(self, steps: Sequence[tuple[str, _Step]], output: str = "image", name: str = "",
+                 citation: str = "", description: str = "") -> None:
         self.steps = steps
         self.output = output
         self.name = name
@@ -659,7 +674,7 @@ class Recipe(TransformerMixin, BaseEstimator):
         self.description = description
 
     # -- parameters: every step's, as <step>__<param> --------------------------
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         out = super().get_params(deep=False)
         if deep:
             for key, step in self.steps:
@@ -668,7 +683,7 @@ class Recipe(TransformerMixin, BaseEstimator):
                     out[f"{key}__{param}"] = value
         return out
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         steps = dict(self.steps)
         own = {k: v for k, v in params.items() if "__" not in k and k not in steps}
         super().set_params(**own)
@@ -683,7 +698,7 @@ class Recipe(TransformerMixin, BaseEstimator):
                 steps[head].set_params(**{rest: value})
         return self
 
-    def _check(self):
+    def _check(self) -> None:
         if not isinstance(self.steps, (list, tuple)) or not self.steps:
             raise ValueError("steps: expected a non-empty list of (name, step) pairs")
         seen = set()
@@ -700,7 +715,7 @@ class Recipe(TransformerMixin, BaseEstimator):
             raise ValueError(f"output: expected one of {_OUTPUTS}, got {self.output!r}")
 
     # -- running ---------------------------------------------------------------
-    def run(self, image):
+    def run(self, image: Any) -> _State:
         """Apply the steps to one image.
 
         Returns
@@ -710,12 +725,12 @@ class Recipe(TransformerMixin, BaseEstimator):
             ``mask`` (bool, or None when no step made one) and ``original``
             (the input as RGB uint8, resized along with the image).
         """
-        state = None
+        state: Any = None
         for _, _, state in self.iter_states(image):
             pass
         return state
 
-    def iter_states(self, image):
+    def iter_states(self, image: Any) -> Iterator[tuple[str, _Step, _State]]:
         """Apply the steps to one image, yielding the state after each.
 
         Yields
@@ -741,7 +756,7 @@ class Recipe(TransformerMixin, BaseEstimator):
         """Whether a step of the recipe makes a mask (``kmeans``, ``threshold``)."""
         return any(isinstance(step, (KMeans, Threshold)) for _, step in self.steps)
 
-    def segment(self, image):
+    def segment(self, image: Any) -> Segmentation:
         """The recipe's mask of one image as a
         :class:`~leukfeat.segment.Segmentation` (8-connected objects as cells,
         nucleus by :func:`~leukfeat.segment.split_nucleus`), whatever
@@ -756,7 +771,7 @@ class Recipe(TransformerMixin, BaseEstimator):
         """
         return self._segmentation(self.run(image))
 
-    def _segmentation(self, state):
+    def _segmentation(self, state: _State) -> Segmentation:
         from . import segment
 
         if state.mask is None:
@@ -769,7 +784,7 @@ class Recipe(TransformerMixin, BaseEstimator):
                                        seg.labels, seg.method, {"recipe": self.name})
         return seg
 
-    def _one(self, item):
+    def _one(self, item: Any) -> Any:
         state = self.run(item)
         if self.output == "image":
             return state.image
@@ -781,7 +796,7 @@ class Recipe(TransformerMixin, BaseEstimator):
             seg = self._segmentation(state)
         return seg if self.output == "segmentation" else (state.original, seg)
 
-    def fit(self, X, y=None):
+    def fit(self, X: ImageBatch, y: object = None) -> Self:
         """Check the steps (nothing is learnt)."""
         from ._batch import as_batch
 
@@ -789,7 +804,7 @@ class Recipe(TransformerMixin, BaseEstimator):
         as_batch(X)
         return self
 
-    def transform(self, X):
+    def transform(self, X: ImageBatch) -> list[Any]:
         """Run the recipe on every image (a list out, one entry per image)."""
         from ._batch import map_items, as_batch
 
@@ -798,7 +813,7 @@ class Recipe(TransformerMixin, BaseEstimator):
         results, _ = map_items(self._one, items, n_jobs=1, on_error="raise")
         return results
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         from ._batch import image_tags
 
         tags = image_tags(super().__sklearn_tags__(), requires_fit=False)
@@ -806,25 +821,26 @@ class Recipe(TransformerMixin, BaseEstimator):
         return tags
 
     # -- files -----------------------------------------------------------------
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data (what :meth:`save` writes)."""
         self._check()
         steps = []
         for key, step in self.steps:
-            entry = {"step": step.name}
+            entry: dict[str, Any] = {"step": step.name}
             if key != step.name:
                 entry["name"] = key
             for param, value in step.get_params(deep=False).items():
                 entry[param] = list(value) if isinstance(value, tuple) else value
             steps.append(entry)
-        out = {"recipe": self.name or "unnamed", "output": self.output, "steps": steps}
+        out: dict[str, Any] = {"recipe": self.name or "unnamed", "output": self.output,
+                               "steps": steps}
         if self.citation:
             out["citation"] = self.citation
         if self.description:
             out["description"] = self.description
         return out
 
-    def save(self, path) -> Path:
+    def save(self, path: StrPath) -> Path:
         """Write the recipe as YAML (``.yaml``/``.yml``) or JSON (``.json``)."""
         from ._atomic import atomic_path
 
@@ -840,7 +856,7 @@ class Recipe(TransformerMixin, BaseEstimator):
         return path
 
     @classmethod
-    def from_dict(cls, data, source: str = "recipe") -> "Recipe":
+    def from_dict(cls, data: Any, source: str = "recipe") -> "Recipe":
         """Build a recipe from plain data (as :meth:`to_dict` gives), checked
         against the schema: unknown keys, steps and parameters are errors
         naming them."""
@@ -854,8 +870,8 @@ class Recipe(TransformerMixin, BaseEstimator):
 _TOP_KEYS = {"recipe", "output", "steps", "citation", "description"}
 
 
-def _from_data(data, source, lines):
-    def where(*path):
+def _from_data(data: Any, source: str, lines: dict[tuple[Any, ...], int] | None) -> Recipe:
+    def where(*path: Any) -> str:
         line = None if lines is None else lines.get(path)
         return f"{source}" + (f": line {line}" if line else "")
 
@@ -900,13 +916,13 @@ def _from_data(data, source, lines):
     return recipe
 
 
-def _yaml_lines(text):
+def _yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
     """``path -> line`` (1-based) of every key of a YAML document."""
     import yaml
 
-    out = {}
+    out: dict[tuple[Any, ...], int] = {}
 
-    def walk(node, path):
+    def walk(node: Any, path: tuple[Any, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 p = path + (key.value,)
@@ -923,12 +939,12 @@ def _yaml_lines(text):
     return out
 
 
-def recipe_names() -> list:
+def recipe_names() -> list[str]:
     """Names of the recipes shipped with leukfeat (:data:`SHIPPED`)."""
     return sorted(p.stem for p in _RECIPE_DIR.glob("*.yaml"))
 
 
-def load_recipe(name_or_path) -> Recipe:
+def load_recipe(name_or_path: StrPath) -> Recipe:
     """A recipe from a shipped name (:func:`recipe_names`) or a YAML/JSON file.
 
     Raises

@@ -61,6 +61,7 @@ import os
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -69,6 +70,15 @@ from ._atomic import atomic_path
 from ._batch import PATH_TYPES, as_batch, describe_item
 from ._chunks import (check_bool, check_chunk_size, check_extractor, check_item_columns,
                       chunk_bounds, column_slice)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from types import ModuleType
+
+    import pandas as pd
+
+    from ._typing import StrPath
+    from .transformers import FeatureExtractor
 
 __all__ = [
     "extract_to_parquet",
@@ -135,7 +145,7 @@ def _utf8(text: str) -> str:
     return text
 
 
-def _item_path(item) -> str:
+def _item_path(item: Any) -> str:
     """The ``path`` column of an item: the file path (of the image of an
     ``(image, mask)`` pair), else a short description."""
     if isinstance(item, tuple) and len(item) == 2:
@@ -145,7 +155,7 @@ def _item_path(item) -> str:
     return _utf8(describe_item(item))
 
 
-def _item_token(item) -> bytes:
+def _item_token(item: Any) -> bytes:
     """What identifies an item in the manifest: a path by its name, an array
     (or a Segmentation) by its content, a pair by both parts."""
     if isinstance(item, PATH_TYPES):
@@ -160,7 +170,7 @@ def _item_token(item) -> bytes:
     return b"c:" + key.encode()
 
 
-def _sha(tokens) -> str:
+def _sha(tokens: Iterable[bytes]) -> str:
     h = hashlib.sha256()
     for t in tokens:
         h.update(len(t).to_bytes(8, "little"))
@@ -172,7 +182,8 @@ def _sha(tokens) -> str:
 # one chunk: the extractor's rows as a table
 # --------------------------------------------------------------------------- #
 
-def _empty_frame(names, per_cell: bool, item_columns: dict):
+def _empty_frame(names: Sequence[str], per_cell: bool, item_columns: dict[str, Any]
+                 ) -> pd.DataFrame:
     """The table with no rows and the dtypes of every part."""
     import pandas as pd
 
@@ -211,22 +222,23 @@ class ChunkJob:
         limit BLAS, OpenMP and OpenCV to one thread first.
     """
 
-    def __init__(self, extractor, per_cell: bool, item_columns=None, *,
-                 single_thread_workers: bool = True):
+    def __init__(self, extractor: FeatureExtractor, per_cell: bool,
+                 item_columns: dict[str, Any] | None = None, *,
+                 single_thread_workers: bool = True) -> None:
         self.extractor = extractor.set_params(on_error="nan", progress=False)
         self.per_cell = per_cell
         self.item_columns = {k: v.iloc[:0] for k, v in (item_columns or {}).items()}
         self.single_thread_workers = single_thread_workers
         self.pid = os.getpid()
-        self.names = None
+        self.names: Any = None   # list[str] after fit
 
-    def fit(self, items) -> "ChunkJob":
+    def fit(self, items: Sequence[Any]) -> "ChunkJob":
         """Fit the extractor (parameters and column names; no image is read)."""
         self.extractor.fit(items)
         self.names = [str(n) for n in self.extractor.get_feature_names_out()]
         return self
 
-    def __dask_tokenize__(self):
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
         # Dask names the tasks of a graph by their arguments; the job is
         # identified by what determines its output.
         key = self.extractor._configuration()[2]
@@ -234,11 +246,12 @@ class ChunkJob:
                 self.per_cell, self.names,
                 [(k, str(v.dtype)) for k, v in self.item_columns.items()])
 
-    def meta(self):
+    def meta(self) -> pd.DataFrame:
         """The empty table with the columns and dtypes of every chunk."""
         return _empty_frame(self.names, self.per_cell, self.item_columns)
 
-    def __call__(self, start: int, items: list, extra=None):
+    def __call__(self, start: int, items: list[Any], extra: dict[str, Any] | None = None
+                 ) -> pd.DataFrame:
         """The table of ``items`` (positions ``start, start + 1, ...`` of the
         batch), its index the position of each row's item in the batch;
         ``extra``: ``{name: values of these items}`` of the item columns."""
@@ -266,9 +279,9 @@ class ChunkJob:
         error = [failures.get(int(i), NO_CELL if no_cell else None)
                  for i, no_cell in zip(owner, no_cell_rows)]
         meta = self.meta()
-        head = {PATH_COLUMN: [_item_path(items[i]) for i in owner]}
+        head: Any = {PATH_COLUMN: [_item_path(items[i]) for i in owner]}
         for name in self.item_columns:
-            head[name] = np.asarray(extra[name], dtype=object)[owner]
+            head[name] = np.asarray(cast("dict[str, Any]", extra)[name], dtype=object)[owner]
         if PATH_COLUMN in self.item_columns:   # the caller's names of the items
             head[PATH_COLUMN] = [_utf8(str(v)) for v in head[PATH_COLUMN]]
         if self.per_cell:
@@ -290,7 +303,7 @@ class ChunkJob:
 # the output directory
 # --------------------------------------------------------------------------- #
 
-def _require_pyarrow():
+def _require_pyarrow() -> ModuleType:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -318,7 +331,7 @@ def _remove_temporaries(out: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(out: Path):
+def _locked(out: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``out`` (POSIX; no-op elsewhere)."""
     try:
         import fcntl
@@ -338,7 +351,7 @@ def _locked(out: Path):
         os.close(fd)
 
 
-def _read_manifest(out: Path):
+def _read_manifest(out: Path) -> dict[str, Any] | None:
     path = out / MANIFEST
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -348,7 +361,7 @@ def _read_manifest(out: Path):
         raise FeatureTableError(f"out: cannot read the manifest {path}: {exc}") from None
 
 
-def _describe_mismatch(old: dict, new: dict) -> str:
+def _describe_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str:
     what = []
     for key in _COMPARED:
         if old.get(key) != new.get(key):
@@ -367,7 +380,7 @@ def _describe_mismatch(old: dict, new: dict) -> str:
     return ", ".join(dict.fromkeys(what))
 
 
-def _prepare_output(out: Path, manifest: dict, overwrite: bool) -> bool:
+def _prepare_output(out: Path, manifest: dict[str, Any], overwrite: bool) -> bool:
     """Make ``out`` a directory holding ``manifest``; returns whether parts
     of an earlier run may be reused. Called under the lock."""
     old = _read_manifest(out)
@@ -394,12 +407,12 @@ def _prepare_output(out: Path, manifest: dict, overwrite: bool) -> bool:
     return False
 
 
-def _settings_digest(manifest: dict) -> str:
+def _settings_digest(manifest: dict[str, Any]) -> str:
     text = json.dumps({k: manifest[k] for k in _COMPARED}, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _part_ok(path: Path, expected: dict, per_cell: bool) -> bool:
+def _part_ok(path: Path, expected: dict[str, Any], per_cell: bool) -> bool:
     """Whether a part on disk is complete and belongs to this chunk of this run."""
     import pyarrow.parquet as pq
 
@@ -416,7 +429,7 @@ def _part_ok(path: Path, expected: dict, per_cell: bool) -> bool:
     return meta.num_rows >= n_items if per_cell else meta.num_rows == n_items
 
 
-def _write_part(frame, schema, path: Path, info: dict) -> None:
+def _write_part(frame: pd.DataFrame, schema: Any, path: Path, info: dict[str, Any]) -> None:
     """Write one chunk's table to ``path``, atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -428,7 +441,7 @@ def _write_part(frame, schema, path: Path, info: dict) -> None:
         pq.write_table(table, tmp)
 
 
-def _schema(meta):
+def _schema(meta: pd.DataFrame) -> Any:
     import pyarrow as pa
 
     return pa.Schema.from_pandas(meta, preserve_index=False)
@@ -438,9 +451,13 @@ def _schema(meta):
 # public API
 # --------------------------------------------------------------------------- #
 
-def extract_to_parquet(items, out, *, extractor=None, chunk_size=DEFAULT_CHUNK_SIZE,
-                       per_cell=False, item_columns=None, overwrite=False, progress=False,
-                       client=None):
+def extract_to_parquet(items: Sequence[Any], out: StrPath, *,
+                       extractor: FeatureExtractor | None = None,
+                       chunk_size: int = DEFAULT_CHUNK_SIZE,
+                       per_cell: bool = False,
+                       item_columns: Mapping[str, Sequence[Any]] | None = None,
+                       overwrite: bool = False, progress: bool = False,
+                       client: Any = None) -> Path:
     """Extract features into a directory of Parquet parts, resumably.
 
     The batch is split into chunks of ``chunk_size`` items (in input order);
@@ -590,9 +607,10 @@ def extract_to_parquet(items, out, *, extractor=None, chunk_size=DEFAULT_CHUNK_S
     with _locked(out):
         reuse = _prepare_output(out, manifest, overwrite)
         schema = _schema(meta)
-        todo, done_items = [], 0
+        todo: list[tuple[dict[str, Any], Path]] = []
+        done_items = 0
         for k, start, stop in chunks:
-            info = {"part": k, "start": start, "stop": stop, "run": run,
+            info: dict[str, Any] = {"part": k, "start": start, "stop": stop, "run": run,
                     "items_sha256": _sha(tokens[start:stop])}
             path = out / _part_name(k, len(chunks))
             if reuse and _part_ok(path, info, per_cell):
@@ -605,7 +623,7 @@ def extract_to_parquet(items, out, *, extractor=None, chunk_size=DEFAULT_CHUNK_S
 
         n_failed = [0]
 
-        def write(info, path, frame):
+        def write(info: dict[str, Any], path: Path, frame: pd.DataFrame) -> None:
             _write_part(frame, schema, path, info)
             failed = frame[ERROR_COLUMN].notna() & (frame[ERROR_COLUMN] != NO_CELL)
             n_failed[0] += int(frame.index[failed.to_numpy()].nunique())
@@ -624,7 +642,7 @@ def extract_to_parquet(items, out, *, extractor=None, chunk_size=DEFAULT_CHUNK_S
             else:
                 from ._chunks import run_on_client
 
-                def done(info, path, frame):
+                def done(info: dict[str, Any], path: Path, frame: pd.DataFrame) -> None:
                     write(info, path, frame)
                     bar.update(info["stop"] - info["start"])
 
@@ -636,12 +654,12 @@ def extract_to_parquet(items, out, *, extractor=None, chunk_size=DEFAULT_CHUNK_S
     return out
 
 
-def _parts(out: Path, manifest: dict) -> list:
+def _parts(out: Path, manifest: dict[str, Any]) -> list[Path]:
     n_parts = int(manifest["n_parts"])
     return [out / _part_name(k, n_parts) for k in range(n_parts)]
 
 
-def read_parquet(out, *, columns=None):
+def read_parquet(out: StrPath, *, columns: list[str] | None = None) -> pd.DataFrame:
     """The table of a finished :func:`extract_to_parquet` directory, in input order.
 
     Parameters

@@ -36,6 +36,7 @@ import os
 import uuid
 from numbers import Integral, Real
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -49,6 +50,15 @@ from ._extract_task import CELL_COLUMNS, ExtractTask
 from ._fingerprint import code_fingerprint
 from ._numba import warm_kernels
 from ._validation import as_uint8_rgb, check_image, check_int_pair
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    import pandas as pd
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from ._typing import ImageBatch
 
 __all__ = [
     "FeatureExtractor",
@@ -64,7 +74,7 @@ __all__ = [
 # FeatureExtractor
 # --------------------------------------------------------------------------- #
 
-def _callable_id(fn) -> dict:
+def _callable_id(fn: Any) -> dict[str, Any]:
     """A stable description of a callable for the cache key."""
     import functools
     if isinstance(fn, functools.partial):
@@ -171,8 +181,11 @@ class FeatureExtractor(ImageBatchTransformer):
     'shape_cell_area'
     """
 
-    def __init__(self, segmenter=segment.DEFAULT_METHOD, groups=extract.DEFAULT_GROUPS, cell="largest",
-                 options=None, n_jobs=None, on_error="raise", cache=None, progress=False):
+    def __init__(self, segmenter: str | Callable[..., segment.Segmentation] = segment.DEFAULT_METHOD,
+                 groups: str | Iterable[str] = extract.DEFAULT_GROUPS, cell: str | int = "largest",
+                 options: dict[str, Any] | None = None, n_jobs: int | None = None,
+                 on_error: str = "raise", cache: str | os.PathLike[str] | None = None,
+                 progress: bool = False) -> None:
         self.segmenter = segmenter
         self.groups = groups
         self.cell = cell
@@ -183,7 +196,7 @@ class FeatureExtractor(ImageBatchTransformer):
         self.progress = progress
 
     # -- parameters ------------------------------------------------------------
-    def _configuration(self):
+    def _configuration(self) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
         """Validate the parameters; return (features() kwargs, names, cache key dict)."""
         seg = self.segmenter
         check_segmenter(seg)
@@ -198,7 +211,7 @@ class FeatureExtractor(ImageBatchTransformer):
                **config.cache_key()}
         return kwargs, names, key
 
-    def _cache_dir(self, key: dict):
+    def _cache_dir(self, key: dict[str, Any]) -> Path | None:
         if self.cache is None:
             return None
         key = dict(key, code=code_fingerprint())
@@ -221,12 +234,12 @@ class FeatureExtractor(ImageBatchTransformer):
     def _check_params(self) -> None:
         self._configuration()
 
-    def _fit_columns(self):
+    def _fit_columns(self) -> list[str]:
         _, names, key = self._configuration()
         self.cache_dir_ = self._cache_dir(key)
         return names
 
-    def transform(self, X):
+    def transform(self, X: ImageBatch) -> np.ndarray:
         """Extract the features of every image.
 
         Parameters
@@ -260,14 +273,14 @@ class FeatureExtractor(ImageBatchTransformer):
             warm_kernels()     # compiled once here, not in every worker
         out = np.full((len(items), len(names)), np.nan, dtype=np.float64)
 
-        def store(i, row):      # each row into the matrix as it arrives: no list of rows
+        def store(i: int, row: np.ndarray) -> None:      # each row into the matrix as it arrives: no list of rows
             out[i] = row
 
         _, failures = self._map_items(task, items, "features", sink=store)
         self._record_failures(failures, len(items))
         return out
 
-    def transform_cells(self, X):
+    def transform_cells(self, X: ImageBatch) -> pd.DataFrame:
         """Extract the features of every white cell of every image.
 
         The per-cell counterpart of :meth:`transform` (same parameters,
@@ -334,7 +347,7 @@ class FeatureExtractor(ImageBatchTransformer):
         self._record_failures(failures, len(items))
         return out
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
@@ -344,7 +357,8 @@ class FeatureExtractor(ImageBatchTransformer):
 # image -> image transformers
 # --------------------------------------------------------------------------- #
 
-class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class _ImageTransformer(TransformerMixin, BaseEstimator,  # type: ignore[call-arg, unused-ignore]
+                        auto_wrap_output_keys=None):
     """Base of the image-to-image transformers (list of RGB uint8 arrays out).
 
     ``set_output`` is accepted (so that ``Pipeline.set_output`` works) but has
@@ -361,7 +375,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
     def _check_on_error(self) -> None:
         check_choice(self.on_error, "on_error", ("raise", "pass"))
 
-    def fit(self, X, y=None):
+    def fit(self, X: ImageBatch, y: object = None) -> Self:
         """Validate the parameters and the batch (stateless: nothing is learned).
 
         Parameters
@@ -381,10 +395,10 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
     def _transform_one(self, image: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def _apply(self, item) -> np.ndarray:
+    def _apply(self, item: Any) -> np.ndarray:
         return self._transform_one(load_rgb(item))
 
-    def transform(self, X):
+    def transform(self, X: ImageBatch) -> list[Any]:
         """Transform every image.
 
         Parameters
@@ -415,7 +429,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
                           on_error="raise" if self.on_error == "raise" else "collect")
         return [res if res is not None else item for res, item in zip(results, items)]
 
-    def set_output(self, *, transform=None):
+    def set_output(self, *, transform: str | None = None) -> Self:
         """Accept ``set_output`` for Pipeline compatibility; the output stays a list of images.
 
         Parameters
@@ -431,7 +445,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
                              f"got {transform!r}")
         return self
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray | None:
         """Pass ``input_features`` through (images have no feature names).
 
         Returns
@@ -440,7 +454,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         """
         return None if input_features is None else np.asarray(input_features, dtype=object)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = image_tags(super().__sklearn_tags__(), requires_fit=self._requires_fit)
         tags.transformer_tags.preserves_dtype = []  # output: a list of RGB uint8 images
         return tags
@@ -467,13 +481,13 @@ class ImageReader(_ImageTransformer):
     (4, 4, 3)
     """
 
-    def __init__(self, on_error="raise"):
+    def __init__(self, on_error: str = "raise") -> None:
         self.on_error = on_error
 
     def _validate(self) -> None:
         pass
 
-    def _transform_one(self, image):
+    def _transform_one(self, image: np.ndarray) -> np.ndarray:
         return image
 
 
@@ -500,8 +514,8 @@ class Resize(_ImageTransformer):
     (32, 16, 3)
     """
 
-    def __init__(self, size=(224, 224), keep_aspect=False, interpolation="area",
-                 on_error="raise"):
+    def __init__(self, size: int | tuple[int, int] = (224, 224), keep_aspect: bool = False,
+                 interpolation: str = "area", on_error: str = "raise") -> None:
         self.size = size
         self.keep_aspect = keep_aspect
         self.interpolation = interpolation
@@ -513,7 +527,7 @@ class Resize(_ImageTransformer):
         if not isinstance(self.keep_aspect, (bool, np.bool_)):
             raise ValueError(f"keep_aspect: expected a bool, got {self.keep_aspect!r}")
 
-    def _transform_one(self, image):
+    def _transform_one(self, image: np.ndarray) -> np.ndarray:
         return preprocess.resize(image, self.size, keep_aspect=bool(self.keep_aspect),
                                  interpolation=self.interpolation)
 
@@ -537,8 +551,8 @@ class Equalize(_ImageTransformer):
         own error row: one bad file then never stops a pipeline.
     """
 
-    def __init__(self, method="global", clip_limit=2.0, tile_grid_size=(8, 8),
-                 on_error="raise"):
+    def __init__(self, method: str = "global", clip_limit: float = 2.0,
+                 tile_grid_size: int | tuple[int, int] = (8, 8), on_error: str = "raise") -> None:
         self.method = method
         self.clip_limit = clip_limit
         self.tile_grid_size = tile_grid_size
@@ -553,7 +567,7 @@ class Equalize(_ImageTransformer):
                                  f"got {self.clip_limit!r}")
             check_int_pair(self.tile_grid_size, "tile_grid_size")
 
-    def _transform_one(self, image):
+    def _transform_one(self, image: np.ndarray) -> np.ndarray:
         if self.method == "clahe":
             return preprocess.clahe(image, self.clip_limit, self.tile_grid_size)
         return preprocess.equalize(image)
@@ -618,8 +632,11 @@ class StainNormalizer(_ImageTransformer):
 
     _requires_fit = True
 
-    def __init__(self, method="reinhard", target=None, n_reference=None, random_state=0,
-                 on_error="raise"):
+    def __init__(self, method: str = "reinhard",
+                 target: str | preprocess.ReinhardTarget | preprocess.MacenkoTarget | None = None,
+                 n_reference: int | None = None,
+                 random_state: int | np.random.RandomState | None = 0,
+                 on_error: str = "raise") -> None:
         self.method = method
         self.target = target
         self.n_reference = n_reference
@@ -632,7 +649,7 @@ class StainNormalizer(_ImageTransformer):
         if n is not None and (not isinstance(n, Integral) or isinstance(n, bool) or n < 1):
             raise ValueError(f"n_reference: expected None or a positive int, got {n!r}")
 
-    def _fixed_target(self):
+    def _fixed_target(self) -> preprocess.ReinhardTarget | preprocess.MacenkoTarget | None:
         """The fixed target, or None when it is to be learnt."""
         kind = preprocess.ReinhardTarget if self.method == "reinhard" else preprocess.MacenkoTarget
         if self.target is None:
@@ -645,7 +662,7 @@ class StainNormalizer(_ImageTransformer):
         raise ValueError(f"target: expected None, 'smear' or a {kind.__name__} for method="
                          f"{self.method!r}, got {self.target!r}")
 
-    def fit(self, X, y=None):
+    def fit(self, X: ImageBatch, y: object = None) -> Self:
         """Learn the stain target from (a subset of) the images.
 
         Parameters
@@ -686,19 +703,19 @@ class StainNormalizer(_ImageTransformer):
         self.reference_indices_ = idx
         return self
 
-    def _transform_one(self, image):
+    def _transform_one(self, image: np.ndarray) -> np.ndarray:
         if self.method == "reinhard":
-            return preprocess.reinhard(image, self.target_)
-        return preprocess.macenko(image, self.target_)
+            return preprocess.reinhard(image, cast(preprocess.ReinhardTarget, self.target_))
+        return preprocess.macenko(image, cast(preprocess.MacenkoTarget, self.target_))
 
 
 class _SegmentItem:
     """Picklable per-image work of :class:`Segmenter`: ``(image, Segmentation)``."""
 
-    def __init__(self, method):
+    def __init__(self, method: str | Callable[..., segment.Segmentation]) -> None:
         self.method = method
 
-    def __call__(self, item):
+    def __call__(self, item: Any) -> tuple[np.ndarray, segment.Segmentation]:
         image, seg = load_item(item)
         rgb = as_uint8_rgb(check_image(image, "image", ndim=(3,)), "image")
         if seg is None:
@@ -741,7 +758,8 @@ class Segmenter(_ImageTransformer):
     ((96, 96, 3), 1)
     """
 
-    def __init__(self, method=segment.DEFAULT_METHOD, n_jobs=None):
+    def __init__(self, method: str | Callable[..., segment.Segmentation] = segment.DEFAULT_METHOD,
+                 n_jobs: int | None = None) -> None:
         self.method = method
         self.n_jobs = n_jobs
 
@@ -752,7 +770,7 @@ class Segmenter(_ImageTransformer):
         check_segmenter(self.method, "method")
         check_n_jobs(self.n_jobs)
 
-    def transform(self, X):
+    def transform(self, X: ImageBatch) -> list[Any]:
         """Read and segment every image.
 
         Parameters

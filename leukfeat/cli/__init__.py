@@ -78,6 +78,7 @@ from ._stain import MACENKO_TARGET, REINHARD_TARGET, STAIN_METHODS, Normalise, s
 from .demo import DEMO_CLASSIFIERS  # noqa: F401
 from .evaluate import cmd_evaluate  # noqa: F401
 from .parser import build_parser, main
-from .segment import SEGMENT_FILES, unique_stems  # noqa: F401
+from ..segment import SAVED_FILES as SEGMENT_FILES  # noqa: F401  (as cli.segment names it)
+from .segment import unique_stems  # noqa: F401
 
 __all__ = ["main", "build_parser"]

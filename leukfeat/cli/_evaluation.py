@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 from ._features import n_jobs_for
 from ._output import CommandError, format_error, one_line, say, use_agg, utf8_text
 
+if TYPE_CHECKING:
+    import argparse
 
-def cross_validate(names, X, y, *, groups, cv, paths, seed, n_bootstrap, n_jobs, progress):
+
+def cross_validate(names: Any, X: Any, y: Any, *, groups: Any, cv: int, paths: Any, seed: Any,
+                   n_bootstrap: int, n_jobs: int | None, progress: bool) -> Any:
     """compare() the classifiers on the same folds; a progress bar over models.
 
     With a bar, each model is cross-validated in its own :func:`compare` call
@@ -117,7 +122,7 @@ def comparison_json(comparison) -> dict:
     }
 
 
-def predictions_table(comparison, paths):
+def predictions_table(comparison: Any, paths: Any) -> Any:
     """Out-of-fold predictions per image: path, label, fold, then per model."""
     import pandas as pd
 
@@ -195,7 +200,8 @@ CONFOUND_WARNING_RULE = (
     "bg - 1/K >= 0.8 * (model - 1/K)")
 
 
-def run_confound_check(args, items, y, *, groups, paths, comparison):
+def run_confound_check(args: argparse.Namespace, items: Any, y: Any, *, groups: Any, paths: Any,
+                       comparison: Any) -> Any:
     """evaluate.confound_check on the models' folds, unless --no-confound-check.
 
     Returns (JSON dict, ConfoundReport, warning or None, seconds), or

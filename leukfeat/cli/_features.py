@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from typing import TYPE_CHECKING, Any
 
 from .. import extract as _extract
 from .. import segment as _segment
 from ._output import CommandError, utf8_text
+
+if TYPE_CHECKING:
+    import argparse
 
 #: Feature groups, cell choices and segmenters: the library's own tuples
 #: (importing the command line imports leukfeat, and with it these modules).
@@ -46,7 +50,7 @@ def cv_jobs(args, n_images: int, n_models: int, cv: int) -> int:
     return n_jobs_for(args, n_images * n_models * cv, AUTO_MIN_CV_WORK)
 
 
-def segmenter_of(args):
+def segmenter_of(args: argparse.Namespace) -> tuple[Any, str]:
     """``(segmenter, label)`` of a command: ``--method``'s name, or with
     ``--recipe`` the recipe's ``segment`` (a picklable bound method) and name."""
     name = getattr(args, "recipe", None)
@@ -66,7 +70,8 @@ def segmenter_of(args):
     return recipe.segment, f"recipe {recipe.name or name}"
 
 
-def make_extractor(args, n_items, *, cell=None, progress=False):
+def make_extractor(args: argparse.Namespace, n_items: int, *, cell: str | int | None = None,
+                   progress: bool = False) -> Any:
     from ..transformers import FeatureExtractor
 
     return FeatureExtractor(segmenter=segmenter_of(args)[0], groups=tuple(args.groups),
@@ -76,7 +81,7 @@ def make_extractor(args, n_items, *, cell=None, progress=False):
                             progress=progress)
 
 
-def extract_matrix(fx, items):
+def extract_matrix(fx: Any, items: Any) -> tuple[Any, list[str], dict[int, str], list[int]]:
     """fit_transform with the NaN policy; returns (X, names, failures, no_cell)."""
     with failures_listed():
         X = fx.fit_transform(items)
@@ -127,7 +132,7 @@ NO_CELL = "no white cell found (NaN features)"
 
 def error_column(n: int, failures, no_cell, no_cell_text: str = NO_CELL) -> list:
     """The ``error`` column of a table of `n` images: the failure, `no_cell_text`, or None."""
-    error = [None] * n
+    error: list[str | None] = [None] * n
     for i, msg in failures.items():
         error[i] = utf8_text(msg)
     for i in no_cell:

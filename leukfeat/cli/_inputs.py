@@ -125,7 +125,7 @@ def data_summary(data, loader, limit, n_total=None) -> dict:
 
 def classifier_names(text: str) -> list:
     """Preset names from NAME, 'all' or a comma-separated list (no heavy import)."""
-    names = []
+    names: list[str] = []
     for part in str(text).split(","):
         part = part.strip().lower()
         if not part:

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from .._json import jsonable
 
@@ -36,7 +37,7 @@ def say(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def one_line(text: str) -> str:
+def one_line(text: object) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
@@ -122,7 +123,7 @@ def check_parquet() -> None:
                            "(or write a .csv file)") from None
 
 
-def utf8_text(value):
+def utf8_text(value: Any) -> Any:
     """``value``, or for a string that is not valid UTF-8 (a file name's
     undecodable bytes, which Python keeps as surrogates) the same text with
     those bytes as ``\\xNN`` escapes, so that every table can be written."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import preprocess
 from ._features import n_jobs_for
 from ._output import CommandError, format_error, one_line
+
+if TYPE_CHECKING:
+    import argparse
 
 #: Fixed targets of ``--stain`` when no ``--stain-target`` is given, as plain
 #: values: :data:`leukfeat.preprocess.SMEAR_REINHARD_TARGET` and
@@ -46,10 +50,11 @@ def stain_target(method: str, target_file):
             raise CommandError(f"--stain-target: {target_file}: {one_line(exc)}") from None
         source = str(Path(target_file).resolve())
     if method == "reinhard":
-        values = {"mean": target.mean.tolist(), "std": target.std.tolist()}
+        values = {"mean": cast("preprocess.ReinhardTarget", target).mean.tolist(),
+                  "std": cast("preprocess.ReinhardTarget", target).std.tolist()}
     else:
-        values = {"stain_matrix": target.stain_matrix.tolist(),
-                  "max_concentrations": target.max_concentrations.tolist()}
+        values = {"stain_matrix": cast("preprocess.MacenkoTarget", target).stain_matrix.tolist(),
+                  "max_concentrations": cast("preprocess.MacenkoTarget", target).max_concentrations.tolist()}
     return target, {"method": method, "target": source, "target_values": values,
                     "how": "each image is normalised on its own to this fixed target "
                            "(nothing is learnt from the evaluated images, so nothing "
@@ -81,7 +86,8 @@ class Normalise:
         return preprocess.macenko(image, self.target)
 
 
-def normalise_items(args, paths, stain, progress):
+def normalise_items(args: argparse.Namespace, paths: Any, stain: tuple[Any, dict[str, Any]],
+                    progress: bool) -> tuple[list[Any], dict[str, Any]]:
     """(items, JSON description): the images of ``paths`` normalised to ``stain``,
     a ``(target, description)`` pair of :func:`stain_target`.
 
@@ -103,7 +109,7 @@ def normalise_items(args, paths, stain, progress):
     return items, info
 
 
-def stain_from_args(args):
+def stain_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]] | None:
     """``(target, JSON description)`` of ``--stain`` / ``--stain-target``, or None."""
     if args.stain_target is not None and args.stain is None:
         raise CommandError("--stain-target: needs --stain reinhard or --stain macenko")

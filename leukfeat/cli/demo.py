@@ -7,22 +7,28 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._evaluation import (command_line, comparison_json, cross_validate, md_code, print_summary,
                           run_confound_check, write_cv_report)
 from ._features import DEFAULT_FEATURE_GROUPS, cv_jobs, extract_matrix, make_extractor
 from ._output import CommandError, say, want_progress, write_json, write_table
 
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterable
+
 #: Models shown in ``demo``.
 DEMO_CLASSIFIERS = ("knn", "svm", "rf", "xgboost")
 
 
-def installed_classifiers(names) -> tuple[list, list]:
+def installed_classifiers(names: Iterable[str]) -> tuple[list[str], list[str]]:
     """The presets among ``names`` whose package is installed, and a note for
     each one left out (``xgboost`` is an extra: the demo runs without it)."""
     from ..models import make_classifier
 
-    kept, notes = [], []
+    kept: list[str] = []
+    notes: list[str] = []
     for name in names:
         try:
             make_classifier(name)
@@ -44,7 +50,7 @@ def report_skip_note() -> str | None:
     return None
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
     import pandas as pd

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._evaluation import (command_line, comparison_json, cross_validate, md_code,
                           predictions_table, print_summary, run_confound_check, write_cv_report)
@@ -18,12 +19,15 @@ from ._output import (CommandError, out_file, out_table, report_failures, report
                       want_progress, write_json, write_table)
 from ._stain import normalise_items, stain_from_args
 
+if TYPE_CHECKING:
+    import argparse
+
 # --------------------------------------------------------------------------- #
 # the command
 # --------------------------------------------------------------------------- #
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .. import __version__

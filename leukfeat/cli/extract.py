@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ._features import (error_column, extract_matrix, extractor_failures, failed_items,
                         failures_listed, make_extractor)
@@ -14,8 +15,11 @@ from ._output import (CommandError, check_parquet, fail_if_all_failed, out_table
                       write_table)
 from ._stain import normalise_items, stain_from_args
 
+if TYPE_CHECKING:
+    import argparse
 
-def _extract_inputs(args):
+
+def _extract_inputs(args: argparse.Namespace) -> tuple[list[str], Any, Any, dict[str, Any] | None]:
     """(paths, labels or None, groups or None, data info or None) for ``extract``."""
     from .. import datasets
 
@@ -48,7 +52,7 @@ def _extract_inputs(args):
     return collect_images(inputs), None, None, None
 
 
-def cmd_extract(args) -> int:
+def cmd_extract(args: argparse.Namespace) -> int:
     import pandas as pd
 
     streamed = Path(args.out).suffix.lower() == ".parquet"
@@ -64,6 +68,7 @@ def cmd_extract(args) -> int:
         raise CommandError("--cell: not allowed with --per-cell (every cell gets a row)")
     paths, labels, groups, _ = _extract_inputs(args)
     stain = stain_from_args(args)
+    items: list[Any]
     if args.masks is None:
         items = paths
     else:
@@ -114,7 +119,8 @@ def cmd_extract(args) -> int:
     return _report(args, out, failed, no_cell, len(paths), n_rows, len(names), t0)
 
 
-def _report(args, out, failed, no_cell, n_images, n_rows, n_features, t0, how="") -> int:
+def _report(args: argparse.Namespace, out: Path, failed: list[Any], no_cell: list[Any],
+            n_images: int, n_rows: int, n_features: int, t0: float, how: str = "") -> int:
     """The failures and images without a cell on stderr (exit 2 when every
     image failed), then the one-line summary of the written table."""
     elapsed = time.perf_counter() - t0
@@ -128,7 +134,8 @@ def _report(args, out, failed, no_cell, n_images, n_rows, n_features, t0, how=""
     return 0
 
 
-def _extract_streamed(args, out, items, paths, labels, groups, progress, t0) -> int:
+def _extract_streamed(args: argparse.Namespace, out: Path, items: Any, paths: list[str],
+                      labels: Any, groups: Any, progress: bool, t0: float) -> int:
     """``--out DIR.parquet``: one part per chunk (leukfeat.stream), resumable,
     optionally on a Dask cluster (``--scheduler``)."""
     from ..stream import NO_CELL, FeatureTableError, extract_to_parquet, read_parquet

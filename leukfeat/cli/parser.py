@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING, Callable, NoReturn
 
 from ._features import (
     AUTO_MIN_CV_WORK,
@@ -25,8 +26,11 @@ from .predict import cmd_predict
 from .segment import cmd_segment
 from .train import cmd_train
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-def _int_arg(valid, expected: str):
+
+def _int_arg(valid: Callable[[int], bool], expected: str) -> Callable[[str], int]:
     """An argparse ``type`` parsing an integer accepted by ``valid``."""
     def parse(text: str) -> int:
         try:
@@ -54,7 +58,7 @@ def _max_pixels(text: str) -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``leukfeat: error: ...`` and exit status 2."""
 
-    def error(self, message):  # noqa: D401 - argparse API
+    def error(self, message: str) -> NoReturn:  # noqa: D401 - argparse API
         where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
         self.exit(2, f"leukfeat: error: {where}{one_line(message)} "
                      f"(see '{self.prog} --help')\n")
@@ -70,18 +74,18 @@ def _wrap(text: str) -> str:
     return textwrap.fill(" ".join(text.split()), 79)
 
 
-def _add_overwrite(p, what: str = "the output file") -> None:
+def _add_overwrite(p: argparse.ArgumentParser, what: str = "the output file") -> None:
     p.add_argument("--overwrite", action="store_true",
                    help=f"replace {what} if it exists (default: refuse, exit 2)")
 
 
-def _add_quiet(p) -> None:
+def _add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                    help="no progress bars or status messages (failures and results "
                         "are still printed)")
 
 
-def _add_n_jobs(p, cv: bool = False) -> None:
+def _add_n_jobs(p: argparse.ArgumentParser, cv: bool = False) -> None:
     if cv:
         text = ("worker processes for feature extraction and cross-validation folds (-1: "
                 "all CPUs; default: auto: all CPUs for extraction from "
@@ -100,20 +104,20 @@ def _add_n_jobs(p, cv: bool = False) -> None:
                         "no limit)")
 
 
-def _add_recipe(p) -> None:
+def _add_recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", metavar="NAME|FILE", default=None,
                    help="segment with a recipe instead of --method: a shipped one ("
                         + ", ".join(_recipe_names()) + ") or a recipe YAML/JSON file "
                         "(see docs/recipes.rst); it must make a mask")
 
 
-def _recipe_names() -> tuple:
+def _recipe_names() -> tuple[str, ...]:
     from ..recipe import SHIPPED
 
     return SHIPPED
 
 
-def _add_stain(p, which: str) -> None:
+def _add_stain(p: argparse._ActionsContainer, which: str) -> None:
     p.add_argument("--stain", choices=STAIN_METHODS, default=None,
                    help="stain-normalise every image before segmentation and features: "
                         "Reinhard (L*a*b* mean and spread) or Macenko (stain vectors), "
@@ -125,7 +129,7 @@ def _add_stain(p, which: str) -> None:
                         f"best an image outside the {which} set")
 
 
-def _add_features(p, *, cell=True) -> None:
+def _add_features(p: argparse.ArgumentParser, *, cell: bool = True) -> None:
     g = p.add_argument_group("features")
     g.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="segmenter (default: %(default)s)")
@@ -141,7 +145,7 @@ def _add_features(p, *, cell=True) -> None:
                    help="on-disk feature cache folder (reused across runs)")
 
 
-def _add_loader(p, default="folder") -> None:
+def _add_loader(p: argparse.ArgumentParser, default: str | None = "folder") -> None:
     p.add_argument("--loader", default=default, metavar="NAME",
                    help="data-set layout: " + ", ".join(loader_names())
                         + (f" (default: {default})" if default else
@@ -415,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``leukfeat`` console script; returns the exit status."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)

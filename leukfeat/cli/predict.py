@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._features import (error_column, extractor_failures, failed_items, failures_listed,
                         n_jobs_for, no_cell_rows)
@@ -12,8 +13,11 @@ from ._inputs import collect_images
 from ._output import (CommandError, fail_if_all_failed, one_line, out_table, report_failures,
                       report_no_cell, say, utf8_text, want_progress, write_table)
 
+if TYPE_CHECKING:
+    import argparse
 
-def cmd_predict(args) -> int:
+
+def cmd_predict(args: argparse.Namespace) -> int:
     out = out_table(args.out, "--out", args.overwrite)
     model_path = Path(args.model)
     if not model_path.is_file():

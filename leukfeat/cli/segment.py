@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..segment import SAVED_FILES as SEGMENT_FILES  # the files written per image
 from ._features import n_jobs_for, segmenter_of
@@ -11,16 +12,22 @@ from ._inputs import collect_images
 from ._output import (CommandError, fail_if_all_failed, report_failures, say, utf8_text,
                       want_progress, write_table)
 
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+    from .._typing import StrPath
+
 
 class _SegmentTask:
     """Picklable per-image work of ``segment``: read, segment, save the masks,
     the overlay and the label images (:meth:`Segmentation.save`), summarise."""
 
-    def __init__(self, out_dir, method):
+    def __init__(self, out_dir: StrPath, method: str | Callable[..., Any]) -> None:
         self.out_dir = str(out_dir)
         self.method = method
 
-    def __call__(self, item):
+    def __call__(self, item: tuple[StrPath, str]) -> dict[str, Any]:
         from .. import io, segment
 
         path, stem = item
@@ -38,7 +45,7 @@ class _SegmentTask:
                 **{key: file.name for key, file in files.items()}}
 
 
-def unique_stems(paths) -> list:
+def unique_stems(paths: Sequence[StrPath]) -> list[str]:
     """Output name stems: the file stem, made unique with parent folders, then a counter."""
     from collections import Counter
 
@@ -50,7 +57,7 @@ def unique_stems(paths) -> list:
             s = f"{Path(p).parent.name}_{s}"
         out.append(s)
     counts = Counter(out)
-    used: dict = {}
+    used: dict[str, int] = {}
     final = []
     for s in out:
         if counts[s] > 1:
@@ -60,7 +67,7 @@ def unique_stems(paths) -> list:
     return final
 
 
-def cmd_segment(args) -> int:
+def cmd_segment(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .._batch import map_items

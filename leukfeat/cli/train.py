@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from .._json import jsonable
 from ._features import extract_matrix, failed_items, kept_indices, n_jobs_for
@@ -10,8 +11,11 @@ from ._inputs import classifier_names, count_classes, data_summary, load_labelle
 from ._output import CommandError, out_file, report_failures, say, want_progress
 from ._stain import normalise_items, stain_from_args
 
+if TYPE_CHECKING:
+    import argparse
 
-def cmd_train(args) -> int:
+
+def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
     names = classifier_names(args.classifier)

@@ -12,12 +12,20 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 
 from .._validation import check_int
 from ..io import IMAGE_EXTENSIONS, ListingWarning, is_image_file, list_images
 from ._checks import root_seed
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from numpy.typing import ArrayLike
+
+    from .._typing import StrPath
 
 # =============================================================================
 # Folder loaders
@@ -112,12 +120,18 @@ class LabelledImages:
     ['b/3.png', 'a/1.png']
     """
 
-    paths: list
+    paths: list[str]
     labels: np.ndarray
     groups: np.ndarray | None
-    class_names: list
+    class_names: list[str]
     name: str
     root: str
+
+    if TYPE_CHECKING:
+        # what the generated __init__ accepts (__post_init__ converts)
+        def __init__(self, paths: Sequence[StrPath], labels: ArrayLike,
+                     groups: ArrayLike | None, class_names: Iterable[str], name: str,
+                     root: StrPath) -> None: ...
 
     def __post_init__(self) -> None:
         paths = [str(os.fsdecode(os.fspath(p))) for p in self.paths]
@@ -153,14 +167,14 @@ class LabelledImages:
                 f"class_counts={self.class_counts}, groups={n_groups}, root={self.root!r})")
 
     @property
-    def class_counts(self) -> dict:
+    def class_counts(self) -> dict[str, int]:
         """Number of images of each class, in ``class_names`` order (a dict)."""
         counts = {c: 0 for c in self.class_names}
         for label in self.labels.tolist():
             counts[label] += 1
         return counts
 
-    def subset(self, indices) -> "LabelledImages":
+    def subset(self, indices: ArrayLike | slice) -> "LabelledImages":
         """Select images by position.
 
         Parameters
@@ -183,6 +197,7 @@ class LabelledImages:
             `indices` is not integers or booleans.
         """
         n = len(self)
+        sel: Any
         if isinstance(indices, slice):
             sel = np.arange(n)[indices]
         else:
@@ -206,7 +221,8 @@ class LabelledImages:
             groups=None if self.groups is None else self.groups[sel],
             class_names=self.class_names, name=self.name, root=self.root)
 
-    def stratified_subset(self, n: int, random_state=0) -> "LabelledImages":
+    def stratified_subset(self, n: int, random_state: int | np.random.Generator
+                          | np.random.SeedSequence | None = 0) -> "LabelledImages":
         """A random subset of about `n` images keeping the class proportions.
 
         Each class present gets ``n * count / len(self)`` images rounded by
@@ -262,7 +278,7 @@ class LabelledImages:
         return self.subset(np.sort(np.concatenate(chosen)))
 
 
-def _readonly_str_array(values, name: str) -> np.ndarray:
+def _readonly_str_array(values: ArrayLike, name: str) -> np.ndarray:
     arr = np.array(values, dtype=str, copy=True)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D sequence, got shape {arr.shape}")
@@ -276,7 +292,7 @@ _EXTENSIONS_TEXT = ", ".join(sorted(IMAGE_EXTENSIONS))
 _MAX_EXAMPLES = 5
 
 
-def _check_root(root) -> Path:
+def _check_root(root: StrPath) -> Path:
     """Path of an existing folder, or FileNotFoundError / NotADirectoryError."""
     try:
         fspath = os.fspath(root)
@@ -291,7 +307,7 @@ def _check_root(root) -> Path:
     return path
 
 
-def _entry_is_dir(entry) -> bool:
+def _entry_is_dir(entry: os.DirEntry[str]) -> bool:
     """``entry.is_dir()`` following links; False for a link that loops or
     cannot be followed (ELOOP, EACCES, ...) rather than an error."""
     try:
@@ -300,7 +316,7 @@ def _entry_is_dir(entry) -> bool:
         return False
 
 
-def _scan(folder: Path) -> list:
+def _scan(folder: Path) -> list[os.DirEntry[str]]:
     """The entries of `folder`; a folder that cannot be listed is warned about."""
     try:
         return list(os.scandir(folder))
@@ -313,7 +329,8 @@ def _subdirs(folder: Path) -> list[Path]:
     """Non-hidden sub-folders (symbolic links followed), sorted by name. A
     symbolic link that loops or dangles is not a folder: it is warned about
     unless its name is that of an image file (then reading it reports it)."""
-    out, broken = [], []
+    out: list[Path] = []
+    broken: list[str] = []
     for e in _scan(folder):
         if e.name.startswith("."):
             continue
@@ -334,10 +351,10 @@ def _loose_images(folder: Path) -> list[Path]:
                   if is_image_file(e.name) and not _entry_is_dir(e))
 
 
-def _examples(items, limit: int = _MAX_EXAMPLES) -> str:
-    items = [str(i) for i in items]
-    text = ", ".join(repr(i) for i in items[:limit])
-    return text + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+def _examples(items: Iterable[object], limit: int = _MAX_EXAMPLES) -> str:
+    texts = [str(i) for i in items]
+    text = ", ".join(repr(i) for i in texts[:limit])
+    return text + (f", ... ({len(texts) - limit} more)" if len(texts) > limit else "")
 
 
 def _warn(message: str) -> None:
@@ -349,13 +366,14 @@ def _normalise_name(name: str) -> str:
     return " ".join(re.sub(r"[\[\]()_\-]+", " ", name.casefold()).split())
 
 
-def _class_folders(folder: Path, match) -> tuple[dict, list[Path]]:
+def _class_folders(folder: Path, match: Callable[[str], str | None]
+                   ) -> tuple[dict[str, Path], list[Path]]:
     """Map class -> sub-folder of `folder` via ``match(name)``; also the unmatched ones.
 
     Raises DatasetLayoutError when two sub-folders map to the same class.
     """
-    found: dict = {}
-    unmatched = []
+    found: dict[str, Path] = {}
+    unmatched: list[Path] = []
     for sub in _subdirs(folder):
         cls = match(sub.name)
         if cls is None:
@@ -369,7 +387,7 @@ def _class_folders(folder: Path, match) -> tuple[dict, list[Path]]:
     return found, unmatched
 
 
-def _locate(root: Path, match, max_depth: int = 2) -> list[Path]:
+def _locate(root: Path, match: Callable[[str], str | None], max_depth: int = 2) -> list[Path]:
     """Shallowest folders (root, children, grandchildren) holding class folders."""
     level = [root]
     for _ in range(max_depth + 1):
@@ -387,7 +405,8 @@ def _ambiguous(root: Path, hits: list[Path], what: str) -> DatasetLayoutError:
         "the one to load")
 
 
-def _load_class_folders(root: Path, data: Path, match, canonical: list, name: str,
+def _load_class_folders(root: Path, data: Path, match: Callable[[str], str | None],
+                        canonical: Sequence[str], name: str,
                         layout: str) -> LabelledImages:
     """Shared body of the loaders with one folder per (known) class."""
     folders, unmatched = _class_folders(data, match)
@@ -416,7 +435,7 @@ _FOLDER_LAYOUT = ("the layout <root>/<class>/<image> (one sub-folder per class, 
                   f"two classes, image extensions {_EXTENSIONS_TEXT})")
 
 
-def load_folder(root) -> LabelledImages:
+def load_folder(root: StrPath) -> LabelledImages:
     """Load a data set stored as one sub-folder per class.
 
     The layout is ``<root>/<class>/<image>``: every non-hidden sub-folder of
@@ -516,11 +535,11 @@ _TALEGHANI_LAYOUT = (
     "<root>/Segmented/")
 
 
-def _taleghani_class(name: str):
+def _taleghani_class(name: str) -> str | None:
     return _TALEGHANI_ALIASES.get(_normalise_name(name))
 
 
-def load_taleghani(root, *, segmented: bool = False) -> LabelledImages:
+def load_taleghani(root: StrPath, *, segmented: bool = False) -> LabelledImages:
     """Load the Taleghani ALL data set (Benign / Early / Pre / Pro).
 
     The peripheral-blood-smear images of acute lymphoblastic leukaemia from
@@ -633,11 +652,11 @@ _CNMC_LAYOUT = ("<root>/training_data/fold_<k>/{all,hem}/UID_<patient>_<image>_<
                 "training_data folder itself, or its parent's parent)")
 
 
-def _cnmc_fold(name: str):
+def _cnmc_fold(name: str) -> str | None:
     return name if _CNMC_FOLD.fullmatch(name) else None
 
 
-def load_cnmc(root) -> LabelledImages:
+def load_cnmc(root: StrPath) -> LabelledImages:
     """Load the C-NMC 2019 (ISBI) training data, with patient ids.
 
     The layout of the challenge's training data is
@@ -765,7 +784,7 @@ _ALLIDB_LAYOUT = ("ALL-IDB1 images ImNNN_Y.jpg or ALL-IDB2 images ImNNN_Y.tif an
                   "root (Y = 1: blast(s), Y = 0: normal), e.g. <root>/ALL_IDB2/img/Im001_1.tif")
 
 
-def load_allidb(root, *, version="auto") -> LabelledImages:
+def load_allidb(root: StrPath, *, version: str | int = "auto") -> LabelledImages:
     """Load ALL-IDB1 or ALL-IDB2 (Labati, Piuri and Scotti, 2011).
 
     Images are found anywhere under `root` (recursively; hidden and
@@ -836,7 +855,7 @@ def load_allidb(root, *, version="auto") -> LabelledImages:
     else:
         raise ValueError(f"version: expected 'auto', 1 or 2, got {version!r}")
     root_path = _check_root(root)
-    found: dict = {1: [], 2: []}
+    found: dict[int, list[tuple[Path, str]]] = {1: [], 2: []}
     skipped: list[str] = []
     for file in list_images(root_path):
         m = _ALLIDB_NAME.fullmatch(file.stem)
@@ -853,8 +872,8 @@ def load_allidb(root, *, version="auto") -> LabelledImages:
                 f"{root_path}: found both ALL-IDB1 (ImNNN_Y.jpg, {len(found[1])} images) and "
                 f"ALL-IDB2 (ImNNN_Y.tif, {len(found[2])} images); pass version=1 or "
                 "version=2, or point root at one of them")
-        version = present[0] if present else None
-    items = found[version] if version is not None else []
+        version = present[0] if present else None  # type: ignore[assignment]
+    items = found[cast(int, version)] if version is not None else []
     if not items:
         which = "" if version is None else f" ALL-IDB{version}"
         extra = (f" (skipped {len(skipped)} image file(s) with other names: "
@@ -880,12 +899,12 @@ _PBC_LAYOUT = ("<root>/<class>/<image>.jpg with class folders " + ", ".join(PBC_
                + " (any letter case), or the same under <root>/PBC_dataset_normal_DIB/")
 
 
-def _pbc_class(name: str):
+def _pbc_class(name: str) -> str | None:
     name = name.casefold()
     return name if name in PBC_CLASSES else None
 
 
-def load_pbc(root) -> LabelledImages:
+def load_pbc(root: StrPath) -> LabelledImages:
     """Load the PBC data set of normal peripheral blood cells (Barcelona).
 
     Acevedo et al., Data in Brief 30:105474 (2020): 17,092 single-cell JPEG
@@ -952,11 +971,11 @@ def load_pbc(root) -> LabelledImages:
 # -- dispatch ------------------------------------------------------------------------
 
 # (public as leukfeat.datasets.LOADERS, documented in the package's __init__.py)
-LOADERS = {"folder": load_folder, "taleghani": load_taleghani, "cnmc": load_cnmc,
+LOADERS: dict[str, Callable[..., LabelledImages]] = {"folder": load_folder, "taleghani": load_taleghani, "cnmc": load_cnmc,
            "allidb": load_allidb, "pbc": load_pbc}
 
 
-def load_dataset(root, loader: str = "folder", **kwargs) -> LabelledImages:
+def load_dataset(root: StrPath, loader: str = "folder", **kwargs: Any) -> LabelledImages:
     """Load a data set with the loader of the given name.
 
     Parameters

@@ -9,13 +9,18 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, overload
 
 import cv2
 import numpy as np
 
 from .._validation import check_int
 from ._checks import root_seed
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .._typing import StrPath
 
 # (public as leukfeat.datasets.MASK_CODES, documented in the package's __init__.py)
 MASK_CODES: dict[str, int] = {"background": 0, "red_cell": 1, "cytoplasm": 2, "nucleus": 3}
@@ -58,7 +63,7 @@ class CellSample:
     cytoplasm: np.ndarray
     cell_labels: np.ndarray
     red_cells: np.ndarray
-    params: dict
+    params: dict[str, Any]
 
     def __repr__(self) -> str:
         h, w = self.image.shape[:2]
@@ -101,8 +106,8 @@ class SyntheticCells:
     cytoplasm: np.ndarray
     cell_labels: np.ndarray
     red_cells: np.ndarray
-    class_names: tuple
-    params: list = field(default_factory=list)
+    class_names: tuple[str, ...]
+    params: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -117,7 +122,13 @@ class SyntheticCells:
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> CellSample: ...
+
+    @overload
+    def __getitem__(self, index: slice | ArrayLike) -> SyntheticCells: ...
+
+    def __getitem__(self, index: int | slice | ArrayLike) -> CellSample | SyntheticCells:
         if isinstance(index, numbers.Integral) and not isinstance(index, bool):
             n = len(self)
             i = int(index)
@@ -154,7 +165,7 @@ class SyntheticCells:
 
     def __repr__(self) -> str:
         shape = tuple(self.images.shape[1:3]) if self.images.ndim == 4 else ()
-        counts = np.bincount(np.asarray(self.labels, dtype=np.int64),
+        counts: Any = np.bincount(np.asarray(self.labels, dtype=np.int64),
                              minlength=len(self.class_names)) if len(self) else []
         return (f"SyntheticCells(n_samples={len(self)}, image_shape={shape}, "
                 f"class_names={self.class_names}, class_counts={list(map(int, counts))})")
@@ -173,7 +184,7 @@ class SyntheticCells:
         return out
 
     # -- export ----------------------------------------------------------------
-    def save(self, root, *, masks_dir=None) -> list[Path]:
+    def save(self, root: StrPath, *, masks_dir: StrPath | None = None) -> list[Path]:
         """Write the images as PNG files, one sub-folder per class.
 
         Parameters
@@ -200,7 +211,7 @@ class SyntheticCells:
             If a file cannot be written.
         """
         root = Path(root)
-        mroot = None if masks_dir is None else Path(masks_dir)
+        mroot: Any = None if masks_dir is None else Path(masks_dir)
         width = max(4, len(str(max(len(self) - 1, 0))))
         comp = self.compartments() if mroot is not None else None
         written: list[Path] = []
@@ -228,9 +239,12 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 # Synthetic data
 # =============================================================================
 
-def make_cells(n_samples: int = 100, n_classes: int = 2, size=128, *,
-               n_red_cells=(4, 10), n_white_cells=1, stain_jitter: float = 0.05,
-               cytoplasm: str = "lavender", random_state=None) -> SyntheticCells:
+def make_cells(n_samples: int = 100, n_classes: int = 2, size: int | tuple[int, int] = 128, *,
+               n_red_cells: int | tuple[int, int] = (4, 10),
+               n_white_cells: int | tuple[int, int] = 1, stain_jitter: float = 0.05,
+               cytoplasm: str = "lavender",
+               random_state: int | np.random.Generator | np.random.SeedSequence | None = None,
+               ) -> SyntheticCells:
     """Generate synthetic stained blood-smear images with exact ground truth.
 
     **The images are synthetic.** They are painted procedurally to look like
@@ -378,7 +392,7 @@ def make_cells(n_samples: int = 100, n_classes: int = 2, size=128, *,
     red = np.zeros((n_samples, h, w), bool)
     labels = np.arange(n_samples, dtype=np.int64) % n_classes
     class_names = tuple(f"class_{c}" for c in range(n_classes))
-    params: list[dict] = []
+    params: list[dict[str, Any]] = []
     for i in range(n_samples):
         rng = np.random.default_rng(
             np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (i,)))
@@ -401,7 +415,7 @@ _MAX_WHITE_CELLS = 16
 _MIN_SIDE = 32
 
 
-def _check_float(value, name: str, lo: float, hi: float) -> float:
+def _check_float(value: float, name: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}: expected a number, got {value!r}")
     value = float(value)
@@ -410,14 +424,14 @@ def _check_float(value, name: str, lo: float, hi: float) -> float:
     return value
 
 
-def _check_size(size) -> tuple[int, int]:
+def _check_size(size: int | tuple[int, int]) -> tuple[int, int]:
     if isinstance(size, numbers.Integral) and not isinstance(size, bool):
         dims = (size, size)
     elif isinstance(size, Sequence) and not isinstance(size, (str, bytes)) and len(size) == 2:
         dims = tuple(size)
     else:
         raise ValueError(f"size: expected an int or a (height, width) pair, got {size!r}")
-    out = []
+    out: list[int] = []
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
             raise ValueError(f"size: expected integers, got {size!r}")
@@ -427,7 +441,8 @@ def _check_size(size) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def _check_count_range(value, name: str, lo: int, hi: int) -> tuple[int, int]:
+def _check_count_range(value: int | tuple[int, int], name: str, lo: int, hi: int
+                       ) -> tuple[int, int]:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         pair = (value, value)
     elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == 2:
@@ -462,16 +477,16 @@ class _Star:
     radius: float
     aspect: float = 1.0          # minor / major semi-axis
     angle: float = 0.0           # major-axis direction (radians)
-    ks: tuple = ()               # harmonic orders
-    amps: tuple = ()             # relative amplitudes
-    phases: tuple = ()
+    ks: tuple[int, ...] = ()     # harmonic orders
+    amps: tuple[float, ...] = ()  # relative amplitudes
+    phases: tuple[float, ...] = ()
     _max_unit: float | None = field(default=None, init=False, repr=False)
 
-    def unit_radius(self, theta):
+    def unit_radius(self, theta: np.ndarray) -> np.ndarray:
         """Outline radius for ``radius == 1`` in the directions ``theta``."""
         return self.unit_radius_cs(np.cos(theta), np.sin(theta))
 
-    def unit_radius_cs(self, cos_t, sin_t):
+    def unit_radius_cs(self, cos_t: np.ndarray, sin_t: np.ndarray) -> np.ndarray:
         """Same as :meth:`unit_radius` from the cosine and sine of the direction.
 
         Avoids transcendental functions: harmonics come from the Chebyshev
@@ -500,7 +515,7 @@ class _Star:
             self._max_unit = float(self.unit_radius(_THETA).max())
         return self.radius * self._max_unit + 0.5
 
-    def coverage(self, yy, xx):
+    def coverage(self, yy: np.ndarray, xx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Anti-aliased coverage in [0, 1] and normalised radius d / r(theta)."""
         dy = yy - self.cy
         dx = xx - self.cx
@@ -510,14 +525,17 @@ class _Star:
         return np.clip(r - d + 0.5, 0.0, 1.0), d / r
 
 
-def _random_star(rng, cy, cx, radius, aspect_range, ks, max_amps) -> _Star:
+def _random_star(rng: np.random.Generator, cy: float, cx: float, radius: float,
+                 aspect_range: tuple[float, float], ks: Sequence[int],
+                 max_amps: Sequence[float]) -> _Star:
     return _Star(cy, cx, radius, aspect=float(rng.uniform(*aspect_range)),
                  angle=float(rng.uniform(0, np.pi)), ks=tuple(ks),
                  amps=tuple(float(v) for v in rng.uniform(0, max_amps)),
                  phases=tuple(float(v) for v in rng.uniform(0, 2 * np.pi, len(ks))))
 
 
-def _bbox(cy, cx, rmax, h, w, pad=2):
+def _bbox(cy: float, cx: float, rmax: float, h: int, w: int, pad: int = 2
+          ) -> tuple[int, int, int, int]:
     y0 = max(0, int(math.floor(cy - rmax)) - pad)
     x0 = max(0, int(math.floor(cx - rmax)) - pad)
     y1 = min(h, int(math.ceil(cy + rmax)) + pad + 1)
@@ -525,7 +543,7 @@ def _bbox(cy, cx, rmax, h, w, pad=2):
     return y0, y1, x0, x1
 
 
-def _grid(y0, y1, x0, x1):
+def _grid(y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
     return (np.arange(y0, y1, dtype=np.float64)[:, None],
             np.arange(x0, x1, dtype=np.float64)[None, :])
 
@@ -534,7 +552,7 @@ def _grid(y0, y1, x0, x1):
 # Private helpers: the renderer
 # =============================================================================
 
-def _class_profile(c: int, n_classes: int) -> dict:
+def _class_profile(c: int, n_classes: int) -> dict[str, Any]:
     t = c / (n_classes - 1) if n_classes > 1 else 0.0
     return {
         "t": t,
@@ -546,30 +564,31 @@ def _class_profile(c: int, n_classes: int) -> dict:
     }
 
 
-def _jitter(rng, sd: float) -> float:
+def _jitter(rng: np.random.Generator, sd: float) -> float:
     return float(1.0 + sd * np.clip(rng.standard_normal(), -2.0, 2.0))
 
 
-def _stained(lab, l_shift, f_chroma):
+def _stained(lab: tuple[float, float, float], l_shift: float, f_chroma: float
+             ) -> tuple[float, ...]:
     """Apply the stain jitter to a base colour: shift L*, scale a* and b*."""
     L, a, b = lab
     return (L + l_shift, a * f_chroma, b * f_chroma)
 
 
-def _low_frequency(rng, h, w):
+def _low_frequency(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Smooth random field (about unit amplitude) varying over the whole image."""
     coarse = rng.standard_normal((4, 4)).astype(np.float32)
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def _smooth_noise(rng, shape, sigma):
-    z = rng.standard_normal(shape).astype(np.float32)
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    z: np.ndarray = rng.standard_normal(shape).astype(np.float32)
     z = cv2.GaussianBlur(z, (0, 0), sigmaX=max(float(sigma), 0.3), borderType=cv2.BORDER_REFLECT)
     sd = float(z.std())
     return z / sd if sd > 0 else z
 
 
-def _white_layout(h: int, w: int):
+def _white_layout(h: int, w: int) -> tuple[float, float, float]:
     """Border margin, gap between white cells and smallest white-cell radius (px)."""
     side = min(h, w)
     return 2.0, 3.0 + 0.03 * side, max(4.5, 0.09 * side)
@@ -580,10 +599,10 @@ def _white_layout(h: int, w: int):
 _WHITE_SHAPE_MAX = 1.0 + 0.03 + 0.02 + 0.012
 
 
-def _grid_slots(n: int, h: int, w: int):
+def _grid_slots(n: int, h: int, w: int) -> tuple[int, int, float]:
     """Best rows x cols grid for n cells: (rows, cols, radius available per slot)."""
     margin, gap, _ = _white_layout(h, w)
-    best = None
+    best: Any = None
     for rows in range(1, n + 1):
         cols = -(-n // rows)
         pitch_y = (h - 1 - 2 * margin + gap) / rows
@@ -603,7 +622,7 @@ def _white_cell_capacity(h: int, w: int) -> int:
     return n
 
 
-def _place_white_cells(rng, stars, h, w):
+def _place_white_cells(rng: np.random.Generator, stars: list[_Star], h: int, w: int) -> float:
     """Place the white cells inside the image without contact; shrink if needed.
 
     Random placement is tried at decreasing scales down to the smallest
@@ -613,7 +632,7 @@ def _place_white_cells(rng, stars, h, w):
     margin, gap, r_min = _white_layout(h, w)
     scale = 1.0
     while True:
-        placed = []
+        placed: list[tuple[float, float, float]] = []
         for s in stars:
             rmax = (s.max_radius() - 0.5) * scale + 0.5
             ylo, yhi = rmax + margin, h - 1 - rmax - margin
@@ -663,11 +682,13 @@ class _Nucleus:
 
     _KS, _AMPS = (3, 4, 5), (0.05, 0.035, 0.02)
 
-    def __init__(self, rng, cell: _Star, yy, xx, cy, cx, *, lobed: bool, conformity: float):
+    def __init__(self, rng: np.random.Generator, cell: _Star, yy: np.ndarray, xx: np.ndarray,
+                 cy: float, cx: float, *, lobed: bool, conformity: float) -> None:
         self.yy, self.xx = yy, xx
         self.cell = cell
         self.conformity = conformity
-        self.lobes = []
+        self.lobes: list[tuple[float, float, _Star]] = []
+        self.own: _Star | None
         if lobed:
             n = int(rng.integers(2, 4))
             # lobes on an arc whose middle points along the cell's minor axis,
@@ -701,10 +722,10 @@ class _Nucleus:
             self._u = (self.conformity * self.cell.unit_radius_cs(cos_t, sin_t)
                        + (1.0 - self.conformity) * self.own.unit_radius_cs(cos_t, sin_t))
 
-    def coverage(self, s: float):
+    def coverage(self, s: float) -> np.ndarray:
         if self.own is not None:
             return np.clip(s * self._u - self._d + 0.5, 0.0, 1.0)
-        cov = None
+        cov: Any = None
         for dy, dx, t in self.lobes:
             star = _Star(self.cy + s * dy, self.cx + s * dx, s * t.radius, t.aspect, t.angle,
                          t.ks, t.amps, t.phases)
@@ -713,7 +734,8 @@ class _Nucleus:
         return cov
 
 
-def _fit_nucleus(nuc: _Nucleus, cell, inner, target_area: float, s0: float):
+def _fit_nucleus(nuc: _Nucleus, cell: np.ndarray, inner: np.ndarray, target_area: float,
+                 s0: float) -> tuple[float, np.ndarray, np.ndarray]:
     """Scale the nucleus to ~target_area pixels, shrinking it until it lies in ``inner``.
 
     Returns (scale, coverage, hard mask). The hard mask is never empty.
@@ -723,7 +745,7 @@ def _fit_nucleus(nuc: _Nucleus, cell, inner, target_area: float, s0: float):
         area = int((nuc.coverage(s) >= 0.5).sum())
         s *= math.sqrt(target_area / max(area, 1))
 
-    def fits(cov):
+    def fits(cov: np.ndarray) -> tuple[Any, np.ndarray]:
         hard = cov >= 0.5
         return hard.any() and not hard[~inner].any(), hard
 
@@ -757,8 +779,10 @@ def _fit_nucleus(nuc: _Nucleus, cell, inner, target_area: float, s0: float):
 _CYTOPLASM = {"lavender": 1.0, "pale": 0.3}
 
 
-def _render(rng, out_rgb, out_labels, out_nucleus, out_red, profile,
-            red_range, white_range, stain_jitter, cyto_strength=1.0) -> dict:
+def _render(rng: np.random.Generator, out_rgb: np.ndarray, out_labels: np.ndarray,
+            out_nucleus: np.ndarray, out_red: np.ndarray, profile: dict[str, Any],
+            red_range: tuple[int, int], white_range: tuple[int, int], stain_jitter: float,
+            cyto_strength: float = 1.0) -> dict[str, Any]:
     """Paint one image in CIELAB and convert it to RGB into ``out_rgb``."""
     h, w = out_labels.shape
     side = float(min(h, w))
@@ -867,7 +891,7 @@ def _render(rng, out_rgb, out_labels, out_nucleus, out_red, profile,
         contrast = float(np.clip(rng.normal(profile["chromatin_contrast"], 1.0), 4.0, 10.0))
         z = _smooth_noise(rng, shape, sigma)
         # dark chromatin clumps (z > 0) and paler parachromatin (z < 0)
-        dL = np.where(z > 0, -contrast * np.minimum(z / 2.0, 1.0),
+        dL = np.where(z > 0, -contrast * np.minimum(z / 2.0, 1.0),  # type: ignore[assignment, unused-ignore]
                       0.5 * contrast * np.minimum(-z / 2.0, 1.0))
         col[..., 0] = nuc_base[0] + dL
         col[..., 1] = nuc_base[1] - 0.15 * dL
@@ -888,7 +912,7 @@ def _render(rng, out_rgb, out_labels, out_nucleus, out_red, profile,
 
     # -- illumination, sensor noise, conversion ---------------------------------
     lab[..., 0] += illumination
-    lab += rng.standard_normal((h, w, 3)).astype(np.float32) * np.float32([0.7, 0.45, 0.45])
+    lab += rng.standard_normal((h, w, 3)).astype(np.float32) * np.float32([0.7, 0.45, 0.45])  # type: ignore[arg-type, unused-ignore]
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     np.clip(rgb * 255.0 + 0.5, 0, 255, out=rgb)
     out_rgb[...] = rgb.astype(np.uint8)
@@ -908,13 +932,13 @@ def _render(rng, out_rgb, out_labels, out_nucleus, out_red, profile,
     })
 
 
-def _composite(dst, colour, coverage) -> None:
+def _composite(dst: np.ndarray, colour: Any, coverage: np.ndarray) -> None:
     """In place: ``dst = dst * (1 - coverage) + colour * coverage``."""
     cov = coverage.astype(np.float32)[..., None]
     dst += (colour - dst) * cov
 
 
-def _py(obj: Any):
+def _py(obj: Any) -> Any:
     """Convert numpy scalars / tuples inside params to plain Python values."""
     if isinstance(obj, dict):
         return {k: _py(v) for k, v in obj.items()}

@@ -70,15 +70,19 @@ The pretrained model (needs ``leukfeat[cnn]``)::
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._module_path import set_module as _set_module
 from . import pretrained_models
-from .embedders import (IMAGENET_MEAN, IMAGENET_STD, CallableEmbedder, Embedder,  # noqa: F401
-                        ImagePreprocess, TorchEmbedder, resize_rgb)
+from .embedders import (IMAGENET_MEAN as IMAGENET_MEAN,  # noqa: F401
+                        IMAGENET_STD as IMAGENET_STD, CallableEmbedder, Embedder,
+                        ImagePreprocess, TorchEmbedder, resize_rgb as resize_rgb)
 from .onnx_io import OnnxEmbedder, export_onnx
 from .pretrained_models import (efficientnet_features_class, PretrainedFactory,
                                 TorchvisionFactory, pretrained, torchvision_model)
-from .transformer import (EmbeddingTransformer, check_embedder_param,  # noqa: F401
-                          square_box)
+from .transformer import (EmbeddingTransformer,  # noqa: F401
+                          check_embedder_param as check_embedder_param,
+                          square_box as square_box)
 
 # IMAGENET_MEAN and IMAGENET_STD are public but, as before, not in __all__;
 # resize_rgb, square_box and check_embedder_param are imported from here by
@@ -126,7 +130,7 @@ _PretrainedFactory = PretrainedFactory
 _TorchvisionFactory = TorchvisionFactory
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name == "_EfficientNetFeatures":
         return efficientnet_features_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,11 +9,17 @@ from __future__ import annotations
 import contextlib
 import re
 from numbers import Integral
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
 from .._validation import check_int
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from types import ModuleType
+
+    from numpy.typing import ArrayLike
 
 #: ImageNet channel mean and standard deviation in pixel units (0-255), the
 #: normalisation of torchvision's (and most timm) ImageNet models.
@@ -32,7 +38,7 @@ _TORCH_HINT = ('Install the CPU build of PyTorch with `pip install torch==2.13.0
                '"leukfeat[cnn]"`.')
 
 
-def import_torch():
+def import_torch() -> ModuleType:
     """``import torch`` or an ImportError saying what to install."""
     try:
         import torch
@@ -59,7 +65,7 @@ def _feature_names(name: str, n: int) -> np.ndarray:
 
 
 
-def _as_images(images) -> list:
+def _as_images(images: Any) -> list[np.ndarray]:
     """A batch of images (arrays, not paths) as a list of RGB uint8 arrays (H, W, 3)."""
     from .._batch import as_batch, load_rgb
 
@@ -85,7 +91,7 @@ def pool(out: np.ndarray, n: int, where: str) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def _resize_flag(in_hw, out_hw) -> int:
+def _resize_flag(in_hw: Sequence[int], out_hw: Sequence[int]) -> int:
     import cv2
 
     if in_hw[0] >= out_hw[0] and in_hw[1] >= out_hw[1]:
@@ -96,7 +102,7 @@ def _resize_flag(in_hw, out_hw) -> int:
 _INTERPOLATIONS = ("auto", "area", "linear", "cubic", "nearest")
 
 
-def resize_rgb(image: np.ndarray, size_hw, interpolation: str = "auto") -> np.ndarray:
+def resize_rgb(image: np.ndarray, size_hw: Sequence[int], interpolation: str = "auto") -> np.ndarray:
     """Resize an RGB uint8 image to (h, w); "auto" is INTER_AREA down, INTER_LINEAR up."""
     import cv2
 
@@ -111,7 +117,7 @@ def resize_rgb(image: np.ndarray, size_hw, interpolation: str = "auto") -> np.nd
     return cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=flag)
 
 
-def blank_image(size_hw) -> np.ndarray:
+def blank_image(size_hw: Sequence[int]) -> np.ndarray:
     return np.full((*size_hw, 3), 128, np.uint8)
 
 
@@ -149,12 +155,12 @@ class ImagePreprocess:
     ((1, 3, 4, 4), dtype('float32'), 1.0)
     """
 
-    def __init__(self, size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 interpolation="auto"):
+    def __init__(self, size: int | Sequence[int] = 224, mean: float | Sequence[float] = IMAGENET_MEAN,
+                 std: float | Sequence[float] = IMAGENET_STD, interpolation: str = "auto") -> None:
         if isinstance(size, Integral) and not isinstance(size, bool):
             size = (int(size), int(size))
         try:
-            size = tuple(int(s) for s in size)
+            size = tuple(int(s) for s in size)  # type: ignore[union-attr]  # ints wrapped above
         except TypeError:
             raise ValueError(f"size: expected an int or a (height, width) pair, "
                              f"got {size!r}") from None
@@ -173,7 +179,7 @@ class ImagePreprocess:
         self.std = tuple(float(v) for v in std_a)
         self.interpolation = interpolation
 
-    def __call__(self, images) -> np.ndarray:
+    def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Preprocess a list of RGB uint8 images.
 
         Parameters
@@ -190,21 +196,21 @@ class ImagePreprocess:
         x /= np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The parameters as a JSON-serialisable dict (stored in exported ONNX files)."""
         return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std),
                 "interpolation": self.interpolation}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ImagePreprocess":
+    def from_dict(cls, d: dict[str, Any]) -> "ImagePreprocess":
         """Inverse of :meth:`to_dict`."""
         return cls(size=tuple(d["size"]), mean=tuple(d["mean"]), std=tuple(d["std"]),
                    interpolation=d.get("interpolation", "auto"))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, ImagePreprocess) and self.to_dict() == other.to_dict()
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as it defines __eq__
 
     def __repr__(self) -> str:
         return (f"ImagePreprocess(size={self.size}, mean={self.mean}, std={self.std}, "
@@ -241,9 +247,9 @@ class Embedder(Protocol):
     @property
     def feature_names_out(self) -> np.ndarray: ...
 
-    def embed(self, images) -> np.ndarray: ...
+    def embed(self, images: Any) -> np.ndarray: ...
 
-    def __call__(self, images) -> np.ndarray: ...
+    def __call__(self, images: Any) -> np.ndarray: ...
 
 
 class BaseEmbedder:
@@ -252,14 +258,14 @@ class BaseEmbedder:
     name: str
     batch_size: int | None
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # caches (torch modules built by a factory, onnxruntime sessions) are rebuilt
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_cache")}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
-    def __call__(self, images) -> np.ndarray:
+    def __call__(self, images: Any) -> np.ndarray:
         """Same as :meth:`embed`."""
         return self.embed(images)
 
@@ -280,10 +286,10 @@ class BaseEmbedder:
     def _probe_dim(self) -> int:
         return self._embed_batch([blank_image(self._probe_size())]).shape[1]
 
-    def _probe_size(self):
+    def _probe_size(self) -> tuple[int, ...]:
         return (PROBE_SIZE, PROBE_SIZE)
 
-    def embed(self, images) -> np.ndarray:
+    def embed(self, images: Sequence[ArrayLike] | np.ndarray) -> np.ndarray:
         """Embed a batch of images.
 
         Parameters
@@ -313,10 +319,10 @@ class BaseEmbedder:
         return out
 
     @contextlib.contextmanager
-    def _running(self):
+    def _running(self) -> Iterator[None]:
         yield
 
-    def _embed_batch(self, images: list) -> np.ndarray:  # pragma: no cover - abstract
+    def _embed_batch(self, images: list[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -386,8 +392,9 @@ class TorchEmbedder(BaseEmbedder):
     (1, 8)
     """
 
-    def __init__(self, model, preprocess=None, layer=None, batch_size=32, device="cpu",
-                 num_threads=1, name=None):
+    def __init__(self, model: Any, preprocess: Callable[[list[np.ndarray]], ArrayLike] | None = None,
+                 layer: str | None = None, batch_size: int = 32, device: str = "cpu",
+                 num_threads: int | None = 1, name: str | None = None) -> None:
         torch = import_torch()
         if not (isinstance(model, torch.nn.Module) or callable(model)):
             raise TypeError(f"model: expected a torch.nn.Module or a callable returning one, "
@@ -419,13 +426,13 @@ class TorchEmbedder(BaseEmbedder):
                 f"device={self.device!r}, num_threads={self.num_threads}, name={self.name!r})")
 
     @staticmethod
-    def _is_module(obj) -> bool:
+    def _is_module(obj: object) -> bool:
         torch = import_torch()
         return isinstance(obj, torch.nn.Module)
 
     # -- model -----------------------------------------------------------------
     @property
-    def module(self):
+    def module(self) -> Any:
         """The :class:`torch.nn.Module` (built and cached on first use)."""
         mod = self.__dict__.get("_cache_module")
         if mod is None:
@@ -447,7 +454,7 @@ class TorchEmbedder(BaseEmbedder):
                 self._cache_module = mod
         return mod.eval()
 
-    def _submodule(self, mod):
+    def _submodule(self, mod: Any) -> Any:
         try:
             return mod.get_submodule(self.layer)
         except AttributeError:
@@ -456,13 +463,13 @@ class TorchEmbedder(BaseEmbedder):
             raise ValueError(f"layer: {type(mod).__name__} has no submodule "
                              f"{self.layer!r}; its submodules are: {shown}") from None
 
-    def _probe_size(self):
+    def _probe_size(self) -> tuple[int, ...]:
         size = getattr(self.preprocess, "size", None)
         return tuple(size) if size is not None else (PROBE_SIZE, PROBE_SIZE)
 
     # -- running ----------------------------------------------------------------
     @contextlib.contextmanager
-    def _threads(self):
+    def _threads(self) -> Iterator[None]:
         torch = import_torch()
         if self.num_threads is None:
             yield
@@ -475,21 +482,21 @@ class TorchEmbedder(BaseEmbedder):
             torch.set_num_threads(previous)
 
     @contextlib.contextmanager
-    def _running(self):
+    def _running(self) -> Iterator[None]:
         torch = import_torch()
         with self._threads(), torch.no_grad():
             yield
 
-    def _forward(self, x):
+    def _forward(self, x: Any) -> Any:
         """The raw output tensor of the model (or of ``layer``) for a batch tensor."""
         torch = import_torch()
         mod = self.module
         if self.layer is None:
             out = mod(x)
         else:
-            captured = []
+            captured: list[Any] = []
 
-            def hook(_module, _inputs, output):
+            def hook(_module: Any, _inputs: Any, output: Any) -> None:
                 captured.append(output)
                 raise _StopForward
 
@@ -511,7 +518,7 @@ class TorchEmbedder(BaseEmbedder):
                              "model so that it returns one tensor")
         return out
 
-    def _embed_batch(self, images: list) -> np.ndarray:
+    def _embed_batch(self, images: list[np.ndarray]) -> np.ndarray:
         torch = import_torch()
         with self._running():
             x = np.asarray(self.preprocess(images), dtype=np.float32)
@@ -553,7 +560,8 @@ class CallableEmbedder(BaseEmbedder):
     ('channel_std_cnn_0000', (1, 3))
     """
 
-    def __init__(self, fn, name=None, n_features=None, batch_size=None):
+    def __init__(self, fn: Callable[[list[np.ndarray]], ArrayLike], name: str | None = None,
+                 n_features: int | None = None, batch_size: int | None = None) -> None:
         if not callable(fn):
             raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
         check_int(n_features, "n_features", 1, allow_none=True)
@@ -568,7 +576,7 @@ class CallableEmbedder(BaseEmbedder):
         if n_features is not None:
             self._cache_dim = int(n_features)
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         if self._declared_dim is not None:
             self._cache_dim = self._declared_dim
@@ -576,7 +584,7 @@ class CallableEmbedder(BaseEmbedder):
     def __repr__(self) -> str:
         return f"CallableEmbedder({self.fn!r}, name={self.name!r})"
 
-    def _embed_batch(self, images: list) -> np.ndarray:
+    def _embed_batch(self, images: list[np.ndarray]) -> np.ndarray:
         out = pool(np.asarray(self.fn(images)), len(images), f"the result of {self.name}")
         if self._declared_dim is not None and out.shape[1] != self._declared_dim:
             raise ValueError(f"the result of {self.name} has {out.shape[1]} columns, but "

@@ -12,17 +12,25 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .._validation import check_int
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from numpy.typing import ArrayLike
+
+    from .._typing import StrPath
 from .embedders import (PROBE_SIZE, BaseEmbedder, ImagePreprocess, TorchEmbedder, blank_image,
                         import_torch, pool)
 
 _META_PREFIX = "leukfeat."
 
 
-def _import_onnxruntime():
+def _import_onnxruntime() -> ModuleType:
     try:
         import onnxruntime
     except ImportError as exc:
@@ -32,7 +40,7 @@ def _import_onnxruntime():
     return onnxruntime
 
 
-def _import_onnx():
+def _import_onnx() -> ModuleType:
     try:
         import onnx
     except ImportError as exc:
@@ -89,8 +97,9 @@ class OnnxEmbedder(BaseEmbedder):
     ('efficientnet-lite0', 1280)
     """
 
-    def __init__(self, path, output=None, preprocess=None, batch_size=32, num_threads=1,
-                 name=None):
+    def __init__(self, path: StrPath, output: str | None = None,
+                 preprocess: Callable[[list[np.ndarray]], ArrayLike] | None = None,
+                 batch_size: int = 32, num_threads: int = 1, name: str | None = None) -> None:
         path = Path(os.fspath(path))
         if not path.is_file():
             raise FileNotFoundError(2, f"ONNX model file not found: {path}", str(path))
@@ -124,7 +133,7 @@ class OnnxEmbedder(BaseEmbedder):
                 f"name={self.name!r})")
 
     @property
-    def session(self):
+    def session(self) -> Any:
         """The :class:`onnxruntime.InferenceSession` (created on first use)."""
         sess = self.__dict__.get("_cache_session")
         if sess is None:
@@ -148,7 +157,7 @@ class OnnxEmbedder(BaseEmbedder):
             self._cache_session = sess
         return sess
 
-    def _probe_size(self):
+    def _probe_size(self) -> tuple[int, ...]:
         size = getattr(self.preprocess, "size", None)
         if size is not None:
             return tuple(size)
@@ -157,7 +166,7 @@ class OnnxEmbedder(BaseEmbedder):
             return (shape[2], shape[3])
         return (PROBE_SIZE, PROBE_SIZE)
 
-    def _embed_batch(self, images: list) -> np.ndarray:
+    def _embed_batch(self, images: list[np.ndarray]) -> np.ndarray:
         sess = self.session
         inp = sess.get_inputs()[0]
         fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) else None
@@ -184,17 +193,17 @@ class OnnxEmbedder(BaseEmbedder):
 # ONNX export
 # --------------------------------------------------------------------------- #
 
-def _export_wrapper(embedder: TorchEmbedder):
+def _export_wrapper(embedder: TorchEmbedder) -> Any:
     """A module: preprocessed batch -> (N, D) embedding (pooling in the graph)."""
     torch = import_torch()
 
-    class Embedding(torch.nn.Module):
-        def __init__(self, model, layer):
+    class Embedding(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self, model: Any, layer: Any) -> None:
             super().__init__()
             self.model = model
             self.layer = layer
 
-        def forward(self, x):
+        def forward(self, x: Any) -> Any:
             if self.layer is None:
                 out = self.model(x)
             else:
@@ -213,7 +222,8 @@ def _export_wrapper(embedder: TorchEmbedder):
     return Embedding(embedder.module, embedder.layer).eval()
 
 
-def export_onnx(embedder, path, *, opset_version=None, dynamo=False) -> Path:
+def export_onnx(embedder: TorchEmbedder, path: StrPath, *, opset_version: int | None = None,
+                dynamo: bool = False) -> Path:
     """Export a :class:`TorchEmbedder`'s model to ONNX, for :class:`OnnxEmbedder`.
 
     The exported graph maps the preprocessed batch ``images`` (float32,

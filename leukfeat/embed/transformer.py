@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from numbers import Integral
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -17,11 +18,19 @@ from .._validation import check_int
 from .embedders import resize_rgb
 from .pretrained_models import PRETRAINED, pretrained
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._batch import Failure
+    from .._typing import ImageBatch
+    from ..segment import Segmentation
+    from .embedders import Embedder
+
 # --------------------------------------------------------------------------- #
 # scikit-learn transformer
 # --------------------------------------------------------------------------- #
 
-def _resolve_embedder(embedder, batch_size):
+def _resolve_embedder(embedder: Any, batch_size: int) -> Any:
     """The embedder object for an ``embedder`` parameter (None, a name or an Embedder)."""
     if embedder is None:
         return pretrained(PRETRAINED[0], batch_size=batch_size)
@@ -34,7 +43,7 @@ def _resolve_embedder(embedder, batch_size):
     return embedder
 
 
-def check_embedder_param(embedder) -> None:
+def check_embedder_param(embedder: object) -> None:
     """Validate an ``embedder`` parameter without building anything (no torch import)."""
     if embedder is None:
         return
@@ -56,12 +65,12 @@ def check_embedder_param(embedder) -> None:
                          "CallableEmbedder")
 
 
-def square_box(bbox, shape, pad):
+def square_box(bbox: Sequence[int], shape: Sequence[int], pad: int) -> tuple[int, int, int, int]:
     """A square window around ``bbox`` (r0, c0, r1, c1) of side max(h, w) + 2 pad, in the image."""
     r0, c0, r1, c1 = bbox
     H, W = shape
     side = max(r1 - r0, c1 - c0) + 2 * pad
-    out = []
+    out: list[int] = []
     for lo, hi, n in ((r0, r1, H), (c0, c1, W)):
         s = min(side, n)
         start = (lo + hi) // 2 - s // 2
@@ -70,7 +79,7 @@ def square_box(bbox, shape, pad):
     return out[0], out[2], out[1], out[3]
 
 
-def _views(window):
+def _views(window: np.ndarray) -> list[np.ndarray]:
     """The window, its left-right and up-down mirrors and its transpose."""
     return [window, np.ascontiguousarray(window[:, ::-1]),
             np.ascontiguousarray(window[::-1]), np.ascontiguousarray(window.transpose(1, 0, 2))]
@@ -79,13 +88,14 @@ def _views(window):
 class _PrepareTask:
     """Picklable per-image work of :class:`EmbeddingTransformer`: read, crop, resize."""
 
-    def __init__(self, crop, segmenter, pad, size):
+    def __init__(self, crop: str, segmenter: str | Callable[..., Segmentation], pad: int,
+                 size: int | None) -> None:
         self.crop = crop
         self.segmenter = segmenter
         self.pad = pad
         self.size = size
 
-    def __call__(self, item):
+    def __call__(self, item: Any) -> tuple[list[np.ndarray], bool]:
         from .. import segment
         from .._batch import load_item, load_rgb
 
@@ -217,8 +227,11 @@ class EmbeddingTransformer(ImageBatchTransformer):
     'mean_rgb_cnn_0000'
     """
 
-    def __init__(self, embedder=None, crop="cell", segmenter="nucleus_anchored", pad=8, size=224,
-                 tta=False, batch_size=32, n_jobs=None, on_error="raise", progress=False):
+    def __init__(self, embedder: str | Embedder | None = None, crop: str = "cell",
+                 segmenter: str | Callable[..., Segmentation] = "nucleus_anchored", pad: int = 8,
+                 size: int | None = 224, tta: bool = False, batch_size: int = 32,
+                 n_jobs: int | None = None, on_error: str = "raise",
+                 progress: bool = False) -> None:
         self.embedder = embedder
         self.crop = crop
         self.tta = tta
@@ -247,7 +260,7 @@ class EmbeddingTransformer(ImageBatchTransformer):
         if not isinstance(self.tta, (bool, np.bool_)):
             raise ValueError(f"tta: expected a bool, got {self.tta!r}")
 
-    def _fit_columns(self):
+    def _fit_columns(self) -> np.ndarray:
         """Build the embedder (``embedder_``); its names are the output columns."""
         emb = _resolve_embedder(self.embedder, int(self.batch_size))
         names = np.asarray(emb.feature_names_out, dtype=object)
@@ -255,10 +268,10 @@ class EmbeddingTransformer(ImageBatchTransformer):
             raise ValueError(f"embedder: feature_names_out must be a non-empty 1-D list, "
                              f"got shape {names.shape}")
         self.embedder_ = emb
-        self.fallbacks_ = []
+        self.fallbacks_: list[int] = []
         return names
 
-    def transform(self, X):
+    def transform(self, X: ImageBatch) -> np.ndarray:
         """Embed every image.
 
         Parameters
@@ -290,7 +303,8 @@ class EmbeddingTransformer(ImageBatchTransformer):
         out = np.full((len(items), n_out), np.nan, dtype=np.float32)
         task = _PrepareTask(self.crop, self.segmenter, int(self.pad),
                             None if self.size is None else int(self.size))
-        failures, fallbacks = [], []
+        failures: list[Failure] = []
+        fallbacks: list[int] = []
         step = int(self.batch_size)
         if self.n_jobs not in (None, 1):
             step *= 4  # fewer, larger parallel rounds
@@ -319,7 +333,7 @@ class EmbeddingTransformer(ImageBatchTransformer):
         self._record_failures(failures, len(items))
         return out
 
-    def _embed(self, windows):
+    def _embed(self, windows: list[np.ndarray]) -> np.ndarray:
         """Embeddings of ``windows`` (averaged over the 4 views with ``tta``)."""
         views = [v for w in windows for v in _views(w)] if self.tta else windows
         emb = np.asarray(self.embedder_.embed(views))
@@ -330,7 +344,7 @@ class EmbeddingTransformer(ImageBatchTransformer):
             emb = emb.reshape(len(windows), len(views) // len(windows), -1).mean(axis=1)
         return emb
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = []
         return tags

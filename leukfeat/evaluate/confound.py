@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
@@ -20,6 +20,13 @@ from .._validation import as_uint8_rgb, check_int
 from ..io import read_image
 from .cross_validation import cross_validate
 from .metrics import CVReport
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
+
+    from .._typing import StrPath
 
 _BG_CHANNELS = ("R", "G", "B", "L", "a", "b")
 _BG_STATS = ("mean", "std", "p10", "p50", "p90")
@@ -37,7 +44,7 @@ _MIN_BACKGROUND = 64  # pixels
 RIVAL_SHARE = 0.8
 
 
-def _cell_mask(image, segmenter):
+def _cell_mask(image: np.ndarray, segmenter: str | Callable[[np.ndarray], Any] | None) -> np.ndarray:
     from ..segment import Segmentation, segment
 
     if segmenter is None or isinstance(segmenter, str):
@@ -51,7 +58,9 @@ def _cell_mask(image, segmenter):
     return mask.astype(bool)
 
 
-def background_features(image, *, segmenter=None, dilate: int = 5) -> np.ndarray:
+def background_features(image: ArrayLike, *,
+                        segmenter: str | Callable[[np.ndarray], Any] | None = None,
+                        dilate: int = 5) -> np.ndarray:
     """Colour statistics of the background: every pixel outside the white cells.
 
     The white cells are segmented (default :data:`leukfeat.segment.DEFAULT_METHOD`),
@@ -119,7 +128,8 @@ def background_features(image, *, segmenter=None, dilate: int = 5) -> np.ndarray
     return np.stack([mean, std, pct[0], pct[1], pct[2]], axis=1).ravel()
 
 
-def _background_of(item, segmenter, dilate):
+def _background_of(item: Any, segmenter: str | Callable[[np.ndarray], Any] | None,
+                   dilate: int) -> np.ndarray:
     image = read_image(item) if is_path(item) else item
     return background_features(image, segmenter=segmenter, dilate=dilate)
 
@@ -155,14 +165,14 @@ class ConfoundReport:
 
     accuracy: float
     balanced_accuracy: float
-    chance: dict
+    chance: dict[str, float]
     margin: float
     confounded: bool
     message: str
     features: Any
     cv_report: CVReport
     n_images: int
-    classes: list
+    classes: list[str]
 
     def summary(self) -> str:
         """A short multi-line summary (verdict, scores, message)."""
@@ -179,7 +189,7 @@ class ConfoundReport:
             f"{self.chance['uniform'] + self.margin:.3f}",
             "  " + self.message])
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (without the per-image features)."""
         return jsonable({"accuracy": self.accuracy,
                           "balanced_accuracy": self.balanced_accuracy,
@@ -255,10 +265,13 @@ class ConfoundReport:
                 f"chance={self.chance['uniform']:.3f})")
 
 
-def confound_check(X_images_or_paths, y, *, segmenter=None, estimator=None, cv: int = 5,
-                   random_state=0, n_jobs=None, groups=None, dedupe: bool = True,
-                   dilate: int = 5, margin: float = 0.2,
-                   n_bootstrap: int = 1000, paths=None) -> ConfoundReport:
+def confound_check(X_images_or_paths: Sequence[StrPath | np.ndarray], y: ArrayLike, *,
+                   segmenter: str | Callable[[np.ndarray], Any] | None = None,
+                   estimator: Any = None, cv: int = 5,
+                   random_state: int | None = 0, n_jobs: int | None = None,
+                   groups: ArrayLike | None = None, dedupe: bool = True,
+                   dilate: int = 5, margin: float = 0.2, n_bootstrap: int = 1000,
+                   paths: Sequence[StrPath | np.ndarray] | None = None) -> ConfoundReport:
     """Check whether the image background alone predicts the class.
 
     In a sound data set the background of a smear (plasma and red cells)

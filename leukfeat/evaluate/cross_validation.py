@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -19,12 +19,19 @@ from .._validation import check_int
 from .duplicates import find_duplicates, union_components
 from .metrics import Comparison, CVReport, auc_ovr, bootstrap_ci, cm_scores, confusion_counts
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-def _is_image_array(x) -> bool:
+    from numpy.typing import ArrayLike
+
+    from .._typing import StrPath
+
+
+def _is_image_array(x: object) -> bool:
     return isinstance(x, np.ndarray) and x.ndim in (2, 3) and x.size > 0
 
 
-def _n_samples(X, name: str = "X") -> int:
+def _n_samples(X: Any, name: str = "X") -> int:
     shape = getattr(X, "shape", None)
     if shape is not None and len(shape) > 0:
         return int(shape[0])
@@ -35,7 +42,7 @@ def _n_samples(X, name: str = "X") -> int:
                         f"got {type(X).__name__}") from None
 
 
-def _estimator_name(estimator) -> str:
+def _estimator_name(estimator: Any) -> str:
     steps = getattr(estimator, "steps", None)
     if isinstance(steps, list) and steps:
         inner = ", ".join(_estimator_name(s[1]) if not isinstance(s[1], str) else s[1]
@@ -51,7 +58,7 @@ class _Plan:
     X: Any
     y: np.ndarray            # encoded 0..K-1
     y_original: np.ndarray
-    classes: list
+    classes: list[str]
     fold_of_sample: np.ndarray
     split: str
     n_duplicate_groups: int | None
@@ -61,7 +68,7 @@ class _Plan:
     boot_seed: Any
 
 
-def _looks_like_items(X):
+def _looks_like_items(X: Any) -> list[Any] | None:
     """The list of paths/images in X when X is such a sequence, else None."""
     if isinstance(X, np.ndarray):
         if X.ndim >= 3:
@@ -82,7 +89,8 @@ def _looks_like_items(X):
     return None
 
 
-def _plan(X, y, *, groups, cv, dedupe, paths, random_state, n_jobs) -> _Plan:
+def _plan(X: Any, y: ArrayLike, *, groups: Any, cv: int, dedupe: bool, paths: Any,
+          random_state: Any, n_jobs: int | None) -> _Plan:
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from sklearn.preprocessing import LabelEncoder
     from sklearn.utils import check_random_state
@@ -186,12 +194,14 @@ def _plan(X, y, *, groups, cv, dedupe, paths, random_state, n_jobs) -> _Plan:
                  else None, boot_seed=boot_seed)
 
 
-def _combine_groups(n: int, id_arrays) -> np.ndarray:
+def _combine_groups(n: int, id_arrays: list[np.ndarray]) -> np.ndarray:
     """Samples share a group when they share any of the given group ids."""
     if len(id_arrays) == 1:
         return np.unique(id_arrays[0], return_inverse=True)[1].ravel()
     # bipartite graph: sample nodes 0..n-1, then one node per id of each kind
-    i, j, offset = [], [], n
+    i: list[np.ndarray] = []
+    j: list[np.ndarray] = []
+    offset = n
     for ids in id_arrays:
         i.append(np.arange(n))
         j.append(offset + ids)
@@ -200,14 +210,15 @@ def _combine_groups(n: int, id_arrays) -> np.ndarray:
     return np.unique(comp, return_inverse=True)[1].ravel()
 
 
-def _take(X, idx):
+def _take(X: Any, idx: np.ndarray) -> Any:
     from sklearn.utils import _safe_indexing
     if isinstance(X, (list, tuple)):
         return [X[i] for i in idx]
     return _safe_indexing(X, idx)
 
 
-def _fit_fold(estimator, X, y, train, test, n_classes: int):
+def _fit_fold(estimator: Any, X: Any, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+              n_classes: int) -> tuple[np.ndarray, np.ndarray | None, float, float]:
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
@@ -243,7 +254,7 @@ def _fit_fold(estimator, X, y, train, test, n_classes: int):
     return pred_int, proba, fit_time, predict_time
 
 
-def _run(estimators: list, plan: _Plan, n_jobs):
+def _run(estimators: list[Any], plan: _Plan, n_jobs: int | None) -> list[list[tuple[Any, ...]]]:
     """Fit every estimator on every fold; results[e][f]."""
     k = len(plan.classes)
     folds = [(np.flatnonzero(plan.fold_of_sample != f), np.flatnonzero(plan.fold_of_sample == f))
@@ -255,13 +266,13 @@ def _run(estimators: list, plan: _Plan, n_jobs):
             for e in range(len(estimators))]
 
 
-def _report(name: str, plan: _Plan, fold_results, *, n_bootstrap: int,
+def _report(name: str, plan: _Plan, fold_results: list[tuple[Any, ...]], *, n_bootstrap: int,
             return_predictions: bool) -> CVReport:
     k = len(plan.classes)
     n = plan.y.size
     pred = np.empty(n, np.intp)
     has_proba = all(r[2] is not None for r in fold_results)
-    proba = np.zeros((n, k)) if has_proba else None
+    proba: Any = np.zeros((n, k)) if has_proba else None
     fold_scores = []
     for test, p, pr, _, _ in fold_results:
         pred[test] = p
@@ -304,8 +315,10 @@ def _report(name: str, plan: _Plan, fold_results, *, n_bootstrap: int,
     )
 
 
-def cross_validate(estimator, X, y, *, groups=None, cv: int = 5, dedupe: bool = True,
-                   paths=None, random_state=0, n_bootstrap: int = 1000, n_jobs=None,
+def cross_validate(estimator: Any, X: Any, y: ArrayLike, *, groups: ArrayLike | None = None,
+                   cv: int = 5, dedupe: bool = True,
+                   paths: Sequence[StrPath | np.ndarray] | None = None, random_state: int | None = 0,
+                   n_bootstrap: int = 1000, n_jobs: int | None = None,
                    return_predictions: bool = False) -> CVReport:
     """Cross-validate a classifier with patient- and duplicate-aware folds.
 
@@ -401,15 +414,16 @@ def cross_validate(estimator, X, y, *, groups=None, cv: int = 5, dedupe: bool = 
                    return_predictions=bool(return_predictions))
 
 
-def _check_estimator(estimator, name: str) -> None:
+def _check_estimator(estimator: Any, name: str) -> None:
     if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")
             and hasattr(estimator, "get_params")):
         raise TypeError(f"{name}: expected a scikit-learn classifier (with fit, predict and "
                         f"get_params), got {type(estimator).__name__}")
 
 
-def compare(estimators, X, y, *, groups=None, cv: int = 5, dedupe: bool = True, paths=None,
-            random_state=0, n_bootstrap: int = 1000, n_jobs=None,
+def compare(estimators: dict[str, Any], X: Any, y: ArrayLike, *, groups: ArrayLike | None = None,
+            cv: int = 5, dedupe: bool = True, paths: Sequence[StrPath | np.ndarray] | None = None,
+            random_state: int | None = 0, n_bootstrap: int = 1000, n_jobs: int | None = None,
             return_predictions: bool = False) -> Comparison:
     """Cross-validate several models on exactly the same folds.
 

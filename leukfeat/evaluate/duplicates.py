@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -19,8 +20,15 @@ from .._batch import as_batch, is_path
 from .._validation import check_image, check_int
 from ..io import ImageReadError, read_image
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-def phash(image, hash_size: int = 8) -> np.ndarray:
+    from numpy.typing import ArrayLike
+
+    from .._typing import StrPath
+
+
+def phash(image: ArrayLike, hash_size: int = 8) -> np.ndarray:
     """Perceptual DCT hash (pHash) of an image.
 
     The standard pHash of Zauner (2010) as popularised by ``imagehash``:
@@ -73,7 +81,7 @@ def phash(image, hash_size: int = 8) -> np.ndarray:
     arr = check_image(image, "image")
     arr = arr.astype(np.float32)
     if arr.ndim == 3:
-        grey = arr @ np.float32([0.299, 0.587, 0.114])
+        grey = arr @ np.float32([0.299, 0.587, 0.114])  # type: ignore[arg-type, unused-ignore]
     else:
         grey = arr
     side = 4 * hash_size
@@ -82,7 +90,7 @@ def phash(image, hash_size: int = 8) -> np.ndarray:
     return low > np.median(low)
 
 
-def _hash_item(item, hash_size: int):
+def _hash_item(item: Any, hash_size: int) -> tuple[str | None, np.ndarray | None, str | None]:
     """(sha256 hex, packed phash bits) or (None, None, error message)."""
     try:
         if isinstance(item, np.ndarray):
@@ -103,17 +111,18 @@ def _hash_item(item, hash_size: int):
 
 
 if hasattr(np, "bitwise_count"):  # numpy >= 2.0
-    def _popcount(x):
+    def _popcount(x: np.ndarray) -> np.ndarray:
         return np.bitwise_count(x)
 else:  # pragma: no cover - numpy < 2
     _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
-    def _popcount(x):
+    def _popcount(x: np.ndarray) -> np.ndarray:
         b = x.view(np.uint8).reshape(x.shape + (x.dtype.itemsize,))
         return _POPCOUNT8[b].sum(-1)
 
 
-def _close_pairs(packed: np.ndarray, max_distance: int):
+def _close_pairs(packed: np.ndarray, max_distance: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i < j) of rows of ``packed`` whose Hamming distance <= max_distance.
 
     Vectorised: the bits are packed into uint64 words, XOR-ed block by block
@@ -142,7 +151,7 @@ def _close_pairs(packed: np.ndarray, max_distance: int):
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
 
 
-def union_components(n: int, i, j) -> np.ndarray:
+def union_components(n: int, i: ArrayLike, j: ArrayLike) -> np.ndarray:
     """Connected components (union-find) of ``n`` nodes linked by edges (i, j).
 
     Component ids are numbered 0, 1, ... in order of their smallest member.
@@ -199,11 +208,11 @@ class DuplicateGroups:
     ([(0, 2)], [3])
     """
 
-    paths: list
+    paths: list[Any]
     group_ids: np.ndarray
-    exact_pairs: list
-    near_pairs: list
-    errors: dict
+    exact_pairs: list[tuple[int, int]]
+    near_pairs: list[tuple[int, int, int]]
+    errors: dict[int, str]
     hash_size: int = 8
     max_distance: int = 4
     near: bool = True
@@ -211,7 +220,7 @@ class DuplicateGroups:
     def __len__(self) -> int:
         return int(self.group_ids.size)
 
-    def groups(self) -> list:
+    def groups(self) -> list[list[int]]:
         """Indices of every group of two or more items.
 
         Returns
@@ -221,7 +230,7 @@ class DuplicateGroups:
         """
         return _groups_from_ids(self.group_ids)
 
-    def exact_groups(self) -> list:
+    def exact_groups(self) -> list[list[int]]:
         """Like :meth:`groups`, but linking byte-identical items only."""
         if not self.exact_pairs:
             return []
@@ -251,7 +260,7 @@ class DuplicateGroups:
         return f"DuplicateGroups({self.summary()})"
 
 
-def _groups_from_ids(ids: np.ndarray) -> list:
+def _groups_from_ids(ids: np.ndarray) -> list[list[int]]:
     if ids.size == 0:
         return []
     order = np.argsort(ids, kind="stable")
@@ -261,8 +270,9 @@ def _groups_from_ids(ids: np.ndarray) -> list:
     return sorted(out, key=lambda g: g[0])
 
 
-def find_duplicates(paths, *, near: bool = True, hash_size: int = 8, max_distance: int = 4,
-                    n_jobs=None) -> DuplicateGroups:
+def find_duplicates(paths: Sequence[StrPath | np.ndarray], *, near: bool = True,
+                    hash_size: int = 8, max_distance: int = 4,
+                    n_jobs: int | None = None) -> DuplicateGroups:
     """Group exact and near-duplicate images.
 
     Two items are *exact* duplicates when their file bytes have the same
@@ -345,7 +355,7 @@ def find_duplicates(paths, *, near: bool = True, hash_size: int = 8, max_distanc
 
     # exact: equal digests among readable items
     digests = np.array([r[0] if r[0] is not None else "" for r in results], dtype=object)
-    exact_pairs = []
+    exact_pairs: list[tuple[int, int]] = []
     if ok_idx.size:
         _, inverse = np.unique(digests[ok_idx].astype(str), return_inverse=True)
         for g in _groups_from_ids(inverse.ravel()):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from .._json import jsonable
+
+if TYPE_CHECKING:
+    from .._typing import StrPath
 
 #: Metrics that get a bootstrap confidence interval (when computable).
 CI_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr")
@@ -21,11 +24,11 @@ CI_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "roc_a
 _CI_LEVEL = 0.95
 
 
-def confusion_counts(y, pred, k: int) -> np.ndarray:
+def confusion_counts(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
 
 
-def cm_scores(cm) -> dict:
+def cm_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
     """Metrics from confusion matrices of shape (..., K, K) (rows true).
 
     Matches scikit-learn: balanced accuracy averages recall over the classes
@@ -56,7 +59,8 @@ def cm_scores(cm) -> dict:
             "specificity": specificity}
 
 
-def auc_ovr(y, proba, k: int, weights=None):
+def auc_ovr(y: np.ndarray, proba: np.ndarray | None, k: int,
+            weights: np.ndarray | None = None) -> float | np.ndarray:
     """Macro one-vs-rest ROC AUC (exact Mann-Whitney, ties count one half).
 
     ``weights`` of shape (b, n) gives b weighted (bootstrap) versions at once;
@@ -87,13 +91,14 @@ def auc_ovr(y, proba, k: int, weights=None):
     return float(out[0]) if weights is None else out
 
 
-def bootstrap_ci(y, pred, proba, k: int, n_bootstrap: int, seed) -> dict:
+def bootstrap_ci(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, k: int,
+                 n_bootstrap: int, seed: int | None) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals over samples for :data:`CI_METRICS`."""
     n = y.size
     if n_bootstrap == 0 or n == 0:
         return {}
     rng = np.random.default_rng(seed)
-    values = {m: [] for m in CI_METRICS}
+    values: dict[str, list[Any]] = {m: [] for m in CI_METRICS}
     batch = max(1, min(n_bootstrap, 2_000_000 // n))
     done = 0
     while done < n_bootstrap:
@@ -111,10 +116,10 @@ def bootstrap_ci(y, pred, proba, k: int, n_bootstrap: int, seed) -> dict:
         done += b
     alpha = 100 * (1 - _CI_LEVEL) / 2
     ci = {}
-    for m, v in values.items():
-        if not v:
+    for m, vs in values.items():
+        if not vs:
             continue
-        v = np.concatenate(v)
+        v = np.concatenate(vs)
         v = v[np.isfinite(v)]
         if v.size:
             lo, hi = np.percentile(v, [alpha, 100 - alpha])
@@ -201,7 +206,7 @@ class CVReport:
     """
 
     estimator: str
-    classes: list
+    classes: list[str]
     n_images: int
     cv: int
     split: str
@@ -212,28 +217,28 @@ class CVReport:
     balanced_accuracy: float
     f1_macro: float
     f1_weighted: float
-    precision: dict
-    recall: dict
-    specificity: dict
+    precision: dict[str, float]
+    recall: dict[str, float]
+    specificity: dict[str, float]
     precision_macro: float
     recall_macro: float
     specificity_macro: float
     roc_auc_ovr: float
     confusion_matrix: np.ndarray
-    fold_accuracy: list
-    fold_balanced_accuracy: list
-    fold_f1_macro: list
-    ci: dict
+    fold_accuracy: list[float]
+    fold_balanced_accuracy: list[float]
+    fold_f1_macro: list[float]
+    ci: dict[str, tuple[float, float]]
     n_bootstrap: int
-    fit_time: list
-    predict_time: list
+    fit_time: list[float]
+    predict_time: list[float]
     fold_of_sample: np.ndarray
     y_true: np.ndarray | None = None
     y_pred: np.ndarray | None = None
     y_proba: np.ndarray | None = None
 
     @property
-    def sensitivity(self) -> dict:
+    def sensitivity(self) -> dict[str, float]:
         """Per-class sensitivity (the same as `recall`)."""
         return self.recall
 
@@ -242,7 +247,7 @@ class CVReport:
         """Macro sensitivity (the same as `recall_macro`)."""
         return self.recall_macro
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """All fields as plain JSON-serialisable Python values.
 
         Arrays become lists, NaN becomes ``None``; fields that are ``None``
@@ -254,13 +259,13 @@ class CVReport:
         """
         return {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
 
-    def to_json(self, path) -> None:
+    def to_json(self, path: StrPath) -> None:
         """Write :meth:`to_dict` as an indented JSON file at `path`."""
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(self.to_dict(), fh, indent=2, allow_nan=False)
             fh.write("\n")
 
-    def _rows(self):
+    def _rows(self) -> list[tuple[str, float, tuple[float, float] | None]]:
         rows = [("accuracy", self.accuracy), ("balanced accuracy", self.balanced_accuracy),
                 ("F1 macro", self.f1_macro), ("F1 weighted", self.f1_weighted),
                 ("ROC AUC (OvR, macro)", self.roc_auc_ovr),
@@ -330,10 +335,10 @@ class Comparison(NamedTuple):
     """
 
     table: Any
-    reports: dict
+    reports: dict[str, CVReport]
 
     @classmethod
-    def from_reports(cls, reports) -> "Comparison":
+    def from_reports(cls, reports: dict[str, CVReport]) -> "Comparison":
         """A Comparison of reports computed elsewhere, e.g. a model's and a confound check's.
 
         Parameters
@@ -367,7 +372,7 @@ class Comparison(NamedTuple):
         nan = float("nan")
         rows = []
         for name, r in reports.items():
-            row = {"model": str(name)}
+            row: dict[str, Any] = {"model": str(name)}
             for m in CI_METRICS:
                 row[m] = getattr(r, m)
                 lo, hi = r.ci.get(m, (nan, nan))

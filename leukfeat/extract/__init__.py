@@ -56,6 +56,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -64,6 +65,13 @@ from ..segment import DEFAULT_METHOD, Segmentation, segment as _segment
 from . import colour, edges, field, shape, texture
 from ._registry import REGISTRY, CellCrop, FeatureGroup
 from .texture import haralick, glcm, glcm_props, lbp_histogram  # noqa: F401  (public API)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from numpy.typing import ArrayLike
+
+    from ..segment import CellCrop as SegmentCellCrop
 
 __all__ = ["features", "feature_vector", "features_per_cell", "feature_names", "GROUPS", "DEFAULT_GROUPS",
            "DEFAULTS", "CELLS", "FeatureConfig", "FeatureGroup", "REGISTRY",
@@ -98,7 +106,7 @@ DEFAULTS = {
 
 _CROP_MARGIN_EXTRA = 2
 
-def _nanmedian_columns(table, axis=0):
+def _nanmedian_columns(table: np.ndarray, axis: int = 0) -> np.ndarray:
     """``numpy.nanmedian(table, axis=0)`` of a 2-D float table, the same
     values without the masked-array machinery numpy uses for short columns
     (several times faster for the few cells of a field): NaN sorts last, the
@@ -117,10 +125,10 @@ def _nanmedian_columns(table, axis=0):
 
 
 #: Aggregations over every cell of a field accepted as ``cell=``.
-_AGGREGATES = {"mean": np.nanmean, "median": _nanmedian_columns}
+_AGGREGATES: dict[str, Callable[..., Any]] = {"mean": np.nanmean, "median": _nanmedian_columns}
 
 
-def _config(overrides: dict) -> dict:
+def _config(overrides: dict[str, Any]) -> dict[str, Any]:
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown feature option(s) {sorted(unknown)}; "
@@ -130,7 +138,7 @@ def _config(overrides: dict) -> dict:
     return cfg
 
 
-def _check_groups(groups) -> tuple:
+def _check_groups(groups: str | Iterable[str]) -> tuple[str, ...]:
     if isinstance(groups, str):
         groups = (groups,)
     groups = tuple(groups)
@@ -141,7 +149,7 @@ def _check_groups(groups) -> tuple:
     return tuple(g for g in GROUPS if g in groups)
 
 
-def feature_names(groups=DEFAULT_GROUPS, **options) -> list:
+def feature_names(groups: str | Iterable[str] = DEFAULT_GROUPS, **options: Any) -> list[str]:
     """Names of the features :func:`features` returns for a configuration.
 
     Parameters
@@ -200,7 +208,8 @@ class FeatureConfig:
 
     __slots__ = ("groups", "cell", "options")
 
-    def __init__(self, groups=DEFAULT_GROUPS, cell="largest", options=None):
+    def __init__(self, groups: str | Iterable[str] = DEFAULT_GROUPS, cell: str | int = "largest",
+                 options: dict[str, Any] | None = None) -> None:
         try:
             self.groups = _check_groups(groups)
         except (TypeError, ValueError):
@@ -222,15 +231,15 @@ class FeatureConfig:
             raise ValueError(f"options: {exc}") from None
         self.options = dict(options)
 
-    def full_options(self) -> dict:
+    def full_options(self) -> dict[str, Any]:
         """Every option: :data:`DEFAULTS` updated with :attr:`options`."""
         return _config(self.options)
 
-    def names(self) -> list:
+    def names(self) -> list[str]:
         """The column names, in order."""
         return feature_names(self.groups, **self.options)
 
-    def cache_key(self) -> dict:
+    def cache_key(self) -> dict[str, Any]:
         """A JSON-able description that changes whenever a value could."""
         full = self.full_options()
         return {"groups": list(self.groups), "cell": self.cell,
@@ -241,13 +250,14 @@ class FeatureConfig:
         return (f"FeatureConfig(groups={self.groups!r}, cell={self.cell!r}, "
                 f"options={self.options!r})")
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, FeatureConfig) and self.cache_key() == other.cache_key()
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as it defines __eq__
 
 
-def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
+def _pick_cell(seg: Segmentation, cell: str | int,
+               counts: tuple[np.ndarray, np.ndarray] | None = None) -> int:
     """The label of the cell to measure (0: none); ``counts``: the
     segmentation's ``label_counts()``, if already computed."""
     if seg.n_cells == 0:
@@ -278,13 +288,13 @@ def _pick_cell(seg: Segmentation, cell, counts=None) -> int:
                      f"label, got {cell!r}")
 
 
-def _margin(cfg) -> int:
+def _margin(cfg: dict[str, Any]) -> int:
     """Context kept around a cell's box: the reach of every filter, so that
     values on the crop equal those on the full image."""
     return int(4.0 * max(cfg["edge_sigmas"]) + 0.5) + _CROP_MARGIN_EXTRA
 
 
-def _freeze(value):
+def _freeze(value: Any) -> Any:
     """``value`` with lists and tuples made (nested) tuples, for a cache key."""
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
@@ -292,12 +302,14 @@ def _freeze(value):
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_measures(groups, frozen_cfg):
+def _cached_measures(groups: tuple[str, ...], frozen_cfg: tuple[tuple[str, Any], ...]
+                     ) -> tuple[Callable[[Any], np.ndarray], ...]:
     cfg = dict(frozen_cfg)
     return tuple(REGISTRY[g].cell_values(cfg) for g in groups)
 
 
-def _cell_measures(groups, cfg) -> tuple:
+def _cell_measures(groups: tuple[str, ...], cfg: dict[str, Any]
+                   ) -> tuple[Callable[[Any], np.ndarray], ...]:
     """``f(crop) -> values`` of each per-cell group in ``groups`` for the
     configuration ``cfg``, its options checked once (here, raising the
     errors of the group functions), cached for hashable configurations."""
@@ -309,7 +321,8 @@ def _cell_measures(groups, cfg) -> tuple:
     return _cached_measures(groups, key)
 
 
-def _measure_cell(crop, measures) -> np.ndarray:
+def _measure_cell(crop: SegmentCellCrop, measures: Sequence[Callable[[Any], np.ndarray]]
+                  ) -> np.ndarray:
     """The per-cell values of one :class:`~leukfeat.segment.CellCrop`, the
     groups of ``measures`` (:func:`_cell_measures`) one after another."""
     c = CellCrop(np.ascontiguousarray(crop.image), crop.mask, crop.nucleus)
@@ -317,19 +330,23 @@ def _measure_cell(crop, measures) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def _cell_groups(groups) -> tuple:
+def _cell_groups(groups: tuple[str, ...]) -> tuple[str, ...]:
     """The groups measured per cell (the others are measured once per field)."""
     return tuple(g for g in groups if REGISTRY[g].per_cell)
 
 
-def _field_values(seg, groups, counts=None, cfg=None) -> np.ndarray:
+def _field_values(seg: Segmentation, groups: tuple[str, ...],
+                  counts: tuple[np.ndarray, np.ndarray] | None = None,
+                  cfg: dict[str, Any] | None = None) -> np.ndarray:
     """The values of the field groups (measured once on the whole segmentation)."""
-    parts = [np.fromiter(REGISTRY[g].measure_field(seg, counts, cfg).values(), np.float64)
-             for g in groups if not REGISTRY[g].per_cell]
+    parts = [np.fromiter(REGISTRY[g].measure_field(seg, counts, cfg).values(),  # type: ignore[misc]
+                         np.float64)
+             for g in groups if not REGISTRY[g].per_cell]            # (field groups have one)
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def _prepare(image, segmentation, segmenter):
+def _prepare(image: ArrayLike, segmentation: Segmentation | None,
+             segmenter: str | Callable[..., Segmentation]) -> tuple[np.ndarray, Segmentation]:
     arr = check_image(image, "image", ndim=(3,))
     rgb = as_uint8_rgb(arr, "image")
     if segmentation is None:
@@ -343,8 +360,10 @@ def _prepare(image, segmentation, segmenter):
     return rgb, segmentation
 
 
-def features(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
-             segmenter=DEFAULT_METHOD, **options) -> "OrderedDict[str, float]":
+def features(image: ArrayLike, segmentation: Segmentation | None = None,
+             groups: str | Iterable[str] = DEFAULT_GROUPS, *, cell: str | int = "largest",
+             segmenter: str | Callable[..., Segmentation] = DEFAULT_METHOD,
+             **options: Any) -> OrderedDict[str, float]:
     """Measure one white cell of an image.
 
     Parameters
@@ -407,7 +426,10 @@ def features(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
     return OrderedDict(zip(names, row.tolist()))
 
 
-def _feature_row(image, segmentation, groups, cell, segmenter, options):
+def _feature_row(image: ArrayLike, segmentation: Segmentation | None,
+                 groups: str | Iterable[str], cell: str | int,
+                 segmenter: str | Callable[..., Segmentation],
+                 options: dict[str, Any]) -> np.ndarray | None:
     """The work of :func:`features`: the values in column order (float64),
     or None when the image has no (such) cell and the row is all NaN."""
     groups = _check_groups(groups)
@@ -435,8 +457,10 @@ def _feature_row(image, segmentation, groups, cell, segmenter, options):
                            _field_values(seg, groups, counts)])
 
 
-def feature_vector(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="largest",
-                   segmenter=DEFAULT_METHOD, **options) -> np.ndarray:
+def feature_vector(image: ArrayLike, segmentation: Segmentation | None = None,
+                   groups: str | Iterable[str] = DEFAULT_GROUPS, *, cell: str | int = "largest",
+                   segmenter: str | Callable[..., Segmentation] = DEFAULT_METHOD,
+                   **options: Any) -> np.ndarray:
     """:func:`features` as an array, in :func:`feature_names` order.
 
     The same values without building the name -> value mapping (what
@@ -468,8 +492,11 @@ def feature_vector(image, segmentation=None, groups=DEFAULT_GROUPS, *, cell="lar
     return row
 
 
-def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmenter=DEFAULT_METHOD,
-                      exclude_border: bool = False, as_array: bool = False, **options):
+def features_per_cell(image: ArrayLike, segmentation: Segmentation | None = None,
+                      groups: str | Iterable[str] = DEFAULT_GROUPS, *,
+                      segmenter: str | Callable[..., Segmentation] = DEFAULT_METHOD,
+                      exclude_border: bool = False, as_array: bool = False,
+                      **options: Any) -> list[OrderedDict[str, float]] | np.ndarray:
     """Measure every white cell of a field.
 
     Parameters
@@ -501,7 +528,8 @@ def features_per_cell(image, segmentation=None, groups=DEFAULT_GROUPS, *, segmen
     return [OrderedDict(zip(names, row.tolist())) for row in rows]
 
 
-def _cell_rows(rgb, seg, groups, cfg, exclude_border=False) -> list:
+def _cell_rows(rgb: np.ndarray, seg: Segmentation, groups: tuple[str, ...], cfg: dict[str, Any],
+               exclude_border: bool = False) -> list[np.ndarray]:
     """The rows of :func:`features_per_cell` as float64 arrays: the cell's
     label, then its values in column order."""
     measures = _cell_measures(_cell_groups(groups), cfg)

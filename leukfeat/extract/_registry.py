@@ -15,11 +15,14 @@ The order of :data:`REGISTRY` is the order of the columns.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from . import colour, edges, field, shape, texture
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["FeatureGroup", "CellCrop", "REGISTRY", "catalogue_rst"]
 
@@ -31,14 +34,14 @@ class CellCrop:
 
     __slots__ = ("image", "cell", "nucleus", "_gray")
 
-    def __init__(self, image, cell, nucleus):
+    def __init__(self, image: np.ndarray, cell: np.ndarray, nucleus: np.ndarray) -> None:
         self.image = image
         self.cell = cell
         self.nucleus = nucleus
-        self._gray = None
+        self._gray: np.ndarray | None = None
 
     @property
-    def gray(self):
+    def gray(self) -> np.ndarray:
         """BT.601 grey of the crop (OpenCV's conversion)."""
         if self._gray is None:
             import cv2
@@ -85,10 +88,10 @@ class FeatureGroup:
 
     name: str
     default: bool
-    names: Callable
-    measure: Callable | None = None
-    measure_field: Callable | None = None
-    prefixes: tuple = ()
+    names: Callable[[dict[str, Any]], list[str]]
+    measure: Callable[[CellCrop, dict[str, Any]], dict[str, float]] | None = None
+    measure_field: Callable[[Any, Any, dict[str, Any] | None], dict[str, float]] | None = None
+    prefixes: tuple[str, ...] = ()
     module: str = ""
     summary: str = ""
     prepare: Callable | None = None
@@ -99,23 +102,25 @@ class FeatureGroup:
         """Whether the group is measured per cell (else once per field)."""
         return self.measure is not None
 
-    def cell_values(self, cfg) -> Callable:
+    def cell_values(self, cfg: dict[str, Any]) -> Callable[[CellCrop], np.ndarray]:
         """``f(crop) -> float64 array`` of this per-cell group for the full
         configuration ``cfg``: :attr:`values` with the options checked once
         here, else :attr:`measure`'s dict turned into an array. An empty
         cell gives NaN."""
         n = len(self.names(cfg))
-        if self.values is None:
-            def f(crop):
-                return np.fromiter(self.measure(crop, cfg).values(), np.float64, n)
-            return f
-        params = self.prepare(cfg)
-        values = self.values
+        measure, values, prepare = self.measure, self.values, self.prepare
+        if measure is None:
+            raise ValueError(f"group {self.name!r} is measured per field, not per cell")
+        if values is None or prepare is None:
+            def from_dict(crop: CellCrop) -> np.ndarray:
+                return np.fromiter(measure(crop, cfg).values(), np.float64, n)
+            return from_dict
+        params = prepare(cfg)
 
-        def f(crop):
+        def fast(crop: CellCrop) -> np.ndarray:
             v = values(crop, params)
             return np.full(n, np.nan) if v is None else v
-        return f
+        return fast
 
 
 def _texture_group(name, compartment, default, summary, prefixes):

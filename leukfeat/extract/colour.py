@@ -27,12 +27,18 @@ from __future__ import annotations
 import functools
 import math
 from numbers import Integral
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from .._numba import companion
 from .._validation import as_uint8_rgb, check_image, check_mask
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["colour_features", "colour_feature_names"]
 
@@ -73,7 +79,8 @@ def _warm() -> None:
 # parameters and names
 # --------------------------------------------------------------------------
 
-def _check_params(spaces, percentiles, histogram_bins, prefix):
+def _check_params(spaces: Any, percentiles: Any, histogram_bins: Any, prefix: Any
+                  ) -> tuple[tuple[str, ...], tuple[float, ...], Any, str]:
     if isinstance(spaces, str):
         spaces = (spaces,)
     try:
@@ -101,19 +108,20 @@ def _check_params(spaces, percentiles, histogram_bins, prefix):
     return spaces, percentiles, histogram_bins, prefix
 
 
-def _pct_name(p):
+def _pct_name(p: float) -> str:
     return "p" + (f"{p:g}".replace(".", "p").replace("-", "m"))
 
 
-def _stat_names(percentiles, histogram_bins):
+def _stat_names(percentiles: Sequence[float], histogram_bins: int | None) -> list[str]:
     names = ["mean", "std", "skewness", "kurtosis"] + [_pct_name(p) for p in percentiles]
     if histogram_bins:
         names += [f"hist_{i}" for i in range(histogram_bins)]
     return names
 
 
-def colour_feature_names(nucleus=True, *, spaces=("rgb", "lab", "hsv"),
-                         percentiles=(10, 50, 90), histogram_bins=None, prefix="colour"):
+def colour_feature_names(nucleus: bool = True, *, spaces: str | Sequence[str] = ("rgb", "lab", "hsv"),
+                         percentiles: Sequence[float] = (10, 50, 90),
+                         histogram_bins: int | None = None, prefix: str = "colour") -> list[str]:
     """Names of the features returned by :func:`colour_features`, in order.
 
     Parameters
@@ -142,7 +150,8 @@ def colour_feature_names(nucleus=True, *, spaces=("rgb", "lab", "hsv"),
 
 
 @functools.lru_cache(maxsize=32)
-def _names(nucleus, spaces, percentiles, histogram_bins, prefix):
+def _names(nucleus: bool, spaces: tuple[str, ...], percentiles: tuple[float, ...],
+           histogram_bins: int | None, prefix: str) -> tuple[str, ...]:
     compartments = ("nucleus", "cytoplasm", "cell") if nucleus else ("cell",)
     stats = _stat_names(percentiles, histogram_bins)
     return tuple(f"{prefix}_{comp}_{space}_{ch}_{st}"
@@ -156,7 +165,7 @@ def _names(nucleus, spaces, percentiles, histogram_bins, prefix):
 # computation
 # --------------------------------------------------------------------------
 
-def _bbox(mask):
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """Bounding box ``(r0, r1, c0, c1)`` (exclusive ends) or None if empty."""
     x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
     if w == 0:
@@ -164,7 +173,7 @@ def _bbox(mask):
     return y, y + h, x, x + w
 
 
-def _rgb_to_lab(rgb_t):
+def _rgb_to_lab(rgb_t: np.ndarray) -> np.ndarray:
     """(3, n) uint8 sRGB -> (3, n) float64 CIE L*a*b* (D65, 2°), as skimage."""
     t = _XYZN_FROM_RGB @ _SRGB_TO_LINEAR[rgb_t]          # X/Xn, Y/Yn, Z/Zn
     f = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16.0 / 116.0)
@@ -175,7 +184,7 @@ def _rgb_to_lab(rgb_t):
     return lab
 
 
-def _rgb_to_hs(rgb_t, vmax):
+def _rgb_to_hs(rgb_t: np.ndarray, vmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hue in [0, 360) and saturation in 0..1 of (3, n) uint8 RGB.
 
     Same formulas and tie-breaking as ``skimage.color.rgb2hsv`` (blue wins
@@ -196,13 +205,13 @@ def _rgb_to_hs(rgb_t, vmax):
     return h, s
 
 
-def _layout(spaces):
+def _layout(spaces: Sequence[str]) -> tuple[list[tuple[Any, ...]], int, int]:
     """Per output channel: ('int', code row, value scale) or ('float', row).
 
     R, G, B and V = max(R, G, B) / 255 take at most 256 values and are
     handled exactly through 256-bin counts; L*, a*, b*, H, S are float rows.
     """
-    out = []
+    out: list[tuple[Any, ...]] = []
     n_int = n_float = 0
     for sp in spaces:
         for ch in _SPACES[sp]:
@@ -216,7 +225,8 @@ def _layout(spaces):
 
 
 @functools.lru_cache(maxsize=32)
-def _plan(spaces, percentiles, histogram_bins):
+def _plan(spaces: tuple[str, ...], percentiles: tuple[float, ...],
+          histogram_bins: int | None) -> tuple[Any, ...]:
     """Per-configuration constants of :func:`colour_features`: the number
     of statistics, the channel layout, the positions and ranges of the
     integer and float channels, and the values of the integer codes."""
@@ -232,9 +242,10 @@ def _plan(spaces, percentiles, histogram_bins):
             int_values)
 
 
-def _channel_rows(rgb_t, spaces):
+def _channel_rows(rgb_t: np.ndarray, spaces: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Integer code rows (k_i, n) uint8 and float rows (k_f, n) float64."""
-    codes, floats = [], []
+    codes: Any = []
+    floats: Any = []
     vmax = None
     for sp in spaces:
         if sp == "rgb":
@@ -254,7 +265,7 @@ def _channel_rows(rgb_t, spaces):
     return codes, floats
 
 
-def _circular(sin_sum, cos_sum, n):
+def _circular(sin_sum: float, cos_sum: float, n: int) -> tuple[float, float]:
     """Circular mean in [0, 360) and circular std (degrees) from sums.
 
     Same as ``scipy.stats.circmean/circstd(h, high=360, low=0)``; NaN when
@@ -268,12 +279,14 @@ def _circular(sin_sum, cos_sum, n):
             float(np.rad2deg(np.sqrt(-2.0 * np.log(r)))))
 
 
-def _bin_index(x, lo, hi, bins):
+def _bin_index(x: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
     idx = np.floor((x - lo) * (bins / (hi - lo))).astype(np.intp)
     return np.clip(idx, 0, bins - 1, out=idx)
 
 
-def _int_stats(counts, values, percentiles, hist_ranges, bins, n_stats):
+def _int_stats(counts: np.ndarray, values: np.ndarray, percentiles: tuple[float, ...],
+               hist_ranges: Sequence[tuple[float, float]], bins: int | None,
+               n_stats: int) -> np.ndarray:
     """Statistics of integer-coded rows from their 256-bin counts.
 
     ``counts`` is (m, k, 256): m compartments of the k integer channels whose
@@ -304,7 +317,9 @@ def _int_stats(counts, values, percentiles, hist_ranges, bins, n_stats):
     return out
 
 
-def _float_stats(x, percentiles, hist_ranges, bins, n_stats):
+def _float_stats(x: np.ndarray, percentiles: tuple[float, ...],
+                 hist_ranges: Sequence[tuple[float, float]], bins: int | None,
+                 n_stats: int) -> np.ndarray:
     """Statistics of float rows ``x`` (k, n)."""
     out = np.full((x.shape[0], n_stats), np.nan)
     n = x.shape[1]
@@ -329,8 +344,10 @@ def _float_stats(x, percentiles, hist_ranges, bins, n_stats):
     return out
 
 
-def colour_features(image, cell_mask, nucleus_mask=None, *, spaces=("rgb", "lab", "hsv"),
-                    percentiles=(10, 50, 90), histogram_bins=None, prefix="colour"):
+def colour_features(image: ArrayLike, cell_mask: ArrayLike, nucleus_mask: ArrayLike | None = None,
+                    *, spaces: str | Sequence[str] = ("rgb", "lab", "hsv"),
+                    percentiles: Sequence[float] = (10, 50, 90), histogram_bins: int | None = None,
+                    prefix: str = "colour") -> dict[str, float]:
     r"""Colour statistics per compartment and channel.
 
     Parameters
@@ -419,7 +436,9 @@ def colour_features(image, cell_mask, nucleus_mask=None, *, spaces=("rgb", "lab"
     return dict(zip(names, values.tolist()))
 
 
-def _colour_values(rgb, cell, nucleus, spaces, percentiles, histogram_bins):
+def _colour_values(rgb: np.ndarray, cell: np.ndarray, nucleus: np.ndarray | None,
+                   spaces: tuple[str, ...], percentiles: tuple[float, ...],
+                   histogram_bins: int | None) -> np.ndarray | None:
     """The values of :func:`colour_features` as a float64 array in the order
     of its names, or None for an empty ``cell``: checked arguments (uint8
     RGB C-contiguous image, bool masks of its shape, parameters as
@@ -442,10 +461,10 @@ def _colour_values(rgb, cell, nucleus, spaces, percentiles, histogram_bins):
         sin_h, cos_h = np.sin(hue), np.cos(hue)
     offsets = (np.arange(n_int) * 256)[:, None]
 
-    def counts_of(c):
+    def counts_of(c: np.ndarray) -> np.ndarray:
         return np.bincount((c + offsets).ravel(), minlength=256 * n_int).reshape(n_int, 256)
 
-    def trig_of(sel):
+    def trig_of(sel: np.ndarray | None) -> tuple[float, float]:
         if hue_pos is None:
             return (0.0, 0.0)
         if sel is None:

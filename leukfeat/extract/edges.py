@@ -22,6 +22,8 @@ from __future__ import annotations
 import functools
 from numbers import Real
 
+from typing import TYPE_CHECKING, Any
+
 import cv2
 import numpy as np
 
@@ -29,6 +31,11 @@ from .._filters import (check_sigma, gaussian_kernels, log_raw,  # noqa: F401
                         log_response, zero_crossings)
 from .._numba import companion
 from .._validation import as_uint8_rgb, check_image, check_mask
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["edge_features", "edge_feature_names", "log_response", "zero_crossings"]
 
@@ -48,11 +55,12 @@ def _warm() -> None:
 # names
 # --------------------------------------------------------------------------
 
-def _sigma_tag(sigma):
+def _sigma_tag(sigma: float) -> str:
     return "s" + f"{sigma:g}".replace(".", "p").replace("+", "")
 
 
-def _check_params(sigmas, ring_width, edge_threshold, prefix):
+def _check_params(sigmas: Any, ring_width: float, edge_threshold: float, prefix: Any
+                  ) -> tuple[tuple[float, ...], float, float, str]:
     try:
         sigmas = tuple(sigmas)
     except TypeError:
@@ -74,8 +82,8 @@ def _check_params(sigmas, ring_width, edge_threshold, prefix):
 
 
 @functools.lru_cache(maxsize=32)
-def _names(sigmas, prefix):
-    names = []
+def _names(sigmas: tuple[float, ...], prefix: str) -> tuple[str, ...]:
+    names: list[str] = []
     for s in sigmas:
         names += [f"{prefix}_log_{_sigma_tag(s)}_{st}"
                   for st in ("mean", "std", "mean_abs", "p90_abs")]
@@ -85,7 +93,7 @@ def _names(sigmas, prefix):
     return tuple(names)
 
 
-def edge_feature_names(*, sigmas=(1.0, 2.0), prefix="edges"):
+def edge_feature_names(*, sigmas: Sequence[float] = (1.0, 2.0), prefix: str = "edges") -> list[str]:
     """Names of the features returned by :func:`edge_features`, in order.
 
     Parameters
@@ -113,7 +121,7 @@ def edge_feature_names(*, sigmas=(1.0, 2.0), prefix="edges"):
 # features
 # --------------------------------------------------------------------------
 
-def _bbox(mask):
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """Bounding box ``(r0, r1, c0, c1)`` (exclusive ends) or None if empty."""
     x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
     if w == 0:
@@ -121,7 +129,7 @@ def _bbox(mask):
     return y, y + h, x, x + w
 
 
-def _gray_crop(arr, sl):
+def _gray_crop(arr: np.ndarray, sl: tuple[slice, slice]) -> np.ndarray:
     """BT.601 grey of ``arr[sl]`` as float64 in [0, 1]."""
     if arr.ndim == 2 and np.issubdtype(arr.dtype, np.floating) \
             and arr.min() >= 0.0 and arr.max() <= 1.0:
@@ -135,14 +143,15 @@ def _gray_crop(arr, sl):
 
 
 @functools.lru_cache(maxsize=8)
-def _disc(radius):
+def _disc(radius: float) -> np.ndarray:
     r = int(np.floor(radius))
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     return (yy * yy + xx * xx <= radius * radius).astype(np.uint8)
 
 
-def edge_features(image, cell_mask, *, sigmas=(1.0, 2.0), ring_width=3,
-                  edge_threshold=0.02, prefix="edges"):
+def edge_features(image: ArrayLike, cell_mask: ArrayLike, *, sigmas: Sequence[float] = (1.0, 2.0),
+                  ring_width: float = 3, edge_threshold: float = 0.02,
+                  prefix: str = "edges") -> dict[str, float]:
     r"""LoG, edge-density and gradient features of one cell.
 
     Parameters
@@ -222,7 +231,8 @@ def edge_features(image, cell_mask, *, sigmas=(1.0, 2.0), ring_width=3,
     return dict(zip(names, values.tolist()))
 
 
-def _edge_values(arr, cell, sigmas, ring_width, edge_threshold):
+def _edge_values(arr: np.ndarray, cell: np.ndarray, sigmas: tuple[float, ...], ring_width: float,
+                 edge_threshold: float) -> np.ndarray | None:
     """The values of :func:`edge_features` as a float64 array in the order
     of its names, or None for an empty ``cell``: checked arguments (the
     image as ``check_image`` returns it, a bool mask of its shape,

@@ -37,10 +37,14 @@ of :func:`leukfeat.extract.features`: a row of NaN marks "no cell found").
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..segment import Segmentation
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["field_features", "field_feature_names", "FIELD_FEATURES"]
 
@@ -49,13 +53,13 @@ FIELD_FEATURES = ("n_cells", "cover", "cell_area_mean", "cell_area_std",
                   "nucleus_fraction_mean", "nucleus_fraction_std")
 
 
-def _check_prefix(prefix):
+def _check_prefix(prefix: str) -> str:
     if not isinstance(prefix, str) or not prefix:
         raise ValueError(f"prefix: expected a non-empty string, got {prefix!r}")
     return prefix
 
 
-def field_feature_names(prefix: str = "field") -> list:
+def field_feature_names(prefix: str = "field") -> list[str]:
     """Names of :func:`field_features`, in order.
 
     Examples
@@ -67,7 +71,7 @@ def field_feature_names(prefix: str = "field") -> list:
     return [f"{prefix}_{n}" for n in FIELD_FEATURES]
 
 
-def field_features(segmentation, prefix: str = "field") -> "OrderedDict[str, float]":
+def field_features(segmentation: Segmentation, prefix: str = "field") -> OrderedDict[str, float]:
     """Count, coverage, size and nucleus-fraction statistics of every cell.
 
     Parameters
@@ -104,7 +108,9 @@ def field_features(segmentation, prefix: str = "field") -> "OrderedDict[str, flo
     return _field_features(segmentation, field_feature_names(prefix))
 
 
-def _field_features(segmentation, names, counts=None):
+def _field_features(segmentation: Segmentation, names: Sequence[str],
+                    counts: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> OrderedDict[str, float]:
     """:func:`field_features` with the names given and, optionally, the
     segmentation's ``label_counts()`` already computed."""
     seg = segmentation

@@ -26,12 +26,18 @@ from __future__ import annotations
 import functools
 import math
 from numbers import Real
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from .._numba import companion
 from .._validation import check_int, check_mask
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["shape_features", "shape_feature_names"]
 
@@ -74,7 +80,8 @@ def _warm() -> None:
 # --------------------------------------------------------------------------
 
 
-def _check_params(n_fourier, zernike_degree, lobe_depth, prefix):
+def _check_params(n_fourier: int, zernike_degree: int, lobe_depth: float, prefix: str
+                  ) -> tuple[int, int, float, str]:
     n_fourier = check_int(n_fourier, "n_fourier", 0)
     zernike_degree = check_int(zernike_degree, "zernike_degree", 0)
     if (isinstance(lobe_depth, bool) or not isinstance(lobe_depth, Real)
@@ -85,13 +92,13 @@ def _check_params(n_fourier, zernike_degree, lobe_depth, prefix):
     return n_fourier, zernike_degree, float(lobe_depth), prefix
 
 
-def _zernike_indices(degree):
+def _zernike_indices(degree: int) -> list[tuple[int, int]]:
     """(n, m) pairs in mahotas' order: n = 0..degree, m = 0..n, n - m even."""
     return [(n, m) for n in range(degree + 1) for m in range(n + 1) if (n - m) % 2 == 0]
 
 
 @functools.lru_cache(maxsize=8)
-def _n_zernike(degree):
+def _n_zernike(degree: int) -> int:
     """``len(_zernike_indices(degree))``."""
     return len(_zernike_indices(degree))
 
@@ -100,7 +107,7 @@ def _n_zernike(degree):
 _NU_KEYS = tuple((p, q, f"nu{q}{p}") for p in range(4) for q in range(4 - p) if p + q >= 2)
 
 
-def _region_names(n_fourier, zernike_degree):
+def _region_names(n_fourier: int, zernike_degree: int) -> list[str]:
     names = list(_BASE_NAMES)
     names += [f"hu_{i}" for i in range(1, 8)]
     names += [f"fourier_{i}" for i in range(1, n_fourier + 1)]
@@ -108,7 +115,8 @@ def _region_names(n_fourier, zernike_degree):
     return names
 
 
-def shape_feature_names(nucleus=True, *, n_fourier=10, zernike_degree=8, prefix="shape"):
+def shape_feature_names(nucleus: bool = True, *, n_fourier: int = 10, zernike_degree: int = 8,
+                        prefix: str = "shape") -> list[str]:
     """Names of the features returned by :func:`shape_features`, in order.
 
     Parameters
@@ -140,7 +148,7 @@ def shape_feature_names(nucleus=True, *, n_fourier=10, zernike_degree=8, prefix=
 
 
 @functools.lru_cache(maxsize=32)
-def _names(nucleus, n_fourier, zernike_degree, prefix):
+def _names(nucleus: bool, n_fourier: int, zernike_degree: int, prefix: str) -> tuple[str, ...]:
     base = _region_names(n_fourier, zernike_degree)
     names = [f"{prefix}_cell_{b}" for b in base]
     if nucleus:
@@ -154,7 +162,7 @@ def _names(nucleus, n_fourier, zernike_degree, prefix):
 # helpers (all operate on small cropped uint8 {0, 1} arrays)
 # --------------------------------------------------------------------------
 
-def _bbox(mask):
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """Bounding box ``(r0, r1, c0, c1)`` (exclusive ends) or None if empty."""
     x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
     if w == 0:
@@ -162,14 +170,14 @@ def _bbox(mask):
     return y, y + h, x, x + w
 
 
-def _crop_pad(mask, box, pad=1):
+def _crop_pad(mask: np.ndarray, box: tuple[int, int, int, int], pad: int = 1) -> np.ndarray:
     r0, r1, c0, c1 = box
     out = np.zeros((r1 - r0 + 2 * pad, c1 - c0 + 2 * pad), dtype=np.uint8)
     out[pad:pad + r1 - r0, pad:pad + c1 - c0] = mask[r0:r1, c0:c1]
     return out
 
 
-def _largest_component(u):
+def _largest_component(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Largest 8-connected component of a padded uint8 crop and its contour.
 
     Returns the (re-cropped, padded) component and its outer contour as an
@@ -179,7 +187,7 @@ def _largest_component(u):
     only needed when there are several components.
     """
     contours, hierarchy = cv2.findContours(u, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-    outer = [c for c, h in zip(contours, hierarchy[0]) if h[3] < 0]
+    outer: Sequence[Any] = [c for c, h in zip(contours, hierarchy[0]) if h[3] < 0]
     if len(outer) > 1:
         n, labels, stats, _ = cv2.connectedComponentsWithStats(u, connectivity=8)
         k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -190,7 +198,7 @@ def _largest_component(u):
     return u, max(outer, key=len).reshape(-1, 2)
 
 
-def _perimeter(u):
+def _perimeter(u: np.ndarray) -> float:
     """skimage.measure.perimeter(neighborhood=4) of a zero-padded crop."""
     # the codes of the border pixels (erosion by _CROSS, filter2D with
     # _PERIM_KERNEL) counted in one compiled pass
@@ -199,7 +207,7 @@ def _perimeter(u):
     return float(counts @ _PERIM_WEIGHTS)
 
 
-def _hu(nu):
+def _hu(nu: np.ndarray) -> np.ndarray:
     """Hu invariants from normalised central moments ``nu[p, q]``
     (p along rows, q along columns), same formulas as skimage."""
     n20, n02, n11 = nu[2, 0], nu[0, 2], nu[1, 1]
@@ -218,7 +226,7 @@ def _hu(nu):
 
 
 @functools.lru_cache(maxsize=8)
-def _zernike_matrix(degree):
+def _zernike_matrix(degree: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linear map from geometric moments to complex Zernike moments.
 
     ``Z = L @ G`` where ``G[t] = sum_p x_p^a y_p^b`` for the exponent pairs
@@ -249,7 +257,7 @@ def _zernike_matrix(degree):
     return mat, a_exp, b_exp
 
 
-def _lobe_count(u, depth, levels=10):
+def _lobe_count(u: np.ndarray, depth: float, levels: int = 10) -> float:
     """Number of lobes of a (possibly fragmented) region, see shape_features.
 
     The levels are counted by :func:`._shape_kernels.lobe_count` (the test suite
@@ -266,7 +274,7 @@ def _lobe_count(u, depth, levels=10):
     return float(_kernels().lobe_count(dist, dmax, float(depth), int(levels)))
 
 
-def _region_features(mask, n_fourier, zernike_degree):
+def _region_features(mask: np.ndarray, n_fourier: int, zernike_degree: int) -> np.ndarray:
     """Feature vector (ordered like ``_region_names``) of one compartment."""
     out = np.full(12 + 7 + n_fourier + _n_zernike(zernike_degree), np.nan)
     box = _bbox(mask)
@@ -303,7 +311,7 @@ def _region_features(mask, n_fourier, zernike_degree):
 
     bbox_area = float((u.shape[0] - 2) * (u.shape[1] - 2))   # u is padded by 1
 
-    def ratio(a, b):
+    def ratio(a: float, b: float) -> float:
         return a / b if b > 0 else np.nan
 
     base = [
@@ -335,8 +343,9 @@ def _region_features(mask, n_fourier, zernike_degree):
 # public API
 # --------------------------------------------------------------------------
 
-def shape_features(cell_mask, nucleus_mask=None, *, n_fourier=10, zernike_degree=8,
-                   lobe_depth=0.25, prefix="shape"):
+def shape_features(cell_mask: ArrayLike, nucleus_mask: ArrayLike | None = None, *,
+                   n_fourier: int = 10, zernike_degree: int = 8,
+                   lobe_depth: float = 0.25, prefix: str = "shape") -> dict[str, float]:
     r"""Morphometric features of a cell and (optionally) of its nucleus.
 
     Parameters
@@ -502,7 +511,8 @@ def shape_features(cell_mask, nucleus_mask=None, *, n_fourier=10, zernike_degree
     return dict(zip(names, values.tolist()))
 
 
-def _shape_values(cell, nucleus, n_fourier, zernike_degree, lobe_depth):
+def _shape_values(cell: np.ndarray, nucleus: np.ndarray | None, n_fourier: int,
+                  zernike_degree: int, lobe_depth: float) -> np.ndarray | None:
     """The values of :func:`shape_features` as a float64 array in the order
     of its names, or None for an empty ``cell``: checked arguments (bool
     masks of one shape, parameters as ``_check_params`` returns them); what
@@ -512,7 +522,7 @@ def _shape_values(cell, nucleus, n_fourier, zernike_degree, lobe_depth):
         return None
     r0, r1, c0, c1 = box
     cell_c = cell[r0:r1, c0:c1]
-    values = [_region_features(cell_c, n_fourier, zernike_degree)]
+    values: list[Any] = [_region_features(cell_c, n_fourier, zernike_degree)]
     if nucleus is not None:
         nuc_c = nucleus[r0:r1, c0:c1] & cell_c
         nuc_vals = _region_features(nuc_c, n_fourier, zernike_degree)

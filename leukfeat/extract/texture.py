@@ -176,12 +176,16 @@ import threading
 import warnings
 from collections.abc import Sequence
 from numbers import Integral
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import cv2
 import numpy as np
 
 from .._numba import companion
 from .._validation import as_uint8_rgb, check_image, check_int, check_mask
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "HARALICK_NAMES",
@@ -242,7 +246,7 @@ _MAX_KERNEL_PIXELS = 1 << 30
 # argument checking and quantisation
 # --------------------------------------------------------------------------- #
 
-def _check_int_image(image, name: str = "image") -> np.ndarray:
+def _check_int_image(image: ArrayLike, name: str = "image") -> np.ndarray:
     """A 2-D integer (or bool) image; floats and other shapes raise ValueError."""
     arr = check_image(image, name, ndim=(2,), min_size=1, allow_float=False)
     if arr.dtype == bool:
@@ -250,14 +254,15 @@ def _check_int_image(image, name: str = "image") -> np.ndarray:
     return arr
 
 
-def _check_mask_arg(mask, shape, name: str = "mask"):
+def _check_mask_arg(mask: ArrayLike | None, shape: tuple[int, ...],
+                    name: str = "mask") -> np.ndarray | None:
     if mask is None:
         return None
     return check_mask(mask, shape, name)
 
 
 
-def _check_distances(distances, name: str = "distances") -> tuple[int, ...]:
+def _check_distances(distances: Any, name: str = "distances") -> tuple[int, ...]:
     if isinstance(distances, Integral) and not isinstance(distances, bool):
         distances = (distances,)
     try:
@@ -270,7 +275,7 @@ def _check_distances(distances, name: str = "distances") -> tuple[int, ...]:
     return tuple(check_int(d, name, 1) for d in items)
 
 
-def _check_angles(angles, name: str = "angles") -> tuple[int, ...]:
+def _check_angles(angles: Any, name: str = "angles") -> tuple[int, ...]:
     if isinstance(angles, Integral) and not isinstance(angles, bool):
         angles = (angles,)
     try:
@@ -290,12 +295,12 @@ def _check_angles(angles, name: str = "angles") -> tuple[int, ...]:
     return tuple(out)
 
 
-def _region_values(arr: np.ndarray, mask) -> np.ndarray:
+def _region_values(arr: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return arr if mask is None else arr[mask]
 
 
 @functools.lru_cache(maxsize=4096)
-def _minmax_lut(lo, width, levels):
+def _minmax_lut(lo: int, width: int, levels: int) -> np.ndarray:
     """The min-max binning of the 256 uint8 values (read-only), for
     :func:`_quantize`: uint8 up to 256 levels, else int64."""
     lut = ((np.arange(256, dtype=np.int64) - lo).clip(0, width - 1) * levels) // width
@@ -304,7 +309,8 @@ def _minmax_lut(lo, width, levels):
     return lut
 
 
-def _quantize(arr: np.ndarray, mask, levels, quantization: str, name: str = "image"):
+def _quantize(arr: np.ndarray, mask: np.ndarray | None, levels: int | None, quantization: str,
+              name: str = "image") -> np.ndarray:
     """Return the grey-level image actually analysed (non-negative integers).
 
     ``levels=None`` keeps the values (they must be non-negative); otherwise
@@ -349,7 +355,7 @@ def _quantize(arr: np.ndarray, mask, levels, quantization: str, name: str = "ima
 # pair views
 # --------------------------------------------------------------------------- #
 
-def _pair_views(arr: np.ndarray, dy: int, dx: int):
+def _pair_views(arr: np.ndarray, dy: int, dx: int) -> tuple[Any, Any]:
     """Views ``a = f(p)`` and ``b = f(p + (dy, dx))`` over all valid ``p``."""
     h, w = arr.shape[:2]
     if dy >= h or abs(dx) >= w:
@@ -359,7 +365,7 @@ def _pair_views(arr: np.ndarray, dy: int, dx: int):
     return arr[:h - dy, -dx:], arr[dy:, :w + dx]
 
 
-def _pair_mask(mask, dy: int, dx: int):
+def _pair_mask(mask: np.ndarray | None, dy: int, dx: int) -> np.ndarray | None:
     """uint8 mask of the valid pairs (both pixels inside ``mask``), or None."""
     if mask is None:
         return None
@@ -415,7 +421,8 @@ class _GlcmStats:
 
     __slots__ = ("n", "sum_sq", "sum_xl", "px", "pdiff", "psum", "dense", "values", "maxv")
 
-    def __init__(self, n, sum_sq, sum_xl, px, pdiff, psum, dense, values, maxv):
+    def __init__(self, n: Any, sum_sq: Any, sum_xl: Any, px: Any, pdiff: Any, psum: Any,
+                 dense: Any, values: Any, maxv: Any) -> None:
         self.n = n              # (D,) number of unordered pairs
         self.sum_sq = sum_sq    # (D,) sum U^2 + sum diag(U)^2  (= sum S^2 / 2)
         self.sum_xl = sum_xl    # (D,) sum U log2 U + trace(U)  (= sum S log2 S / 2)
@@ -427,7 +434,7 @@ class _GlcmStats:
         self.maxv = maxv        # mahotas' matrix size: largest grey level + 1
 
 
-def _xlogx_stats(vals: np.ndarray):
+def _xlogx_stats(vals: np.ndarray) -> tuple[float, float]:
     """sum(v^2), sum(v log2 v) of positive counts, in float64."""
     if vals.size == 0:
         return 0.0, 0.0
@@ -435,7 +442,8 @@ def _xlogx_stats(vals: np.ndarray):
     return float(np.dot(v, v)), float(np.dot(v, np.log2(v)))
 
 
-def _stats_generic(qa, qb, valid, vals, k: int, want_dense: bool):
+def _stats_generic(qa: np.ndarray | None, qb: Any, valid: np.ndarray | None,
+                   vals: np.ndarray, k: int, want_dense: bool) -> tuple[Any, ...]:
     """Statistics of one direction from compact level indices (any number of levels).
 
     ``qa``, ``qb``: level indices (into ``vals``, sorted grey values) of the two
@@ -482,8 +490,8 @@ def _stats_generic(qa, qb, valid, vals, k: int, want_dense: bool):
     return n, sq + float(np.dot(dg, dg)), xl + trace, px, pdiff, psum, dense
 
 
-def _glcm_stats(q: np.ndarray, mask, distance: int, want_dense: bool,
-                force_generic: bool = False):
+def _glcm_stats(q: np.ndarray, mask: np.ndarray | None, distance: int, want_dense: bool,
+                force_generic: bool = False) -> _GlcmStats | None:
     """Statistics of the four directions of the region of ``q`` (non-negative integers).
 
     ``None`` when the region is empty. Images with at most 256 grey levels
@@ -529,7 +537,8 @@ def _glcm_stats(q: np.ndarray, mask, distance: int, want_dense: bool,
                       values, hi + offset + 1)
 
 
-def _glcm_stats_generic(q, mask, distance, want_dense, region, lo, hi):
+def _glcm_stats_generic(q: np.ndarray, mask: np.ndarray | None, distance: int, want_dense: bool,
+                        region: np.ndarray, lo: int, hi: int) -> _GlcmStats:
     """numpy statistics over the occupied levels (any number of grey levels)."""
     if hi - lo >= _MAX_SPAN:
         raise ValueError(f"image: grey levels span [{lo}, {hi}], more than {_MAX_SPAN} "
@@ -602,7 +611,8 @@ def _max_corr_coef(px: np.ndarray, dense: np.ndarray, n: float) -> float:
 # public API
 # --------------------------------------------------------------------------- #
 
-def haralick(image, distance: int = 1, mask=None, return_14: bool = False,
+def haralick(image: ArrayLike, distance: int = 1, mask: ArrayLike | None = None,
+             return_14: bool = False,
              levels: int | None = None, quantization: str = "fixed") -> np.ndarray:
     r"""Haralick texture features of a 2-D integer image, one row per direction.
 
@@ -681,14 +691,17 @@ def haralick(image, distance: int = 1, mask=None, return_14: bool = False,
     return _haralick_q(q, m, distance, bool(return_14))
 
 
-def _haralick_q(q, m, distance, return_14, force_generic=False):
+def _haralick_q(q: np.ndarray, m: np.ndarray | None, distance: int, return_14: bool,
+                force_generic: bool = False) -> np.ndarray:
     stats = _glcm_stats(q, m, distance, return_14, force_generic=force_generic)
     if stats is None:
         return np.full((len(GLCM_ANGLES), 14 if return_14 else 13), np.nan)
     return _haralick_from_stats(stats, return_14)
 
 
-def glcm(image, distances=(1,), angles=GLCM_ANGLES, levels: int | None = 256, mask=None,
+def glcm(image: ArrayLike, distances: int | Sequence[int] = (1,),
+         angles: int | Sequence[int] = GLCM_ANGLES, levels: int | None = 256,
+         mask: ArrayLike | None = None,
          symmetric: bool = True, normed: bool = True,
          quantization: str = "fixed") -> np.ndarray:
     r"""Grey-level co-occurrence matrices restricted to a mask.
@@ -786,7 +799,7 @@ def glcm(image, distances=(1,), angles=GLCM_ANGLES, levels: int | None = 256, ma
         return np.where(total > 0, out / np.where(total > 0, total, 1.0), np.nan)
 
 
-def glcm_props(P, props: Sequence[str] = GLCM_PROPS) -> dict[str, np.ndarray]:
+def glcm_props(P: ArrayLike, props: Sequence[str] = GLCM_PROPS) -> dict[str, np.ndarray]:
     r"""GLCM properties of :func:`skimage.feature.graycoprops`, vectorised.
 
     With :math:`p = P / \sum P` over the last two axes (counts or normalised
@@ -885,7 +898,7 @@ def glcm_props(P, props: Sequence[str] = GLCM_PROPS) -> dict[str, np.ndarray]:
     return out
 
 
-def _lbp_points(radius) -> int:
+def _lbp_points(radius: float) -> int:
     return int(round(8 * radius))
 
 
@@ -897,7 +910,7 @@ def _lbp_n_bins(n_points: int, method: str) -> int:
     return 1 << n_points
 
 
-def _check_radii(radii, name: str = "radii") -> tuple[int, ...]:
+def _check_radii(radii: Any, name: str = "radii") -> tuple[int, ...]:
     if isinstance(radii, Integral) and not isinstance(radii, bool):
         radii = (radii,)
     try:
@@ -911,13 +924,13 @@ def _check_radii(radii, name: str = "radii") -> tuple[int, ...]:
     return out
 
 
-def _check_lbp_method(method) -> str:
+def _check_lbp_method(method: str) -> str:
     if method not in _LBP_METHODS:
         raise ValueError(f"method: expected one of {tuple(_LBP_METHODS)}, got {method!r}")
     return method
 
 
-def lbp_feature_names(radii=(1, 2, 3), method: str = "uniform") -> list[str]:
+def lbp_feature_names(radii: int | Sequence[int] = (1, 2, 3), method: str = "uniform") -> list[str]:
     """Names of the :func:`lbp_histogram` bins, e.g. ``lbp_r1_u00`` ... ``lbp_r3_u25``.
 
     Parameters
@@ -935,9 +948,9 @@ def lbp_feature_names(radii=(1, 2, 3), method: str = "uniform") -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _lbp_names(radii: tuple, method: str, compartment_tag: str = "") -> tuple:
+def _lbp_names(radii: tuple[int, ...], method: str, compartment_tag: str = "") -> tuple[str, ...]:
     tag = _LBP_METHODS[method]
-    names = []
+    names: list[str] = []
     for r in radii:
         nb = _lbp_n_bins(_lbp_points(r), method)
         width = max(2, len(str(nb - 1)))
@@ -957,15 +970,34 @@ def _as_uint8_gray(arr: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(as_uint8_rgb(arr, name)[..., 0])
 
 
-def _gray_for_lbp(image, name: str = "image") -> np.ndarray:
+def _gray_for_lbp(image: ArrayLike, name: str = "image") -> np.ndarray:
     arr = check_image(image, name, ndim=(2,), min_size=1)
     if np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool:
         arr = _as_uint8_gray(arr, name)
     return arr
 
 
-def lbp_histogram(image, mask=None, radii=(1, 2, 3), method: str = "uniform",
-                  *, as_dict: bool = True):
+@overload
+def lbp_histogram(image: ArrayLike, mask: ArrayLike | None = ...,
+                  radii: int | Sequence[int] = ..., method: str = ...,
+                  *, as_dict: Literal[True] = ...) -> dict[str, float]: ...
+
+
+@overload
+def lbp_histogram(image: ArrayLike, mask: ArrayLike | None = ...,
+                  radii: int | Sequence[int] = ..., method: str = ...,
+                  *, as_dict: Literal[False]) -> list[np.ndarray]: ...
+
+
+@overload
+def lbp_histogram(image: ArrayLike, mask: ArrayLike | None = ...,
+                  radii: int | Sequence[int] = ..., method: str = ...,
+                  *, as_dict: bool = ...) -> dict[str, float] | list[np.ndarray]: ...
+
+
+def lbp_histogram(image: ArrayLike, mask: ArrayLike | None = None,
+                  radii: int | Sequence[int] = (1, 2, 3), method: str = "uniform",
+                  *, as_dict: bool = True) -> dict[str, float] | list[np.ndarray]:
     r"""Normalised histograms of local binary pattern codes inside a mask.
 
     For each radius :math:`r`, :func:`skimage.feature.local_binary_pattern`
@@ -1031,7 +1063,7 @@ def lbp_histogram(image, mask=None, radii=(1, 2, 3), method: str = "uniform",
 
 
 @functools.lru_cache(maxsize=64)
-def _lbp_offsets(n_points: int, radius: float):
+def _lbp_offsets(n_points: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """scikit-image's sampling offsets ``(rp, cp)`` of ``local_binary_pattern``.
 
     The same expressions as ``skimage.feature._texture._local_binary_pattern``
@@ -1053,7 +1085,8 @@ def _lbp_kernel_ok(n_points: int, method: str) -> bool:
     return n_points <= (62 if method in ("uniform", "nri_uniform") else 30)
 
 
-def _lbp_hists(arr: np.ndarray, m, radii, method: str) -> list:
+def _lbp_hists(arr: np.ndarray, m: np.ndarray | None, radii: tuple[int, ...],
+               method: str) -> list[np.ndarray]:
     """Normalised LBP histograms of the pixels of ``m`` (all when None), one per radius."""
     k = _kernels()
     h, w = arr.shape
@@ -1092,7 +1125,7 @@ def _lbp_hists(arr: np.ndarray, m, radii, method: str) -> list:
 _NO_CODES = np.zeros((0, 0), np.int64)
 
 
-def _lbp_code_image(image, radius: int, method: str = "uniform") -> np.ndarray:
+def _lbp_code_image(image: ArrayLike, radius: int, method: str = "uniform") -> np.ndarray:
     """The LBP code of every pixel from the compiled kernel, as float64.
 
     Equal to ``skimage.feature.local_binary_pattern(image, 8 * radius,
@@ -1114,7 +1147,8 @@ def _lbp_code_image(image, radius: int, method: str = "uniform") -> np.ndarray:
     return codes.astype(np.float64)
 
 
-def _lbp_counts_skimage(arr, m, p, r, method, nb, bbox):
+def _lbp_counts_skimage(arr: np.ndarray, m: np.ndarray | None, p: int, r: float, method: str,
+                        nb: int, bbox: tuple[int, int, int, int]) -> np.ndarray:
     """LBP code counts with scikit-image (settings the kernel does not cover)."""
     from skimage.feature import local_binary_pattern
 
@@ -1133,7 +1167,8 @@ def _lbp_counts_skimage(arr, m, p, r, method, nb, bbox):
     return np.bincount(codes.astype(np.int64), minlength=nb)[:nb].astype(np.float64)
 
 
-def texture_feature_names(distances=(1,), lbp_radii=(1, 2, 3), *, include_mcc: bool = False,
+def texture_feature_names(distances: int | Sequence[int] = (1,),
+                          lbp_radii: Sequence[int] = (1, 2, 3), *, include_mcc: bool = False,
                           lbp_method: str = "uniform", compartment: str | None = None
                           ) -> list[str]:
     """Names of the :func:`texture_features` outputs, in order, without an image.
@@ -1164,7 +1199,7 @@ def texture_feature_names(distances=(1,), lbp_radii=(1, 2, 3), *, include_mcc: b
                                        compartment))
 
 
-def _check_compartment(compartment) -> str:
+def _check_compartment(compartment: str | None) -> str:
     if compartment is None:
         return ""
     if not (isinstance(compartment, str) and compartment.isidentifier()
@@ -1174,8 +1209,8 @@ def _check_compartment(compartment) -> str:
     return compartment + "_"
 
 
-def _checked_texture_names(distances, lbp_radii, include_mcc, lbp_method,
-                           compartment=None) -> tuple:
+def _checked_texture_names(distances: Any, lbp_radii: Any, include_mcc: bool, lbp_method: str,
+                           compartment: str | None = None) -> tuple[str, ...]:
     radii = tuple(lbp_radii)
     if radii:  # validated before the (hashing) cache lookup
         radii = _check_radii(radii)
@@ -1185,8 +1220,8 @@ def _checked_texture_names(distances, lbp_radii, include_mcc, lbp_method,
 
 
 @functools.lru_cache(maxsize=32)
-def _texture_names(dists: tuple, lbp_radii: tuple, include_mcc: bool, lbp_method,
-                   tag: str = "") -> tuple:
+def _texture_names(dists: tuple[int, ...], lbp_radii: tuple[int, ...], include_mcc: bool,
+                   lbp_method: str, tag: str = "") -> tuple[str, ...]:
     hn = HARALICK_NAMES if include_mcc else HARALICK_NAMES[:13]
     names = [f"glcm_{tag}{n}_d{d}_{stat}" for d in dists for n in hn
              for stat in ("mean", "range")]
@@ -1195,8 +1230,9 @@ def _texture_names(dists: tuple, lbp_radii: tuple, include_mcc: bool, lbp_method
     return tuple(names)
 
 
-def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
-                     lbp_radii=(1, 2, 3), *, quantization: str = "fixed",
+def texture_features(gray: ArrayLike, mask: ArrayLike | None = None,
+                     distances: int | Sequence[int] = (1,), levels: int | None = 256,
+                     lbp_radii: Sequence[int] = (1, 2, 3), *, quantization: str = "fixed",
                      include_mcc: bool = False, lbp_method: str = "uniform",
                      compartment: str | None = None) -> dict[str, float]:
     r"""Haralick (aggregated over directions) and LBP texture features.
@@ -1265,7 +1301,9 @@ def texture_features(gray, mask=None, distances=(1,), levels: int | None = 256,
                                            radii, lbp_method).tolist()))
 
 
-def _texture_values(arr, m, dists, levels, quantization, include_mcc, radii, lbp_method):
+def _texture_values(arr: np.ndarray, m: np.ndarray | None, dists: tuple[int, ...],
+                    levels: int | None, quantization: str, include_mcc: bool,
+                    radii: tuple[int, ...], lbp_method: str) -> np.ndarray:
     """The values of :func:`texture_features` as a float64 array in the
     order of its names: checked arguments (uint8 grey image, bool mask of
     its shape or None, distances and radii as checked tuples); what

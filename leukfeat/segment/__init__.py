@@ -49,7 +49,7 @@ field.
 from .._module_path import set_module as _set_module
 from . import _container, _methods
 from ._container import CellCrop, Segmentation, from_mask
-from ._methods import (HSV_LOWER, HSV_UPPER, METHODS, blue_ratio, cells,  # noqa: F401
+from ._methods import (HSV_LOWER as HSV_LOWER, HSV_UPPER as HSV_UPPER, METHODS, blue_ratio, cells,  # noqa: F401
                        hsv_threshold, lab_kmeans, log_edges, nucleus_anchored, otsu, segment)
 from ._morphology import (closing, fill_holes, opening, remove_small, remove_small_holes,
                           split_touching)

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from .._validation import as_uint8_rgb, check_image, check_mask
 from . import _morphology, _threshold
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pathlib import Path
+
+    from numpy.typing import ArrayLike
+
+    from .._typing import StrPath
 
 _OUTLINE_CELL = (0, 255, 0)
 
@@ -47,11 +57,11 @@ class CellCrop:
         Whether the cell touches the border of the field (it may be cut).
     """
 
-    image: np.ndarray
+    image: np.ndarray | None
     mask: np.ndarray
     nucleus: np.ndarray
     cytoplasm: np.ndarray
-    bbox: tuple
+    bbox: tuple[int, int, int, int]
     label: int
     touches_border: bool
 
@@ -87,9 +97,9 @@ class Segmentation:
     nucleus: np.ndarray
     labels: np.ndarray
     method: str = ""
-    info: dict = field(default_factory=dict, compare=False)
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # Every reader of a segmentation (cell="largest", "median", per-cell
         # rows) relies on labels >= 0 of the mask's shape: refuse the rest
         # here, once, rather than letting each reader treat it its own way.
@@ -107,15 +117,17 @@ class Segmentation:
                              f"got {labels.min()}")
 
     @classmethod
-    def empty(cls, shape, method: str = "", info: dict | None = None) -> "Segmentation":
+    def empty(cls, shape: tuple[int, ...], method: str = "",
+              info: dict[str, Any] | None = None) -> "Segmentation":
         """An empty segmentation (no cell) of the given (H, W) shape."""
         shape = tuple(shape[:2])
         z = np.zeros(shape, bool)
         return cls(z, z.copy(), np.zeros(shape, np.int32), method, dict(info or {}))
 
     @classmethod
-    def from_masks(cls, mask, nucleus=None, labels=None, method: str = "",
-                   info: dict | None = None) -> "Segmentation":
+    def from_masks(cls, mask: ArrayLike, nucleus: ArrayLike | None = None,
+                   labels: ArrayLike | None = None, method: str = "",
+                   info: dict[str, Any] | None = None) -> "Segmentation":
         """Build a segmentation from user masks (e.g. ground truth).
 
         Parameters
@@ -158,7 +170,7 @@ class Segmentation:
             labels = np.where(mask, raw, 0).astype(np.int32)
         return cls(mask, nucleus, labels, method, dict(info or {}))
 
-    def cell_geometry(self) -> dict:
+    def cell_geometry(self) -> dict[int, tuple[float, float, int, int, int, int]]:
         """Centroid and bounding box of every cell.
 
         Returns
@@ -190,7 +202,7 @@ class Segmentation:
         return self.mask & ~self.nucleus
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, int]:
         """(H, W) of the segmented image."""
         return self.mask.shape
 
@@ -199,7 +211,7 @@ class Segmentation:
         """Number of labelled white cells."""
         return int(self.labels.max()) if self.labels.size else 0
 
-    def cell_ids(self) -> list:
+    def cell_ids(self) -> list[int]:
         """Labels of the cells present, sorted."""
         return [int(v) for v in np.unique(self.labels) if v != 0]
 
@@ -247,7 +259,7 @@ class Segmentation:
                             self.method, dict(self.info, selected=int(label)))
 
     @cached_property
-    def boxes(self) -> dict:
+    def boxes(self) -> dict[int, tuple[int, ...]]:
         """Bounding box of every cell, computed once (one compiled pass).
 
         Returns
@@ -270,13 +282,13 @@ class Segmentation:
             if found.size:
                 return {lab: tuple(int(v) for v in found[lab])
                         for lab in range(1, n + 1) if found[lab, 1] > found[lab, 0]}
-        out = {}
+        out: dict[int, tuple[int, ...]] = {}
         for lab in self.cell_ids():
             x, y, w, h = cv2.boundingRect((labels == lab).astype(np.uint8))
             out[lab] = (y, y + h, x, x + w)
         return out
 
-    def crop(self, label: int, image=None, margin: int = 4) -> CellCrop:
+    def crop(self, label: int, image: np.ndarray | None = None, margin: int = 4) -> CellCrop:
         """Cut cell ``label`` (1-based) and its masks out of ``image``.
 
         Parameters
@@ -305,7 +317,7 @@ class Segmentation:
             raise IndexError(f"label: cell {label} is empty")
         return self._crop_box(int(label), box, image, margin)
 
-    def iter_cells(self, image=None, margin: int = 4):
+    def iter_cells(self, image: np.ndarray | None = None, margin: int = 4) -> Iterator[CellCrop]:
         """Every cell cut out with its masks, in label order: the one per-cell
         loop of leukfeat (feature extraction, :func:`cells`, embeddings).
 
@@ -331,7 +343,8 @@ class Segmentation:
         for label, box in self.boxes.items():
             yield self._crop_box(label, box, image, margin)
 
-    def _crop_box(self, label, box, image, margin) -> CellCrop:
+    def _crop_box(self, label: int, box: tuple[int, ...], image: np.ndarray | None,
+                  margin: int) -> CellCrop:
         h, w = self.shape
         r0, r1, c0, c1 = box
         margin = int(margin)
@@ -344,7 +357,7 @@ class Segmentation:
                         m & ~nuc, (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop),
                         int(label), touches)
 
-    def masked(self, image, fill=0) -> np.ndarray:
+    def masked(self, image: ArrayLike, fill: float = 0) -> np.ndarray:
         """The image with every pixel outside ``mask`` set to ``fill``.
 
         This is the last step of the published LAB K-means recipe (the mask
@@ -355,7 +368,7 @@ class Segmentation:
         out[~self.mask] = fill
         return out
 
-    def save(self, folder, stem: str, image=None) -> dict:
+    def save(self, folder: StrPath, stem: str, image: ArrayLike | None = None) -> dict[str, Path]:
         """Write the masks, the label images and the outlines as files.
 
         Parameters
@@ -407,7 +420,7 @@ class Segmentation:
         if self.n_cells > np.iinfo(np.uint16).max:  # pragma: no cover - 65535 cells
             raise ValueError(f"{self.n_cells} cells do not fit a 16-bit label image")
         labels = self.labels.astype(np.uint16)
-        arrays = {"mask": self.mask.astype(np.uint8) * 255,
+        arrays: dict[str, np.ndarray] = {"mask": self.mask.astype(np.uint8) * 255,
                   "nucleus": self.nucleus.astype(np.uint8) * 255,
                   "labels": labels,
                   "nucleus_labels": np.where(self.nucleus, labels, 0).astype(np.uint16)}
@@ -430,8 +443,9 @@ class Segmentation:
             files[key] = file
         return files
 
-    def overlay(self, image, *, cell_colour=_OUTLINE_CELL,
-                nucleus_colour=_OUTLINE_NUCLEUS, thickness: int = 1) -> np.ndarray:
+    def overlay(self, image: ArrayLike, *, cell_colour: tuple[int, int, int] = _OUTLINE_CELL,
+                nucleus_colour: tuple[int, int, int] = _OUTLINE_NUCLEUS,
+                thickness: int = 1) -> np.ndarray:
         """Draw cell and nucleus outlines on a copy of ``image``.
 
         Parameters
@@ -470,7 +484,8 @@ class Segmentation:
 MASK_KINDS = ("auto", "binary", "labels", "nucleus_cytoplasm")
 
 
-def from_mask(image, mask, kind: str = "auto", *, method: str = "mask") -> Segmentation:
+def from_mask(image: ArrayLike, mask: ArrayLike, kind: str = "auto", *,
+              method: str = "mask") -> Segmentation:
     """A segmentation from your own mask or label image (no segmenter runs).
 
     For masks made elsewhere: Cellpose, StarDist, QuPath or CellProfiler
@@ -551,7 +566,7 @@ def from_mask(image, mask, kind: str = "auto", *, method: str = "mask") -> Segme
             kind = "nucleus_cytoplasm"
         else:
             kind = "labels"
-    info = {"mask_kind": kind}
+    info: dict[str, Any] = {"mask_kind": kind}
     if kind == "nucleus_cytoplasm":
         if values.size != 3 or values[0] != 0:
             raise ValueError(f"mask: kind='nucleus_cytoplasm' needs exactly three values "

@@ -8,6 +8,8 @@ nucleus channel :func:`blue_ratio`, the choice by name (:data:`METHODS`,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable
+
 import cv2
 import numpy as np
 
@@ -18,6 +20,11 @@ from ._container import Segmentation
 from ._morphology import clean_and_label, drop_border_cells, split_touching
 from ._threshold import (check_rgb, kmeans_on_histogram, nucleus_from_channel, otsu_threshold,
                          to_lab8)
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ._container import CellCrop
 
 _kernels = companion("leukfeat.segment._kernels")
 
@@ -57,7 +64,7 @@ def _finish(rgb, raw, *, method, min_size, open_radius, split, exclude_border,
 # --------------------------------------------------------------------------
 # segmenters
 # --------------------------------------------------------------------------
-def lab_kmeans(image, k: int = 4, *, min_stain: float = 8.0, min_blue: float = 2.0, min_size: int | None = None,
+def lab_kmeans(image: ArrayLike, k: int = 4, *, min_stain: float = 8.0, min_blue: float = 2.0, min_size: int | None = None,
                open_radius: int = 1, split: bool = False,
                exclude_border: bool = False, nucleus: bool = True) -> Segmentation:
     """Segment white cells by K-means on the CIELAB a* channel.
@@ -178,7 +185,8 @@ HSV_LOWER = (235.0, 0.18, 0.15)
 HSV_UPPER = (330.0, 1.0, 1.0)
 
 
-def hsv_threshold(image, lower=HSV_LOWER, upper=HSV_UPPER, *, min_size: int | None = None,
+def hsv_threshold(image: ArrayLike, lower: ArrayLike = HSV_LOWER,
+                  upper: ArrayLike = HSV_UPPER, *, min_size: int | None = None,
                   open_radius: int = 1, split: bool = False,
                   exclude_border: bool = False, nucleus: bool = True) -> Segmentation:
     """Segment white cells by thresholding in HSV space.
@@ -237,7 +245,7 @@ _OTSU_CHANNELS = {
 }
 
 
-def otsu(image, channel: str = "a", *, min_size: int | None = None,
+def otsu(image: ArrayLike, channel: str = "a", *, min_size: int | None = None,
          open_radius: int = 1, split: bool = False,
          exclude_border: bool = False, nucleus: bool = True) -> Segmentation:
     """Segment white cells with Otsu's threshold on one channel.
@@ -278,7 +286,7 @@ def otsu(image, channel: str = "a", *, min_size: int | None = None,
                    nucleus=nucleus, info=info)
 
 
-def nucleus_anchored(image, *, min_blue: float = 0.10, min_nucleus: float = 0.2,
+def nucleus_anchored(image: ArrayLike, *, min_blue: float = 0.10, min_nucleus: float = 0.2,
                      max_extent: float = 1.2, n_rays: int = 48, exclude_border: bool = False,
                      nucleus: bool = True, split: bool = True) -> Segmentation:
     """Segment white cells outwards from their nuclei (the default segmenter).
@@ -412,7 +420,7 @@ def nucleus_anchored(image, *, min_blue: float = 0.10, min_nucleus: float = 0.2,
     return Segmentation(m, nuc, labels, "nucleus_anchored", info)
 
 
-def blue_ratio(image, sigma: float = 1.0) -> np.ndarray:
+def blue_ratio(image: ArrayLike, sigma: float = 1.0) -> np.ndarray:
     """The nucleus channel of :func:`nucleus_anchored`: the white-balanced
     blue ratio ``(b - g) / (b + g)``.
 
@@ -452,7 +460,7 @@ def blue_ratio(image, sigma: float = 1.0) -> np.ndarray:
     return _blue_ratio(rgb, float(sigma))
 
 
-METHODS = {"nucleus_anchored": nucleus_anchored, "lab_kmeans": lab_kmeans,
+METHODS: dict[str, Callable[..., Segmentation]] = {"nucleus_anchored": nucleus_anchored, "lab_kmeans": lab_kmeans,
            "hsv": hsv_threshold, "hsv_threshold": hsv_threshold, "otsu": otsu}
 
 
@@ -460,7 +468,8 @@ METHODS = {"nucleus_anchored": nucleus_anchored, "lab_kmeans": lab_kmeans,
 DEFAULT_METHOD = "nucleus_anchored"
 
 
-def segment(image, method: str = DEFAULT_METHOD, **kwargs) -> Segmentation:
+def segment(image: ArrayLike, method: str | Callable[..., Segmentation] = DEFAULT_METHOD,
+            **kwargs: Any) -> Segmentation:
     """Segment with a segmenter chosen by name (see :data:`METHODS`).
 
     Parameters
@@ -486,8 +495,9 @@ def segment(image, method: str = DEFAULT_METHOD, **kwargs) -> Segmentation:
     return fn(image, **kwargs)
 
 
-def cells(image, method=DEFAULT_METHOD, *, exclude_border: bool = False, margin: int = 4,
-          min_area: int | None = None, **kwargs) -> list:
+def cells(image: ArrayLike, method: str | Callable[..., Segmentation] = DEFAULT_METHOD, *,
+          exclude_border: bool = False, margin: int = 4,
+          min_area: int | None = None, **kwargs: Any) -> list[CellCrop]:
     """Find every white cell of a smear field and cut each one out.
 
     Parameters
@@ -530,7 +540,8 @@ def cells(image, method=DEFAULT_METHOD, *, exclude_border: bool = False, margin:
 # --------------------------------------------------------------------------
 # edges
 # --------------------------------------------------------------------------
-def log_edges(image, sigma: float = 2.0, *, threshold: float | None = None) -> tuple:
+def log_edges(image: ArrayLike, sigma: float = 2.0, *,
+              threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Laplacian-of-Gaussian response and its zero-crossing edges.
 
     The response is the scale-normalised LoG ``sigma**2 * (G_sigma * I)''`` of

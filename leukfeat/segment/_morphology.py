@@ -11,12 +11,17 @@ compiled passes over a label image behind ``Segmentation.areas`` and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
 from .._numba import companion
 from .._validation import check_mask
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 _kernels = companion("leukfeat.segment._kernels")
 
@@ -25,14 +30,14 @@ def _as_mask(mask, name="mask") -> np.ndarray:
     return check_mask(mask, None, name)
 
 
-def connected_labels(mask: np.ndarray, connectivity: int = 8):
+def connected_labels(mask: np.ndarray, connectivity: int = 8) -> np.ndarray:
     """int32 labels ``1..n`` of the connected objects of ``mask`` (OpenCV's order)."""
     n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=connectivity,
                                      ltype=cv2.CV_32S)
     return lab.astype(np.int32, copy=False)
 
 
-def fill_holes(mask) -> np.ndarray:
+def fill_holes(mask: ArrayLike) -> np.ndarray:
     """Fill every hole of a binary mask.
 
     A hole is a background region not connected (4-connectivity) to the image
@@ -64,10 +69,10 @@ def fill_holes_u8(m: np.ndarray) -> np.ndarray:
     padded = np.zeros((h + 2, w + 2), np.uint8)
     np.minimum(m, 1, out=padded[1:-1, 1:-1])
     cv2.floodFill(padded, None, (0, 0), 2, flags=4)
-    return cv2.compare(padded[1:-1, 1:-1], 2, cv2.CMP_NE)
+    return cv2.compare(padded[1:-1, 1:-1], 2, cv2.CMP_NE)  # type: ignore[call-overload, unused-ignore]
 
 
-def remove_small(mask, min_size: int, connectivity: int = 8) -> np.ndarray:
+def remove_small(mask: ArrayLike, min_size: int, connectivity: int = 8) -> np.ndarray:
     """Remove connected components smaller than ``min_size`` pixels.
 
     Parameters
@@ -101,7 +106,7 @@ def remove_small(mask, min_size: int, connectivity: int = 8) -> np.ndarray:
     return keep[lab]
 
 
-def remove_small_holes(mask, area_threshold: int) -> np.ndarray:
+def remove_small_holes(mask: ArrayLike, area_threshold: int) -> np.ndarray:
     """Fill holes smaller than ``area_threshold`` pixels (4-connected holes)."""
     m = _as_mask(mask)
     return ~remove_small(~m, area_threshold, connectivity=4)
@@ -112,7 +117,7 @@ def disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def opening(mask, radius: int = 1) -> np.ndarray:
+def opening(mask: ArrayLike, radius: int = 1) -> np.ndarray:
     """Binary opening with a disc of the given radius (removes thin spurs)."""
     m = _as_mask(mask)
     if radius < 1:
@@ -120,7 +125,7 @@ def opening(mask, radius: int = 1) -> np.ndarray:
     return cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, disk(radius)).astype(bool)
 
 
-def closing(mask, radius: int = 1) -> np.ndarray:
+def closing(mask: ArrayLike, radius: int = 1) -> np.ndarray:
     """Binary closing with a disc of the given radius (bridges small gaps).
 
     The image is padded by ``radius`` so that objects at the border are not
@@ -153,8 +158,8 @@ def _solidity_by_label(labels: np.ndarray, areas: np.ndarray) -> np.ndarray:
     return sol
 
 
-def split_touching(mask, min_distance: int | None = None, *, solidity: float = 0.9,
-                   footprint_frac: float = 0.6, labels=None) -> np.ndarray:
+def split_touching(mask: ArrayLike, min_distance: int | None = None, *, solidity: float = 0.9,
+                   footprint_frac: float = 0.6, labels: np.ndarray | None = None) -> np.ndarray:
     """Label a mask, splitting touching round cells with a watershed.
 
     Only components whose solidity (area / convex-hull area) is below
@@ -211,7 +216,7 @@ def split_touching(mask, min_distance: int | None = None, *, solidity: float = 0
         # separate cores joined only through the narrow neck between them
         core = (dist > footprint_frac * dmax).astype(np.uint8)
         if min_distance:
-            core = cv2.erode(core, disk(max(1, int(min_distance) // 2)))
+            core = cv2.erode(core, disk(max(1, int(min_distance) // 2)))  # type: ignore[assignment, unused-ignore]
         n_mark, markers = cv2.connectedComponents(core, connectivity=8, ltype=cv2.CV_32S)
         if n_mark - 1 < 2:
             continue

@@ -13,12 +13,17 @@ CIELAB conversion every segmenter starts with (:func:`check_rgb`,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from .._numba import companion
 from .._validation import as_uint8_rgb, check_image, check_mask
 from ._morphology import disk, fill_holes_u8
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 _kernels = companion("leukfeat.segment._kernels")
 
@@ -34,8 +39,9 @@ def to_lab8(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
 
 
-def kmeans_histogram(channel, k: int = 3, *, mask=None, max_iter: int = 100,
-                     init=None) -> tuple:
+def kmeans_histogram(channel: ArrayLike, k: int = 3, *, mask: ArrayLike | None = None,
+                     max_iter: int = 100, init: ArrayLike | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """K-means (Lloyd) of an 8-bit channel, computed on its histogram.
 
     Pixels with the same value always fall in the same cluster, so Lloyd's
@@ -114,7 +120,7 @@ def kmeans_on_histogram(hist: np.ndarray, k: int, *, init=None, max_iter: int = 
     return centres, bounds, counts
 
 
-def otsu_threshold(values) -> float:
+def otsu_threshold(values: ArrayLike) -> float:
     """Otsu's threshold of uint8 values (pixels ``> t`` form the upper class).
 
     Computed from the 256-bin histogram by maximising the between-class
@@ -157,7 +163,7 @@ def contrasted_otsu(hist, min_contrast):
     return None if hi_mean - lo_mean < min_contrast else ti
 
 
-def split_nucleus(image, mask, *, channel: str = "L", min_contrast: float = 12.0,
+def split_nucleus(image: ArrayLike, mask: ArrayLike, *, channel: str = "L", min_contrast: float = 12.0,
                   min_fraction: float = 0.02, smooth: int = 1) -> np.ndarray:
     """Split the dark-stained nucleus from the paler cytoplasm.
 
