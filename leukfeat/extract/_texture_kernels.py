@@ -392,7 +392,8 @@ def glcm_stats_u8(img, mask, use_mask, d, tab, xlog, want_dense):
 # Haralick features from the statistics
 # --------------------------------------------------------------------------- #
 
-@numba.njit(inline="always")
+# not inlined: haralick_from_stats calls it three times (one compiled copy)
+@numba.njit(**_OPTS)
 def _entropy(c, total, xlog):
     r"""Entropy (base 2) of the integer counts ``c`` summing to ``total``.
 
@@ -724,7 +725,9 @@ def lbp_hist(pad, py0, px0, y0, y1, x0, x1, mask, use_mask, rp, cp, method, hist
             for xx in range(nx):
                 codes[xx] = _lbp_code(pat[xx], p, method)
         if codes_out.shape[0] > 0:
-            codes_out[y - y0, :] = codes
+            crow = codes_out[y - y0]
+            for xx in range(nx):        # element-wise: an array assignment compiles
+                crow[xx] = codes[xx]    # numba's shape-mismatch message (slow)
         if use_mask:
             mrow = mask[y, x0:x1]
             for xx in range(nx):
