@@ -367,9 +367,12 @@ def _table_stats(tab, lo, hi, xlog, want_dense):
     return n, sum_sq, sum_xl, px, pdiff, psum, dense
 
 
-@numba.njit(**_OPTS)
 def glcm_stats_u8(img, mask, use_mask, d, tab, xlog, want_dense):
     """Count (pass 1) and summarise (pass 2) the four directions of ``img``.
+
+    A Python function calling the two compiled passes: compiled, it would
+    optimise and link their machine code a second time (a second or more of
+    the first compilation, for a microsecond per call).
 
     Parameters: ``img`` C-contiguous uint8 (H, W); ``mask`` C-contiguous
     uint8 (H, W), used when ``use_mask``; ``d`` the distance; ``tab`` a
