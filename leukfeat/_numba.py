@@ -52,8 +52,11 @@ has finished that module (a marker file per module), then numba loads the
 kernels from the cache. Whatever goes wrong in the helper (it cannot start,
 dies, takes more than :data:`AHEAD_TIMEOUT` seconds) only means that this
 process compiles the kernels itself, as without it; the helper still
-running when this process exits is stopped. Set ``LEUKFEAT_COMPILE_AHEAD=0``
-to turn it off.
+running when this process exits is stopped. No helper either when the
+machine is busy (1-minute load average above the number of CPUs minus one:
+the helper's start-up and what both processes compile cost more than the
+share of a CPU it would get) or has one CPU. ``LEUKFEAT_COMPILE_AHEAD=0``
+turns the helper off, ``=1`` starts it whatever the load.
 """
 
 from __future__ import annotations
@@ -219,6 +222,23 @@ def _uncompiled(module: str) -> bool:
         return False
 
 
+def _idle_cpu() -> bool:
+    """Whether a CPU is free for the helper: at least two usable CPUs and a
+    1-minute load average at most their number minus one (unknown load, as
+    on Windows: free). On a busy machine the helper's own start-up and the
+    compiling done twice cost more than the second CPU share it gets."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return False
+    try:
+        return os.getloadavg()[0] <= cpus - 1
+    except (AttributeError, OSError):
+        return True
+
+
 def compile_ahead(here=("leukfeat.segment._methods",), ahead=AHEAD) -> bool:
     """Start, once per process, the helper that compiles the kernels of
     the modules ``ahead`` when their companions and those of ``here`` (what
@@ -234,8 +254,11 @@ def compile_ahead(here=("leukfeat.segment._methods",), ahead=AHEAD) -> bool:
         _ahead_tried = True
         # not in a helper, a frozen application or an interpreter embedded in
         # another program (sys.executable is then that program)
-        if (os.environ.get("LEUKFEAT_COMPILE_AHEAD", "1") == "0" or getattr(sys, "frozen", False)
+        setting = os.environ.get("LEUKFEAT_COMPILE_AHEAD", "")
+        if (setting == "0" or getattr(sys, "frozen", False)
                 or not os.path.basename(sys.executable or "").lower().startswith("python")):
+            return False
+        if setting != "1" and not _idle_cpu():
             return False
         if not all(_uncompiled(COMPANIONS[m]) for m in here):
             return False

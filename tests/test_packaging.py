@@ -259,7 +259,8 @@ def test_compile_ahead_helper_fills_the_cache(tmp_path):
         assert not any(s.cache_misses for s in stats), stats
         print("ok")
     """)
-    proc = _python_here(code, {"NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+    proc = _python_here(code, {"NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+                               "LEUKFEAT_COMPILE_AHEAD": "1"})     # whatever the load
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == "ok"
 
@@ -278,6 +279,23 @@ def test_compile_ahead_not_when_cached_or_turned_off(monkeypatch):
     assert not _numba._pending
 
 
+def test_compile_ahead_only_with_an_idle_cpu(monkeypatch):
+    from leukfeat import _numba
+
+    monkeypatch.setattr(_numba.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (0.9, 0.0, 0.0))
+    assert _numba._idle_cpu()
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (1.5, 0.0, 0.0))
+    assert not _numba._idle_cpu()                           # busy: no helper
+    monkeypatch.setattr(_numba, "_ahead_tried", False)
+    monkeypatch.setattr(_numba, "_uncompiled", lambda module: True)
+    monkeypatch.delenv("LEUKFEAT_COMPILE_AHEAD", raising=False)
+    assert not _numba.compile_ahead()
+    monkeypatch.setattr(_numba.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not _numba._idle_cpu()                           # one CPU
+
+
 def test_a_failed_helper_is_not_waited_for(monkeypatch):
     """A helper that dies (here: a module that does not exist) only means
     that this process compiles the kernels itself."""
@@ -291,7 +309,7 @@ def test_a_failed_helper_is_not_waited_for(monkeypatch):
     monkeypatch.setattr(_numba, "_pending", {})
     monkeypatch.setattr(_numba, "_helper", None)
     monkeypatch.setattr(_numba, "_helper_dir", None)
-    monkeypatch.delenv("LEUKFEAT_COMPILE_AHEAD", raising=False)
+    monkeypatch.setenv("LEUKFEAT_COMPILE_AHEAD", "1")
     assert _numba.compile_ahead(here=(), ahead=("leukfeat.nothing_here",))
     assert "leukfeat.nothing_here_k" in _numba._pending
     t = time.monotonic()
