@@ -38,24 +38,73 @@ cached instead of each compiling them. It runs the ``_warm`` function of
 each module in :data:`WARM`, which calls its kernels on tiny inputs of the
 types the module passes in production (numba compiles one machine code per
 argument types).
+
+Compiling ahead in a helper process (:func:`compile_ahead`): numba compiles
+in one thread, under a lock, so a first extraction on a cold cache would
+compile some 20 s of kernels one after the other. When the segmentation's
+kernels and those of :data:`AHEAD` are all uncompiled, the first extraction
+(and :func:`warm_kernels`) starts one helper process (``python -c``, the
+same interpreter and package) that runs the ``_warm`` of the modules of
+:data:`AHEAD`, in that order, writing numba's on-disk cache, while this
+process compiles the segmentation's kernels and then the others'. Before
+its first kernel call of such a module this process waits until the helper
+has finished that module (a marker file per module), then numba loads the
+kernels from the cache. Whatever goes wrong in the helper (it cannot start,
+dies, takes more than :data:`AHEAD_TIMEOUT` seconds) only means that this
+process compiles the kernels itself, as without it; the helper still
+running when this process exits is stopped. No helper either when the
+machine is busy (1-minute load average above the number of CPUs minus one:
+the helper's start-up and what both processes compile cost more than the
+share of a CPU it would get) or has one CPU. ``LEUKFEAT_COMPILE_AHEAD=0``
+turns the helper off, ``=1`` starts it whatever the load.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 
-__all__ = ["companion", "warm_kernels", "cache_dir", "WARM"]
+__all__ = ["companion", "warm_kernels", "cache_dir", "compile_ahead", "WARM", "AHEAD"]
 
 #: The modules whose ``_warm()`` :func:`warm_kernels` runs: each calls every
 #: kernel of its companion (the segment package's covers its four modules).
 WARM = ("leukfeat.segment._methods", "leukfeat.extract.texture",
         "leukfeat.extract.colour", "leukfeat.extract.shape", "leukfeat.extract.edges")
 
+#: The compiled companion of each module of :data:`WARM`.
+COMPANIONS = {"leukfeat.segment._methods": "leukfeat.segment._kernels",
+              "leukfeat.extract.texture": "leukfeat.extract._texture_kernels",
+              "leukfeat.extract.colour": "leukfeat.extract._colour_kernels",
+              "leukfeat.extract.shape": "leukfeat.extract._shape_kernels",
+              "leukfeat.extract.edges": "leukfeat.extract._edges_kernels"}
+
+#: The modules whose kernels a helper process compiles (in this order) on a
+#: cold cache while this process compiles the segmentation's; this process
+#: compiles the others' itself. An extraction needs texture right after the
+#: segmentation (and shape, colour, edges next): with the helper on
+#: texture, edges then colour, both processes finish at about the same time.
+AHEAD = ("leukfeat.extract.texture", "leukfeat.extract.edges", "leukfeat.extract.colour")
+
+#: Seconds after its start when this process stops waiting for the helper
+#: (which takes some 15 s on two cores) and compiles what is left itself.
+AHEAD_TIMEOUT = 120.0
+
 _LOADERS: dict = {}
+_AHEAD_LOCK = threading.Lock()
+_ahead_tried = False
+#: companion -> its marker file, while the helper may still be compiling it
+_pending: dict = {}
+_helper = None          # the helper process (subprocess.Popen)
+_helper_end = 0.0       # time.monotonic() when this process stops waiting for it
+_helper_dir = None      # its folder of marker files
 
 
 def _writable(folder: str) -> bool:
@@ -116,6 +165,8 @@ def companion(module: str):
 
     def load():
         nonlocal loaded
+        if _pending and module in _pending:
+            _wait_for(module)
         if loaded is None:
             if module not in sys.modules:
                 cache_dir(module)
@@ -134,6 +185,144 @@ def warm_kernels() -> None:
 
     Called in the parent process before a parallel batch, so that the
     workers find the kernels cached on disk instead of each compiling them.
+    On a cold cache a helper process compiles those of :data:`AHEAD`
+    meanwhile (:func:`compile_ahead`).
     """
+    compile_ahead()
     for name in WARM:
         importlib.import_module(name)._warm()
+
+
+# --------------------------------------------------------------------------
+# compiling ahead in a helper process
+# --------------------------------------------------------------------------
+def _uncompiled(module: str) -> bool:
+    """Whether numba's cache holds no compiled kernel of the companion
+    ``module`` (none, or only stale ones); False when that cannot be told.
+
+    Reads the cache index of each cached kernel (numba's private API, hence
+    the guard: any surprise counts as compiled, i.e. no helper).
+    """
+    try:
+        mod = companion(module)()
+        from numba.core.dispatcher import Dispatcher
+
+        seen = False
+        for obj in vars(mod).values():
+            if not isinstance(obj, Dispatcher) or obj.py_func.__module__ != module:
+                continue
+            index = getattr(getattr(obj, "_cache", None), "_cache_file", None)
+            if index is None:           # not cached (an inlined helper)
+                continue
+            seen = True
+            if index._load_index():     # {} when missing or stale
+                return False
+        return seen
+    except Exception:   # pragma: no cover - another numba: no helper
+        return False
+
+
+def _idle_cpu() -> bool:
+    """Whether a CPU is free for the helper: at least two usable CPUs and a
+    1-minute load average at most their number minus one (unknown load, as
+    on Windows: free). On a busy machine the helper's own start-up and the
+    compiling done twice cost more than the second CPU share it gets."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return False
+    try:
+        return os.getloadavg()[0] <= cpus - 1
+    except (AttributeError, OSError):
+        return True
+
+
+def compile_ahead(here=("leukfeat.segment._methods",), ahead=AHEAD) -> bool:
+    """Start, once per process, the helper that compiles the kernels of
+    the modules ``ahead`` when their companions and those of ``here`` (what
+    this process compiles meanwhile) have nothing in numba's cache (see the
+    module docstring). Returns whether a helper was started.
+    """
+    global _ahead_tried, _helper, _helper_dir, _helper_end
+    if _ahead_tried:
+        return False
+    with _AHEAD_LOCK:
+        if _ahead_tried:
+            return False
+        _ahead_tried = True
+        # not in a helper, a frozen application or an interpreter embedded in
+        # another program (sys.executable is then that program)
+        setting = os.environ.get("LEUKFEAT_COMPILE_AHEAD", "")
+        if (setting == "0" or getattr(sys, "frozen", False)
+                or not os.path.basename(sys.executable or "").lower().startswith("python")):
+            return False
+        if setting != "1" and not _idle_cpu():
+            return False
+        if not all(_uncompiled(COMPANIONS[m]) for m in here):
+            return False
+        todo = [m for m in ahead if _uncompiled(COMPANIONS[m])]
+        if not todo:
+            return False
+        folder = tempfile.mkdtemp(prefix="leukfeat-compile-")
+        env = dict(os.environ, LEUKFEAT_COMPILE_AHEAD="0")
+        # the same package (a checkout, an editable install) and cache
+        # folder (cache_dir set NUMBA_CACHE_DIR when it chose one)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]]
+                                                      if env.get("PYTHONPATH") else []))
+        code = ("import sys; from leukfeat._numba import _helper_main; "
+                "_helper_main(sys.argv[1], sys.argv[2:])")
+        try:
+            proc = subprocess.Popen([sys.executable, "-c", code, folder, *todo],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env=env,
+                                    creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        except OSError:     # pragma: no cover - no process can be started
+            shutil.rmtree(folder, ignore_errors=True)
+            return False
+        _helper, _helper_dir = proc, folder
+        _helper_end = time.monotonic() + AHEAD_TIMEOUT
+        for m in todo:
+            _pending[COMPANIONS[m]] = os.path.join(folder, m)
+        atexit.register(_stop_helper)
+        return True
+
+
+def _helper_main(folder: str, modules) -> None:
+    """The helper process: warm each module, then create its marker file."""
+    for name in modules:
+        importlib.import_module(name)._warm()
+        open(os.path.join(folder, name), "w").close()
+
+
+def _wait_for(module: str) -> None:
+    """Wait until the helper has compiled the companion ``module``, has
+    exited or has run for :data:`AHEAD_TIMEOUT` seconds; then this process
+    loads the kernels from the cache (or compiles what is missing)."""
+    marker = _pending.get(module)
+    if marker is None:
+        return
+    proc = _helper
+    while (not os.path.exists(marker) and proc.poll() is None
+           and time.monotonic() < _helper_end):
+        time.sleep(0.02)
+    _pending.pop(module, None)
+    if not _pending and proc.poll() is not None:
+        shutil.rmtree(_helper_dir, ignore_errors=True)
+
+
+def _stop_helper() -> None:
+    """At exit: stop the helper if it is still compiling (numba writes each
+    cache file whole, so nothing half-written is left) and remove its
+    folder."""
+    proc = _helper
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:   # pragma: no cover
+            proc.kill()
+    if _helper_dir is not None:
+        shutil.rmtree(_helper_dir, ignore_errors=True)

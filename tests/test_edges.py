@@ -72,6 +72,32 @@ def test_pairwise_sum_is_numpys_sum():
             assert k.pairwise_sum(a, 5, n - 5) == np.add.reduce(a[5:])
 
 
+def test_select_arranges_as_numbas_partition():
+    """select (used for the 90th percentiles) is numba's np.partition step
+    for step: the same arrangement, NaN last, signed zeros where it puts them."""
+    import numba
+    k = _kernels()
+    partition = numba.njit(lambda a, kth: np.partition(a, kth))
+    rng = np.random.default_rng(5)
+    for trial in range(400):
+        n = int(rng.integers(1, 200))
+        pick = trial % 4
+        if pick == 0:
+            a = rng.normal(size=n)
+        elif pick == 1:
+            a = rng.integers(0, 4, n).astype(np.float64)           # ties
+        elif pick == 2:
+            a = np.sort(rng.normal(size=n))[:: 1 if trial % 8 < 4 else -1]
+        else:
+            a = rng.choice([0.0, -0.0, 1.0, np.nan], n)            # NaN, signed zeros
+        kth = int(rng.integers(0, n))
+        want = partition(a, kth)
+        got = a.copy()
+        value = k.select(got, kth, 0, n - 1)
+        np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+        assert np.float64(value).view(np.int64) == got[kth].view(np.int64)
+
+
 def _p90_numpy(v):
     return np.percentile(v, 90)
 

@@ -269,6 +269,97 @@ def test_writable_is_false_for_a_read_only_folder(tmp_path):
         ro.chmod(0o755)
 
 
+def _python_here(code: str, env: dict, timeout=300) -> subprocess.CompletedProcess:
+    """Run ``code`` with this leukfeat (the checkout under test) importable."""
+    root = str(Path(leukfeat.__file__).resolve().parent.parent)
+    env = dict(os.environ, **env, PYTHONPATH=root)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_compile_ahead_helper_fills_the_cache(tmp_path):
+    """On a cold cache the helper process compiles the modules ahead; this
+    process waits for it, then loads those kernels instead of compiling them."""
+    code = textwrap.dedent("""
+        from leukfeat import _numba
+        comp = "leukfeat.extract._colour_kernels"
+        assert _numba._uncompiled(comp)
+        assert _numba.compile_ahead(here=(), ahead=("leukfeat.extract.colour",))
+        assert not _numba.compile_ahead()                   # once per process
+        k = _numba.companion(comp)()                        # waits for the helper
+        assert not _numba._pending
+        assert _numba._helper.wait(60) == 0
+        assert not _numba._uncompiled(comp)
+        import importlib
+        importlib.import_module("leukfeat.extract.colour")._warm()
+        from numba.core.dispatcher import Dispatcher
+        stats = [d.stats for d in vars(k).values()
+                 if isinstance(d, Dispatcher) and d.py_func.__module__ == comp]
+        assert sum(len(s.cache_hits) for s in stats) >= 5
+        assert not any(s.cache_misses for s in stats), stats
+        print("ok")
+    """)
+    proc = _python_here(code, {"NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+                               "LEUKFEAT_COMPILE_AHEAD": "1"})     # whatever the load
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_compile_ahead_not_when_cached_or_turned_off(monkeypatch):
+    from leukfeat import _numba
+
+    monkeypatch.setattr(_numba, "_ahead_tried", False)
+    monkeypatch.setattr(_numba, "_uncompiled", lambda module: False)    # a warm cache
+    assert not _numba.compile_ahead()
+    assert _numba._ahead_tried
+    monkeypatch.setattr(_numba, "_ahead_tried", False)
+    monkeypatch.setattr(_numba, "_uncompiled", lambda module: True)
+    monkeypatch.setenv("LEUKFEAT_COMPILE_AHEAD", "0")
+    assert not _numba.compile_ahead()
+    assert not _numba._pending
+
+
+def test_compile_ahead_only_with_an_idle_cpu(monkeypatch):
+    from leukfeat import _numba
+
+    monkeypatch.setattr(_numba.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (0.9, 0.0, 0.0))
+    assert _numba._idle_cpu()
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (1.5, 0.0, 0.0))
+    assert not _numba._idle_cpu()                           # busy: no helper
+    monkeypatch.setattr(_numba, "_ahead_tried", False)
+    monkeypatch.setattr(_numba, "_uncompiled", lambda module: True)
+    monkeypatch.delenv("LEUKFEAT_COMPILE_AHEAD", raising=False)
+    assert not _numba.compile_ahead()
+    monkeypatch.setattr(_numba.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not _numba._idle_cpu()                           # one CPU
+
+
+def test_a_failed_helper_is_not_waited_for(monkeypatch):
+    """A helper that dies (here: a module that does not exist) only means
+    that this process compiles the kernels itself."""
+    import time
+
+    from leukfeat import _numba
+
+    monkeypatch.setattr(_numba, "_ahead_tried", False)
+    monkeypatch.setattr(_numba, "_uncompiled", lambda module: True)
+    monkeypatch.setitem(_numba.COMPANIONS, "leukfeat.nothing_here", "leukfeat.nothing_here_k")
+    monkeypatch.setattr(_numba, "_pending", {})
+    monkeypatch.setattr(_numba, "_helper", None)
+    monkeypatch.setattr(_numba, "_helper_dir", None)
+    monkeypatch.setenv("LEUKFEAT_COMPILE_AHEAD", "1")
+    assert _numba.compile_ahead(here=(), ahead=("leukfeat.nothing_here",))
+    assert "leukfeat.nothing_here_k" in _numba._pending
+    t = time.monotonic()
+    _numba._wait_for("leukfeat.nothing_here_k")
+    assert time.monotonic() - t < 60
+    assert _numba._helper.poll() not in (None, 0)
+    assert not _numba._pending
+    _numba._stop_helper()
+
+
 # --------------------------------------------------------------------------- #
 # release files
 # --------------------------------------------------------------------------- #

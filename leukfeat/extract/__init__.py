@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .._numba import compile_ahead
 from .._validation import as_uint8_rgb, check_image
 from ..segment import DEFAULT_METHOD, Segmentation, segment as _segment
 from . import colour, edges, field, shape, texture
@@ -350,6 +351,9 @@ def _prepare(image: ArrayLike, segmentation: Segmentation | None,
     arr = check_image(image, "image", ndim=(3,))
     rgb = as_uint8_rgb(arr, "image")
     if segmentation is None:
+        # on a cold numba cache, a helper process compiles the feature kernels
+        # while this one compiles the segmentation's (once per process)
+        compile_ahead()
         segmentation = _segment(rgb, segmenter)
     elif not isinstance(segmentation, Segmentation):
         raise TypeError(f"segmentation: expected a leukfeat.segment.Segmentation, "

@@ -19,7 +19,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["pairwise_sum", "log_stats", "boundary_stats"]
+__all__ = ["pairwise_sum", "select", "log_stats", "boundary_stats"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -78,8 +78,8 @@ def pairwise_sum(a, lo, n):
     alike and added. The recursion is run on an explicit stack (numba's
     on-disk cache does not support recursive functions).
     """
-    if n <= 128:
-        return _pairwise_block(a, lo, n)
+    # (n <= 128 is one leaf of the loop below: one inlined _pairwise_block,
+    # which halves the compile time)
     # tasks (lo, n, phase): phase 0 sums a run, phase 1 adds the two partial
     # sums on top of the value stack (left below right)
     t_lo = np.empty(192, np.int64)
@@ -117,7 +117,65 @@ def pairwise_sum(a, lo, n):
     return vals[0]
 
 
-@numba.njit(inline="always")
+@numba.njit(**_OPTS)
+def select(a, k, low, high):
+    """Rearrange ``a[low:high + 1]`` in place as numba's ``np.partition(a,
+    k)`` does and return ``a[k]``: the same quickselect (median-of-three
+    pivot, the same swaps, NaN sorting last), hence the same arrangement.
+    Used instead of ``np.partition``, whose numba implementation (the kth
+    validated with ``np.unique``, a sort, error messages) takes seconds to
+    compile; written in one loop with the comparisons spelled out, which
+    compiles faster than small inlined helpers."""
+    while True:
+        # one partition step (numba's _partition_w_nan); x < y, NaN last:
+        # x < y or (isnan(y) and not isnan(x))
+        mid = (low + high) >> 1
+        x = a[mid]
+        y = a[low]
+        if x < y or (np.isnan(y) and not np.isnan(x)):
+            a[low] = x
+            a[mid] = y
+        x = a[high]
+        y = a[mid]
+        if x < y or (np.isnan(y) and not np.isnan(x)):
+            a[high] = y
+            a[mid] = x
+        x = a[mid]
+        y = a[low]
+        if x < y or (np.isnan(y) and not np.isnan(x)):
+            a[low] = x
+            a[mid] = y
+        pivot = a[mid]
+        pnan = np.isnan(pivot)
+        a[mid] = a[high]
+        a[high] = pivot
+        i = low
+        j = high - 1
+        while True:
+            while i < high and (a[i] < pivot or (pnan and not np.isnan(a[i]))):
+                i += 1
+            while j >= low and (pivot < a[j] or (np.isnan(a[j]) and not pnan)):
+                j -= 1
+            if i >= j:
+                break
+            x = a[i]
+            a[i] = a[j]
+            a[j] = x
+            i += 1
+            j -= 1
+        x = a[i]
+        a[i] = a[high]
+        a[high] = x
+        # numba's _select: narrow to the side that holds k
+        if i == k:
+            return a[k]
+        if i < k:
+            low = i + 1
+        else:
+            high = i - 1
+
+
+@numba.njit(**_OPTS)
 def _mean_std_p90(v, n, tmp, out, j, p90_of_abs):
     """``out[j:j + 4]`` = mean and std (ddof 0) of ``v[:n]`` as numpy's
     ``v.mean()``, ``v.std()``; then, with ``p90_of_abs``, the mean of
@@ -128,16 +186,16 @@ def _mean_std_p90(v, n, tmp, out, j, p90_of_abs):
         for i in range(j, j + (4 if p90_of_abs else 3)):
             out[i] = np.nan
         return
-    mean = pairwise_sum(v, 0, n) / n
+    mean = pairwise_sum(v, np.int64(0), n) / n
     for i in range(n):
         d = v[i] - mean
         tmp[i] = d * d
     out[j] = mean
-    out[j + 1] = math.sqrt(pairwise_sum(tmp, 0, n) / n)
+    out[j + 1] = math.sqrt(pairwise_sum(tmp, np.int64(0), n) / n)
     if p90_of_abs:
         for i in range(n):
             tmp[i] = abs(v[i])
-        out[j + 2] = pairwise_sum(tmp, 0, n) / n
+        out[j + 2] = pairwise_sum(tmp, np.int64(0), n) / n
         k = j + 3
     else:
         for i in range(n):
@@ -146,13 +204,12 @@ def _mean_std_p90(v, n, tmp, out, j, p90_of_abs):
     pos = 0.9 * (n - 1)
     lo = int(math.floor(pos))
     t = pos - lo
-    part = np.partition(tmp[:n], lo)
-    a = part[lo]
+    a = select(tmp, lo, 0, n - 1)      # np.partition(tmp[:n], lo), in place
     b = a
     if lo + 1 < n:
-        b = part[lo + 1]
+        b = tmp[lo + 1]
         for i in range(lo + 2, n):
-            b = min(b, part[i])
+            b = min(b, tmp[i])
     out[k] = _lerp(a, b, t)
 
 
@@ -162,13 +219,13 @@ def log_stats(resp, m, out):
     ``|r|`` over the response ``r = resp[m]`` (raster order), as
     ``r.mean(), r.std(), abs(r).mean(), numpy.percentile(abs(r), 90)``."""
     v = np.empty(resp.size)
-    n = 0
+    n = np.int64(0)     # not the literal 0: numba would also compile its callee for it
     for y in range(resp.shape[0]):
         for x in range(resp.shape[1]):
             if m[y, x]:
                 v[n] = resp[y, x]
                 n += 1
-    _mean_std_p90(v, n, np.empty(n), out, 0, True)
+    _mean_std_p90(v, n, np.empty(n), out, np.int64(0), np.bool_(True))
 
 
 @numba.njit(inline="always")
@@ -190,8 +247,8 @@ def boundary_stats(resp, gx, gy, m, eroded, threshold, out):
     h, w = resp.shape
     cell = np.empty(resp.size)
     ring = np.empty(resp.size)
-    nc = 0
-    nr = 0
+    nc = np.int64(0)    # see log_stats
+    nr = np.int64(0)
     ec = 0
     er = 0
     for y in range(h):
@@ -223,5 +280,5 @@ def boundary_stats(resp, gx, gy, m, eroded, threshold, out):
     out[0] = ec / nc if nc > 0 else np.nan
     out[1] = er / nr if nr > 0 else np.nan
     tmp = np.empty(nc)
-    _mean_std_p90(cell, nc, tmp, out, 2, False)
-    _mean_std_p90(ring, nr, tmp, out, 5, False)
+    _mean_std_p90(cell, nc, tmp, out, np.int64(2), np.bool_(False))
+    _mean_std_p90(ring, nr, tmp, out, np.int64(5), np.bool_(False))

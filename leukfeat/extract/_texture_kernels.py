@@ -367,9 +367,12 @@ def _table_stats(tab, lo, hi, xlog, want_dense):
     return n, sum_sq, sum_xl, px, pdiff, psum, dense
 
 
-@numba.njit(**_OPTS)
 def glcm_stats_u8(img, mask, use_mask, d, tab, xlog, want_dense):
     """Count (pass 1) and summarise (pass 2) the four directions of ``img``.
+
+    A Python function calling the two compiled passes: compiled, it would
+    optimise and link their machine code a second time (a second or more of
+    the first compilation, for a microsecond per call).
 
     Parameters: ``img`` C-contiguous uint8 (H, W); ``mask`` C-contiguous
     uint8 (H, W), used when ``use_mask``; ``d`` the distance; ``tab`` a
@@ -392,7 +395,8 @@ def glcm_stats_u8(img, mask, use_mask, d, tab, xlog, want_dense):
 # Haralick features from the statistics
 # --------------------------------------------------------------------------- #
 
-@numba.njit(inline="always")
+# not inlined: haralick_from_stats calls it three times (one compiled copy)
+@numba.njit(**_OPTS)
 def _entropy(c, total, xlog):
     r"""Entropy (base 2) of the integer counts ``c`` summing to ``total``.
 
@@ -724,7 +728,9 @@ def lbp_hist(pad, py0, px0, y0, y1, x0, x1, mask, use_mask, rp, cp, method, hist
             for xx in range(nx):
                 codes[xx] = _lbp_code(pat[xx], p, method)
         if codes_out.shape[0] > 0:
-            codes_out[y - y0, :] = codes
+            crow = codes_out[y - y0]
+            for xx in range(nx):        # element-wise: an array assignment compiles
+                crow[xx] = codes[xx]    # numba's shape-mismatch message (slow)
         if use_mask:
             mrow = mask[y, x0:x1]
             for xx in range(nx):

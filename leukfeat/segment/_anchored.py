@@ -56,6 +56,9 @@ _EXACT_F32 = 1 << 24  # OpenCV's float32 histograms count exactly below this man
 def _fit(x, sel):
     """(mean, inverse covariance, log-determinant) of the colours ``x[sel]``
     (``x`` float32 (..., C >= 3)), or None for fewer than 20 pixels."""
+    # float32 (exact for the 8-bit values), the type the contour kernels pass:
+    # one compiled gauss_fit instead of two
+    x = np.ascontiguousarray(x, np.float32)
     n, mu, ci, ld = _kernels().gauss_fit(x, sel, _REG, np.zeros((3, 3)))
     return (mu, ci, ld) if n >= 20 else None
 

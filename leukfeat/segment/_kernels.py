@@ -233,7 +233,10 @@ def label_counts(labels, nucleus, n):
         areas[prev] += run
         nuc[prev] += run_nuc
     areas[0] = lab.size - areas[1:].sum()
-    nuc[0] = np.count_nonzero(nu) - nuc[1:].sum()
+    nz = 0
+    for p in range(nu.size):    # np.count_nonzero(nu): a loop compiles faster
+        nz += nu[p]
+    nuc[0] = nz - nuc[1:].sum()
     return areas, nuc
 
 
@@ -489,7 +492,9 @@ def polar_grid(lab, labels, cx, cy, cos, sin, j_max):
     return pol, lab_pol
 
 
-@numba.njit(**_OPTS)
+# inlined into cell_polygon, its only caller: compiled once there, instead of
+# once alone and again (optimised and linked) inside cell_polygon
+@numba.njit(inline="always")
 def cell_contour(lab, labels, cx, cy, cos, sin, j_max, own, nuclei_stop, mus, cis, lds,
                  width, delta, beta, clip, ridge, iters, has_bg, bg_spread):
     """Contour of the cell around nucleus ``own`` on a polar grid.
@@ -543,8 +548,10 @@ def cell_contour(lab, labels, cx, cy, cos, sin, j_max, own, nuclei_stop, mus, ci
         n, mu, ci, ld = gauss_fit(pol, sel, ridge, extra)
         if n < 20:
             break
-        one_mu[0] = mu
-        one_ci[0] = ci
+        for a in range(3):      # element-wise: an array assignment would compile
+            one_mu[0, a] = mu[a]    # numba's shape-mismatch message (slow to compile)
+            for b in range(3):
+                one_ci[0, a, b] = ci[a, b]
         one_ld[0] = ld
         gauss_loglik_max(pol, one_mu, one_ci, one_ld, lo, hi, score)
         for k in range(k_rays):
@@ -719,8 +726,10 @@ def gauss_fit_groups(x, groups, k, ridge):
             sel[i, 0] = groups[i] == j
         n, mu, ci, ld = gauss_fit(xs, sel, ridge, extra)
         ns[j] = n
-        mus[j] = mu
-        cis[j] = ci
+        for a in range(3):      # element-wise (see cell_contour)
+            mus[j, a] = mu[a]
+            for b in range(3):
+                cis[j, a, b] = ci[a, b]
         lds[j] = ld
     return ns, mus, cis, lds
 
