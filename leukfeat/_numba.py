@@ -302,15 +302,16 @@ def _wait_for(module: str) -> None:
     exited or has run for :data:`AHEAD_TIMEOUT` seconds; then this process
     loads the kernels from the cache (or compiles what is missing)."""
     marker = _pending.get(module)
-    if marker is None:
+    proc, folder = _helper, _helper_dir
+    if marker is None or proc is None or folder is None:
+        _pending.pop(module, None)
         return
-    proc = _helper
     while (not os.path.exists(marker) and proc.poll() is None
            and time.monotonic() < _helper_end):
         time.sleep(0.02)
     _pending.pop(module, None)
     if not _pending and proc.poll() is not None:
-        shutil.rmtree(_helper_dir, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stop_helper() -> None:
