@@ -283,9 +283,20 @@ def test_predict_refuses_a_bad_model_file(work, trained, data_root, damage):
     broken = work / f"{damage}.skops"
     if damage == "garbage":
         broken.write_bytes(b"PK\x03\x04 not really a zip file")
-    else:  # flip bytes inside the payload of a real model file
+    else:  # flip bytes inside the compressed data of the largest member
+        import struct
+        import zipfile
+
         data = bytearray(model_path.read_bytes())
-        mid = len(data) // 2
+        with zipfile.ZipFile(model_path) as zf:
+            member = max(zf.infolist(), key=lambda zi: zi.compress_size)
+        # the data starts after the member's local header (30 bytes, name,
+        # extra field); zipfile ignores most fields of that header, so the
+        # flipped bytes must lie in the data itself (the middle of the file
+        # sometimes fell on a header: a flaky test)
+        start = member.header_offset
+        name_len, extra_len = struct.unpack("<HH", data[start + 26:start + 30])
+        mid = start + 30 + name_len + extra_len + member.compress_size // 2
         data[mid:mid + 16] = bytes(b ^ 0xFF for b in data[mid:mid + 16])
         broken.write_bytes(bytes(data))
     proc = run("predict", broken, data_root / "class_0", "--out", work / "p.csv", cwd=work,
