@@ -114,6 +114,20 @@ def tables(results: dict, classes) -> tuple[str, str]:
     return spread, pooled
 
 
+def load_taleghani_set(data):
+    """The Taleghani set's paths, labels (array), class names and images per
+    class, the counts printed."""
+    from leukfeat import datasets
+
+    ds = datasets.load_taleghani(data)
+    paths, y = list(ds.paths), np.asarray(ds.labels)
+    classes = list(ds.class_names)
+    counts = {c: int(np.sum(y == c)) for c in classes}
+    print(f"{len(paths)} images: " + ", ".join(f"{c} {n}" for c, n in counts.items()),
+          flush=True)
+    return paths, y, classes, counts
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -139,7 +153,7 @@ def main(argv=None) -> int:
               "see ../shared/data/README.md)", file=sys.stderr)
         return 2
 
-    from leukfeat import datasets, evaluate, segment
+    from leukfeat import evaluate, segment
     from leukfeat.augment import Augmenter, TrainingAugmentation
     from leukfeat.models import make_classifier, make_pipeline
     from leukfeat.transformers import FeatureExtractor
@@ -156,12 +170,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     t_start = time.perf_counter()
-    ds = datasets.load_taleghani(data)
-    paths, y = list(ds.paths), np.asarray(ds.labels)
-    classes = list(ds.class_names)
-    counts = {c: int(np.sum(y == c)) for c in classes}
-    print(f"{len(paths)} images: " + ", ".join(f"{c} {n}" for c, n in counts.items()),
-          flush=True)
+    paths, y, classes, counts = load_taleghani_set(data)
     meta = {"data": str(data), "n_images": len(paths), "class_counts": counts,
             "segmenter": segmenter, "cell": "largest", "cv": args.cv, "seed": args.seed,
             "commit": _commit(), "python": platform.python_version(),

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "taleghani-all"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from balance_taleghani import _commit, fold_metrics, tables  # noqa: E402
+from balance_taleghani import _commit, fold_metrics, load_taleghani_set, tables  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -67,19 +67,14 @@ def main(argv=None) -> int:
               "see ../shared/data/README.md)", file=sys.stderr)
         return 2
 
-    from leukfeat import datasets, evaluate, segment
+    from leukfeat import evaluate, segment
     from leukfeat.models import make_classifier
     from leukfeat.transformers import FeatureExtractor
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    ds = datasets.load_taleghani(data)
-    paths, y = list(ds.paths), np.asarray(ds.labels)
-    classes = list(ds.class_names)
-    counts = {c: int(np.sum(y == c)) for c in classes}
-    print(f"{len(paths)} images: " + ", ".join(f"{c} {n}" for c, n in counts.items()),
-          flush=True)
+    paths, y, classes, counts = load_taleghani_set(data)
     segmenter = segment.DEFAULT_METHOD
     fx = FeatureExtractor(segmenter=segmenter, n_jobs=args.n_jobs, cache=args.cache or None,
                           on_error="nan")
